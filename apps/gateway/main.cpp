@@ -1,0 +1,174 @@
+// llm-gateway: loads the config, starts the gateway, waits for SIGTERM/SIGINT,
+// drains in-flight requests and exits 0.
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <variant>
+
+#include "cli.hpp"
+#include "gw/config/config.hpp"
+#include "gw/core/log.hpp"
+#include "gw/gateway/app.hpp"
+#include "gw/mock/mock_server.hpp"
+
+namespace {
+
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+void apply_log_level(bool debug) {
+  gw::log::level l = gw::log::level::info;
+  if (const char* v = std::getenv("LITELLM_LOG")) {
+    if (!gw::log::parse_level(v, l)) gw::log::warn(std::string("LITELLM_LOG='") + v + "' is not a log level; using INFO");
+  }
+  if (debug) l = gw::log::level::debug;
+  gw::log::set_level(l);
+}
+
+bool write_port_file(const std::string& path, std::uint16_t port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    if (!f) return false;
+    f << port << "\n";
+    if (!f) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gw::app::cli_options opts;
+  std::string err;
+  if (!gw::app::parse_cli(std::vector<std::string>(argv + 1, argv + argc), opts, err)) {
+    std::cerr << "llm-gateway: " << err << "\n";
+    return 2;
+  }
+  if (opts.help) {
+    std::cout << gw::app::usage_text();
+    return 0;
+  }
+  if (opts.version) {
+    std::cout << "llm-gateway " << GW_VERSION << "\n";
+    return 0;
+  }
+
+  // Block the shutdown signals in every thread; main waits for them with sigwait.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+
+  // .env first, as LiteLLM does; variables already set win.
+  {
+    std::string env_path = opts.env_file.value_or(".env");
+    bool missing = false;
+    if (!gw::config::load_env_file(env_path, err, missing)) {
+      std::cerr << "llm-gateway: " << err << "\n";
+      return 1;
+    }
+    if (missing && opts.env_file) {
+      std::cerr << "llm-gateway: --env-file " << env_path << ": no such file\n";
+      return 1;
+    }
+  }
+  apply_log_level(opts.debug);
+
+  // No --config: the embedded default, served by the built-in mock provider.
+  std::unique_ptr<gw::mock::server> embedded_mock;
+  gw::config::load_result loaded;
+  if (opts.config) {
+    loaded = gw::config::load_file(*opts.config);
+  } else {
+    if (!opts.check_config) {
+      gw::mock::options mo;
+      mo.host = "127.0.0.1";
+      mo.port = 0;
+      mo.threads = 1;
+      embedded_mock = std::make_unique<gw::mock::server>(mo);
+      try {
+        embedded_mock->start();
+      } catch (const std::exception& e) {
+        std::cerr << "llm-gateway: cannot start the embedded mock provider: " << e.what() << "\n";
+        return 1;
+      }
+      setenv("GW_EMBEDDED_MOCK_BASE", ("http://127.0.0.1:" + std::to_string(embedded_mock->port()) + "/v1").c_str(), 1);
+    } else {
+      setenv("GW_EMBEDDED_MOCK_BASE", "http://127.0.0.1:1/v1", 0);
+    }
+    loaded = gw::config::load_string(gw::config::embedded_default_yaml(), "<embedded default>");
+  }
+  if (auto* e = std::get_if<gw::config::config_error>(&loaded)) {
+    std::cerr << "llm-gateway: invalid config: " << e->message << "\n";
+    return 1;
+  }
+  const auto& cfg = std::get<gw::config::gateway_config>(loaded);
+  apply_log_level(opts.debug);  // environment_variables may have set LITELLM_LOG
+
+  std::vector<std::string> warnings = cfg.warnings;
+  gw::gateway::app_options ao;
+  ao.host = opts.host;
+  ao.port = opts.port;
+  ao.io_threads = opts.num_workers;
+  std::unique_ptr<gw::gateway::app> gateway;
+  try {
+    gateway = std::make_unique<gw::gateway::app>(cfg, ao, warnings);
+  } catch (const std::exception& e) {
+    std::cerr << "llm-gateway: " << e.what() << "\n";
+    return 1;
+  }
+  for (const auto& w : warnings) gw::log::warn("config " + cfg.source + ": " + w);
+  if (opts.check_config) {
+    std::cout << "config " << cfg.source << " is valid: " << cfg.model_list.size() << " deployment(s), "
+              << warnings.size() << " warning(s)\n";
+    return 0;
+  }
+  if (cfg.general.master_key.empty())
+    gw::log::warn("no master key (general_settings.master_key or LITELLM_MASTER_KEY): model routes are open to "
+                  "anyone who can reach the port");
+  if (embedded_mock)
+    gw::log::info("no --config: serving the embedded default config (models mock-gpt, mock-embed) from the "
+                  "built-in mock provider on 127.0.0.1:" + std::to_string(embedded_mock->port()));
+
+  try {
+    gateway->start();
+  } catch (const std::exception& e) {
+    std::cerr << "llm-gateway: " << e.what() << "\n";
+    return 1;
+  }
+  gw::log::info("llm-gateway " + std::string(GW_VERSION) + " listening on http://" + opts.host + ":" +
+                std::to_string(gateway->port()) + " (" + std::to_string(gateway->io_thread_count()) +
+                " io threads, " + std::to_string(gateway->actor_thread_count()) + " actor threads, " +
+                std::to_string(cfg.model_list.size()) + " deployments)");
+  if (opts.port_file && !write_port_file(*opts.port_file, gateway->port())) {
+    std::cerr << "llm-gateway: cannot write --port-file " << *opts.port_file << "\n";
+    return 1;
+  }
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg.gateway.drain_timeout * 1000));
+  gw::log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                ": draining in-flight requests (up to " + std::to_string(timeout.count()) + " ms)");
+  auto left = gateway->drain(timeout);
+  if (left > 0) gw::log::warn(std::to_string(left) + " request(s) still running at the drain timeout; closing them");
+  gateway->stop();
+  if (embedded_mock) embedded_mock->stop();
+  gw::log::info("stopped");
+  return 0;
+}

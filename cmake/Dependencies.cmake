@@ -1,0 +1,32 @@
+# Every third-party imported target is made here, once. All come from Debian packages
+# (scripts/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+find_package(OpenSSL REQUIRED)
+find_package(simdjson REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(prometheus-cpp REQUIRED)
+find_package(PkgConfig REQUIRED)
+
+# CAF 0.17.6 ships no CMake config.
+find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
+find_library(CAF_CORE_LIBRARY caf_core REQUIRED)
+if(NOT TARGET CAF::core)
+  add_library(CAF::core INTERFACE IMPORTED)
+  set_target_properties(CAF::core PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${CAF_CORE_LIBRARY};Threads::Threads")
+endif()
+
+# yaml-cpp 0.7 exports a target without namespace.
+if(NOT TARGET yaml::yaml-cpp)
+  add_library(yaml::yaml-cpp INTERFACE IMPORTED)
+  set_target_properties(yaml::yaml-cpp PROPERTIES INTERFACE_LINK_LIBRARIES yaml-cpp)
+endif()
+
+if(GW_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(GW_BUILD_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,126 @@
+#pragma once
+/// The gateway's configuration, read from LiteLLM's config.yaml format.
+/// Immutable once loaded; shared read-only by every thread (thread-safe).
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace gw::config {
+
+/// Where a value sits in the YAML file (1-based; 0 = unknown, e.g. embedded default).
+struct source_location {
+  int line = 0;
+  int column = 0;
+};
+
+/// One entry of `model_list`: a deployment of a model group.
+struct deployment {
+  std::string model_name;       ///< the model group clients ask for ("gpt-4o", or "*")
+  std::string model;            ///< litellm_params.model as written, e.g. "openai/gpt-4o"
+  std::string provider;         ///< part before the first '/', lower-case; "openai" if none
+  std::string upstream_model;   ///< part after the first '/' (what the provider is sent)
+  std::string api_base;         ///< resolved; empty = the provider's default
+  std::string api_key;          ///< resolved; empty = none
+  std::string api_version;
+  std::optional<double> timeout;         ///< seconds, whole request
+  std::optional<double> stream_timeout;  ///< seconds, between stream chunks
+  std::optional<std::int64_t> rpm;
+  std::optional<std::int64_t> tpm;
+  std::optional<int> max_retries;
+  std::optional<std::int64_t> max_parallel_requests;
+  std::optional<double> weight;
+  /// model_info.id if given, else a stable id derived from the entry's content.
+  std::string id;
+  /// Every scalar in litellm_params, resolved (os.environ/... replaced), as text,
+  /// including the ones above; lists and maps as compact JSON text.
+  std::map<std::string, std::string> params;
+  /// Same for model_info (mode, base_model, input_cost_per_token, ...).
+  std::map<std::string, std::string> model_info;
+  source_location where;
+};
+
+/// general_settings: the parts the gateway reads.
+struct general_settings {
+  std::string master_key;     ///< general_settings.master_key, else $LITELLM_MASTER_KEY
+  std::string database_url;   ///< general_settings.database_url, else $DATABASE_URL
+  std::size_t max_request_size_bytes = 32u * 1024u * 1024u;  ///< max_request_size_mb
+};
+
+/// litellm_settings: the parts the gateway reads.
+struct litellm_settings {
+  double request_timeout = 600;   ///< seconds; default for deployments without `timeout`
+  int num_retries = 0;
+  bool drop_params = false;
+  std::vector<std::string> success_callback;
+  std::vector<std::string> failure_callback;
+  std::vector<std::string> callbacks;
+};
+
+/// router_settings: the parts the gateway reads.
+struct router_settings {
+  std::string routing_strategy = "simple-shuffle";
+  std::optional<int> num_retries;
+  std::optional<double> timeout;
+  int allowed_fails = 3;
+  double cooldown_time = 5;
+};
+
+/// gateway_settings: our own section (LiteLLM has no equivalent keys); all optional.
+struct gateway_settings {
+  int io_threads = 0;                      ///< 0 = one per core
+  int actor_threads = 0;                   ///< 0 = chosen from io_threads
+  std::size_t max_connections = 20000;     ///< concurrent client connections
+  std::size_t max_header_bytes = 64 * 1024;
+  double keepalive_timeout = 75;           ///< idle keep-alive connection, seconds
+  double request_read_timeout = 60;        ///< whole request (headers + body), seconds
+  double connect_timeout = 10;             ///< upstream TCP + TLS connect, seconds
+  double drain_timeout = 30;               ///< SIGTERM: wait this long for in-flight work
+  std::size_t upstream_max_idle_per_host = 256;  ///< per io thread
+  double upstream_idle_timeout = 30;       ///< close idle upstream connections after, seconds
+};
+
+/// A whole loaded configuration.
+struct gateway_config {
+  std::vector<deployment> model_list;
+  general_settings general;
+  litellm_settings litellm;
+  router_settings router;
+  gateway_settings gateway;
+  std::map<std::string, std::string> environment_variables;
+  /// One line per key that is accepted but not implemented (or unknown), and per
+  /// os.environ/NAME that is not set. The caller logs them once at start.
+  std::vector<std::string> warnings;
+  std::string source;  ///< file path, or "<embedded default>"
+};
+
+/// An invalid config: `message` names the file, line, column and YAML path, e.g.
+/// "conf.yaml:12:7: model_list[1].litellm_params.rpm: expected an integer, got 'ten'".
+struct config_error {
+  std::string message;
+};
+
+using load_result = std::variant<gateway_config, config_error>;
+
+/// Loads a config file. Applies `environment_variables` to the process environment
+/// (overriding), then resolves every `os.environ/NAME` scalar anywhere in the document.
+load_result load_file(const std::string& path);
+/// Same from text; `source_name` is used in messages and `gateway_config::source`.
+load_result load_string(std::string_view yaml, std::string_view source_name);
+
+/// The embedded default: one model group served by the built-in mock provider whose
+/// base URL is read from $GW_EMBEDDED_MOCK_BASE (set by the gateway before loading).
+std::string_view embedded_default_yaml();
+
+/// Loads a .env file into the process environment without overriding variables
+/// already set (python-dotenv's default). Accepts `KEY=VALUE`, `export KEY=VALUE`,
+/// single/double quotes, `#` comments, blank lines. Returns false with `err` set
+/// (file:line: reason) on a malformed line; a missing file is `missing=true`, not an error.
+bool load_env_file(const std::string& path, std::string& err, bool& missing);
+
+}  // namespace gw::config

@@ -1,0 +1,25 @@
+#pragma once
+/// Small string helpers shared by every library.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gw {
+
+bool iequals(std::string_view a, std::string_view b) noexcept;
+std::string_view trim(std::string_view s) noexcept;
+std::string to_lower(std::string_view s);
+std::vector<std::string_view> split(std::string_view s, char sep);
+
+/// Compares two secrets in time independent of where they differ (length still leaks,
+/// which is public for our keys' formats).
+bool secure_equals(std::string_view a, std::string_view b) noexcept;
+
+/// Parses a non-negative decimal integer; nullopt on anything else.
+std::optional<long long> parse_int(std::string_view s) noexcept;
+/// Parses a finite floating-point number; nullopt on anything else.
+std::optional<double> parse_double(std::string_view s) noexcept;
+
+}  // namespace gw

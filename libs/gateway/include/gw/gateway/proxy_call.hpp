@@ -1,0 +1,93 @@
+#pragma once
+/// One proxied model request on its io thread: route (via actors), call the
+/// upstream over a pooled connection, relay the answer (whole, or SSE event by
+/// event), then report the outcome. io-thread owned.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "gw/gateway/actors.hpp"
+#include "gw/gateway/context.hpp"
+#include "gw/http/server.hpp"
+#include "gw/http/sse.hpp"
+#include "gw/http/upstream.hpp"
+#include "gw/providers/openai.hpp"
+
+namespace gw::gateway {
+
+class proxy_call : public http::deadline_target, public std::enable_shared_from_this<proxy_call> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  proxy_call(const gateway_context& ctx, http::session_ptr s, providers::operation op,
+             providers::inspected_request req, const model_group* group);
+  ~proxy_call() override;
+
+  /// Asks the group's router for a deployment; everything else follows from there.
+  void start();
+
+  void on_deadline() override;
+
+ private:
+  enum class phase { routing, connecting, sending, waiting_head, reading_body, streaming, writing_client, done };
+
+  void on_routed(route_decision d);
+  void begin_attempt();
+  void on_connected(http::error_code ec);
+  void write_request();
+  void on_written(http::error_code ec);
+  void on_head(http::error_code ec);
+  bool retry_on_fresh_connection(http::error_code ec);
+
+  void read_buffered();
+  void on_buffered(http::error_code ec, std::size_t n, bool done);
+  void respond_buffered();
+
+  void start_stream();
+  void read_stream();
+  void on_stream_read(http::error_code ec, std::size_t n, bool done);
+  void stream_broke(std::string message);
+
+  void fail_before_response(http::error_code ec);
+  void respond_error(const error& e);
+  void finish(int status, bool upstream_ok);
+  void build_client_headers();
+  std::string timing_headers();
+
+  const gateway_context& ctx_;
+  http::session_ptr session_;
+  providers::operation op_;
+  providers::inspected_request req_;
+  const model_group* group_;
+  deployment_runtime* dep_ = nullptr;
+  std::unique_ptr<http::upstream_connection> conn_;
+  phase phase_ = phase::routing;
+  int attempts_ = 0;
+  bool timed_out_ = false;
+  bool finished_ = false;
+  std::string call_id_;
+
+  // upstream request
+  std::string head_;
+  std::string model_json_;
+  std::size_t body_prefix_ = 0, body_suffix_ = 0;
+
+  // upstream response
+  int status_ = 0;
+  std::string content_type_;
+  std::string client_headers_;
+  std::string body_;
+  std::string relay_;
+  std::size_t relay_len_ = 0;
+  std::size_t scanned_ = 0;
+  http::sse_scanner scanner_;
+  std::string sse_scratch_;
+  std::string event_out_;
+  providers::usage usage_;
+
+  // timing
+  clock::time_point t_received_, t_upstream_start_, t_first_byte_, t_upstream_done_;
+};
+
+}  // namespace gw::gateway

@@ -1,0 +1,149 @@
+#include "gw/gateway/app.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/all.hpp>
+
+#include <thread>
+
+#include "gw/core/log.hpp"
+#include "gw/gateway/actors.hpp"
+#include "gw/gateway/context.hpp"
+#include "gw/gateway/handler.hpp"
+#include "gw/gateway/runtime.hpp"
+#include "gw/http/io_threads.hpp"
+#include "gw/http/server.hpp"
+#include "gw/http/upstream.hpp"
+#include "gw/telemetry/metrics.hpp"
+
+namespace gw::gateway {
+namespace {
+
+std::chrono::milliseconds ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+}
+
+std::size_t choose_io_threads(const app_options& o, const config::gateway_config& cfg) {
+  if (o.io_threads > 0) return static_cast<std::size_t>(o.io_threads);
+  if (cfg.gateway.io_threads > 0) return static_cast<std::size_t>(cfg.gateway.io_threads);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::size_t choose_actor_threads(const app_options& o, const config::gateway_config& cfg, std::size_t io) {
+  if (o.actor_threads > 0) return static_cast<std::size_t>(o.actor_threads);
+  if (cfg.gateway.actor_threads > 0) return static_cast<std::size_t>(cfg.gateway.actor_threads);
+  // Actors only decide (a few microseconds per request); the io threads do the work.
+  return std::max<std::size_t>(1, io / 4);
+}
+
+caf::actor_system_config& make_caf_config(caf::actor_system_config& c, std::size_t threads) {
+  c.set("scheduler.max-threads", threads);
+  // "sharing" wakes fast from foreign threads and idles at ~0 CPU (cpp-stack.md).
+  c.set("scheduler.policy", caf::atom("sharing"));
+  return c;
+}
+
+}  // namespace
+
+struct app::impl {
+  const config::gateway_config& cfg;
+  app_options opts;
+  std::size_t io_count, actor_count;
+  telemetry::metrics metrics;
+  // Order matters for destruction: actors (which may hold tickets referring to io
+  // objects) go before the io threads.
+  http::io_threads threads;
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> system;
+  std::unique_ptr<model_registry> registry;
+  gateway_context ctx;
+  std::unique_ptr<gateway_handler> handler;
+  std::unique_ptr<http::server> server;
+  bool stopped = false;
+
+  impl(const config::gateway_config& c, app_options o, std::vector<std::string>& warnings)
+      : cfg(c),
+        opts(std::move(o)),
+        io_count(choose_io_threads(opts, cfg)),
+        actor_count(choose_actor_threads(opts, cfg, io_count)),
+        threads(io_count) {
+    system = std::make_unique<caf::actor_system>(make_caf_config(caf_cfg, actor_count));
+    registry = std::make_unique<model_registry>(cfg, metrics, warnings);
+    for (auto& g : registry->groups()) {
+      g->router = spawn_router(*system, g.get());
+      for (auto* d : g->deployments) d->actor = spawn_deployment(*system, d, g->router);
+    }
+    ctx.cfg = &cfg;
+    ctx.registry = registry.get();
+    ctx.metrics = &metrics;
+    ctx.master_key = cfg.general.master_key;
+    ctx.connect_timeout = ms(cfg.gateway.connect_timeout);
+    handler = std::make_unique<gateway_handler>(ctx);
+
+    http::server_options so;
+    so.host = opts.host;
+    so.port = opts.port;
+    so.max_connections = cfg.gateway.max_connections;
+    so.max_header_bytes = cfg.gateway.max_header_bytes;
+    so.max_body_bytes = cfg.general.max_request_size_bytes;
+    so.keepalive_timeout = ms(cfg.gateway.keepalive_timeout);
+    so.request_read_timeout = ms(cfg.gateway.request_read_timeout);
+    server = std::make_unique<http::server>(threads, so, *handler);
+    ctx.server = server.get();
+
+    http::pool_options po;
+    po.max_idle_per_key = cfg.gateway.upstream_max_idle_per_host;
+    po.idle_timeout = ms(cfg.gateway.upstream_idle_timeout);
+    for (std::size_t i = 0; i < threads.size(); ++i) threads[i].pool().configure(po);
+
+    auto* srv = server.get();
+    metrics.add_callback_gauge("llm_gateway_open_connections", "Client connections open now", [srv] {
+      return static_cast<double>(srv->stats().open_connections.load(std::memory_order_relaxed));
+    });
+    metrics.add_callback_gauge("llm_gateway_rejected_connections", "Connections refused over max_connections (since start)", [srv] {
+      return static_cast<double>(srv->stats().rejected_over_cap.load(std::memory_order_relaxed));
+    });
+  }
+
+  void shutdown() {
+    if (stopped) return;
+    stopped = true;
+    threads.stop();
+    for (auto& g : registry->groups()) {
+      caf::anon_send_exit(g->router, caf::exit_reason::user_shutdown);
+      for (auto* d : g->deployments) caf::anon_send_exit(d->actor, caf::exit_reason::user_shutdown);
+    }
+    system.reset();  // waits for the actors to finish
+  }
+};
+
+app::app(const config::gateway_config& cfg, app_options opts, std::vector<std::string>& warnings)
+    : impl_(std::make_unique<impl>(cfg, std::move(opts), warnings)) {}
+
+app::~app() { stop(); }
+
+void app::start() {
+  impl_->threads.start();
+  impl_->server->start();
+}
+
+std::uint16_t app::port() const noexcept { return impl_->server->port(); }
+std::size_t app::io_thread_count() const noexcept { return impl_->io_count; }
+std::size_t app::actor_thread_count() const noexcept { return impl_->actor_count; }
+
+std::int64_t app::drain(std::chrono::milliseconds timeout) {
+  auto& srv = *impl_->server;
+  srv.begin_drain();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (srv.stats().active_requests.load() == 0) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return srv.stats().active_requests.load();
+}
+
+void app::stop() {
+  if (impl_) impl_->shutdown();
+}
+
+}  // namespace gw::gateway

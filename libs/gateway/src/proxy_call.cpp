@@ -1,0 +1,445 @@
+#include "gw/gateway/proxy_call.hpp"
+
+#include <caf/send.hpp>
+
+#include <charconv>
+#include <cstring>
+
+#include <boost/asio/ssl/error.hpp>
+
+#include "gw/core/ids.hpp"
+#include "gw/core/json_writer.hpp"
+#include "gw/core/log.hpp"
+#include "gw/core/strings.hpp"
+
+namespace gw::gateway {
+namespace {
+
+using http::error_code;
+namespace asio = boost::asio;
+
+double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string ms_string(std::chrono::steady_clock::duration d) {
+  char buf[32];
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  int n = std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(us) / 1000.0);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+/// Upstream response headers worth passing to the client (as LiteLLM does, prefixed
+/// "llm_provider-"); cookies and hop-by-hop headers never pass.
+bool passes_through(std::string_view name) {
+  return starts_with_ci(name, "x-ratelimit-") || iequals(name, "x-request-id") || starts_with_ci(name, "openai-") ||
+         iequals(name, "retry-after") || iequals(name, "retry-after-ms") || starts_with_ci(name, "anthropic-") ||
+         iequals(name, "apim-request-id") || starts_with_ci(name, "azureml-") || starts_with_ci(name, "x-ms-");
+}
+
+}  // namespace
+
+proxy_call::proxy_call(const gateway_context& ctx, http::session_ptr s, providers::operation op,
+                       providers::inspected_request req, const model_group* group)
+    : ctx_(ctx), session_(std::move(s)), op_(op), req_(std::move(req)), group_(group) {
+  t_received_ = session_->received_at();
+  call_id_ = new_request_id();
+  ctx_.metrics->in_flight_add(1);
+}
+
+proxy_call::~proxy_call() {
+  if (!finished_) ctx_.metrics->in_flight_add(-1);
+}
+
+void proxy_call::start() {
+  session_->thread().watch(weak_from_this());
+  auto ticket = std::make_shared<route_ticket>();
+  ticket->estimated_tokens = req_.estimated_input_tokens();
+  // Called once on an actor thread; hands the decision back to this io thread.
+  ticket->deliver = [self = shared_from_this(), io = &session_->io()](route_decision d) mutable {
+    asio::post(*io, [s = std::move(self), d = std::move(d)]() mutable { s->on_routed(std::move(d)); });
+  };
+  caf::anon_send(group_->router, route_atom::value, std::move(ticket));
+}
+
+void proxy_call::on_routed(route_decision d) {
+  if (d.failure) {
+    respond_error(*d.failure);
+    finish(http_status(d.failure->code), false);
+    return;
+  }
+  dep_ = d.deployment;
+  // The upstream request: head + body with only "model" replaced.
+  const auto& body = session_->req().body();
+  std::string upstream_model;
+  bool same_model;
+  if (dep_->wildcard_model) {
+    upstream_model = providers::upstream_model_for(req_.model, dep_->cfg->model_name, dep_->cfg->upstream_model);
+    same_model = upstream_model == req_.model;
+    if (!same_model) model_json_ = json_quote(upstream_model);
+  } else {
+    same_model = dep_->cfg->upstream_model == req_.model;
+    if (!same_model) model_json_ = dep_->upstream_model_json;
+  }
+  if (same_model) {
+    body_prefix_ = body.size();
+    body_suffix_ = body.size();
+  } else {
+    body_prefix_ = req_.model_token_begin;
+    body_suffix_ = req_.model_token_end;
+  }
+  std::size_t length = body_prefix_ + model_json_.size() + (body.size() - body_suffix_);
+  head_ = dep_->head_prefix[static_cast<int>(op_)];
+  char num[24];
+  auto [end, ec] = std::to_chars(num, num + sizeof num, length);
+  (void)ec;
+  head_.append(num, end);
+  head_ += "\r\n";
+  if (req_.stream) head_ += "accept: text/event-stream\r\n";
+  head_ += "\r\n";
+  t_upstream_start_ = clock::now();
+  begin_attempt();
+}
+
+void proxy_call::begin_attempt() {
+  ++attempts_;
+  conn_ = session_->thread().pool().acquire(dep_->endpoint);
+  if (conn_->connected()) return write_request();
+  phase_ = phase::connecting;
+  set_timeout(ctx_.connect_timeout);
+  conn_->async_connect([self = shared_from_this()](error_code ec) { self->on_connected(ec); });
+}
+
+void proxy_call::on_connected(error_code ec) {
+  if (ec) return fail_before_response(ec);
+  write_request();
+}
+
+void proxy_call::write_request() {
+  phase_ = phase::sending;
+  // Non-streamed: one deadline for the whole call. Streamed: an inactivity deadline.
+  if (req_.stream)
+    set_timeout(dep_->stream_timeout);
+  else
+    set_deadline(t_upstream_start_ + dep_->timeout);
+  const auto& body = session_->req().body();
+  std::array<asio::const_buffer, 4> bufs{
+      asio::buffer(head_), asio::buffer(body.data(), body_prefix_), asio::buffer(model_json_),
+      asio::buffer(body.data() + body_suffix_, body.size() - body_suffix_)};
+  conn_->async_write(bufs, [self = shared_from_this()](error_code ec) { self->on_written(ec); });
+}
+
+void proxy_call::on_written(error_code ec) {
+  if (ec) {
+    if (retry_on_fresh_connection(ec)) return;
+    return fail_before_response(ec);
+  }
+  phase_ = phase::waiting_head;
+  conn_->async_read_head(ctx_.upstream_header_limit, [self = shared_from_this()](error_code ec) { self->on_head(ec); });
+}
+
+bool proxy_call::retry_on_fresh_connection(error_code ec) {
+  // A pooled connection the upstream closed while idle fails at once, before any
+  // response byte; the request did not reach the provider, so send it again.
+  if (timed_out_ || !conn_ || conn_->uses() == 0 || attempts_ >= 4) return false;
+  if (ec != asio::error::eof && ec != asio::error::connection_reset && ec != asio::error::broken_pipe &&
+      ec != http::bhttp::error::end_of_stream && ec != http::bhttp::error::partial_message)
+    return false;
+  log::debug("upstream connection to " + dep_->endpoint.authority + " was stale (" + ec.message() + "); retrying");
+  conn_->close();
+  conn_.reset();
+  begin_attempt();
+  return true;
+}
+
+void proxy_call::on_head(error_code ec) {
+  if (ec) {
+    if (retry_on_fresh_connection(ec)) return;
+    return fail_before_response(ec);
+  }
+  const auto& res = conn_->response().get();
+  status_ = static_cast<int>(res.result_int());
+  auto ct = res[http::bhttp::field::content_type];
+  content_type_.assign(ct.data(), ct.size());
+  build_client_headers();
+  if (req_.stream && status_ / 100 == 2 && starts_with_ci(content_type_, "text/event-stream")) {
+    start_stream();
+  } else {
+    read_buffered();
+  }
+}
+
+void proxy_call::build_client_headers() {
+  client_headers_.clear();
+  client_headers_ += "x-litellm-call-id: ";
+  client_headers_ += call_id_;
+  client_headers_ += "\r\nx-litellm-model-group: ";
+  client_headers_ += group_->name;
+  client_headers_ += "\r\nx-litellm-model-id: ";
+  client_headers_ += dep_->cfg->id;
+  client_headers_ += "\r\nx-litellm-attempted-retries: 0\r\n";
+  for (const auto& f : conn_->response().get()) {
+    auto name = f.name_string();
+    std::string_view n(name.data(), name.size());
+    if (!passes_through(n)) continue;
+    auto v = f.value();
+    std::string_view value(v.data(), v.size());
+    if (iequals(n, "retry-after")) {
+      client_headers_ += "retry-after: ";
+      client_headers_ += value;
+      client_headers_ += "\r\n";
+    }
+    client_headers_ += "llm_provider-";
+    client_headers_ += to_lower(n);
+    client_headers_ += ": ";
+    client_headers_ += value;
+    client_headers_ += "\r\n";
+  }
+}
+
+std::string proxy_call::timing_headers() {
+  auto now = clock::now();
+  std::string h = "x-litellm-response-duration-ms: ";
+  h += ms_string(now - t_received_);
+  h += "\r\nx-litellm-overhead-duration-ms: ";
+  auto upstream = (t_upstream_done_ > t_upstream_start_ ? t_upstream_done_ : now) - t_upstream_start_;
+  h += ms_string((now - t_received_) - upstream);
+  h += "\r\n";
+  return h;
+}
+
+// ------------------------------------------------------------ buffered response
+
+void proxy_call::read_buffered() {
+  phase_ = phase::reading_body;
+  const auto& parser = conn_->response();
+  if (parser.is_done()) return on_buffered({}, 0, true);
+  if (auto cl = parser.content_length()) {
+    if (*cl > ctx_.max_response_bytes) {
+      conn_->close();
+      respond_error(error{errc::upstream_bad_response, "upstream response too large", ""});
+      return finish(502, false);
+    }
+    body_.reserve(static_cast<std::size_t>(*cl) + http::json_padding);
+  } else if (body_.capacity() < 16 * 1024) {
+    body_.reserve(16 * 1024);
+  }
+  std::size_t used = body_.size();
+  std::size_t room = body_.capacity() - http::json_padding - used;
+  if (room == 0) {
+    if (body_.size() >= ctx_.max_response_bytes) {
+      conn_->close();
+      respond_error(error{errc::upstream_bad_response, "upstream response too large", ""});
+      return finish(502, false);
+    }
+    body_.reserve(body_.capacity() * 2);
+    room = body_.capacity() - http::json_padding - used;
+  }
+  body_.resize(used + room);
+  conn_->async_read_body(body_.data() + used, room, [self = shared_from_this(), used](error_code ec, std::size_t n, bool done) {
+    self->body_.resize(used + n);
+    self->on_buffered(ec, n, done);
+  });
+}
+
+void proxy_call::on_buffered(error_code ec, std::size_t, bool done) {
+  if (ec) return fail_before_response(ec);
+  if (!done) return read_buffered();
+  t_upstream_done_ = clock::now();
+  clear_deadline();
+  respond_buffered();
+}
+
+void proxy_call::respond_buffered() {
+  phase_ = phase::writing_client;
+  bool ok = status_ / 100 == 2;
+  if (ok) providers::read_usage(body_, usage_);
+  std::string headers = client_headers_ + timing_headers();
+  if (ok || providers::is_openai_error(body_)) {
+    session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
+                      std::move(body_), headers);
+  } else {
+    // A non-OpenAI error body (an HTML page from a proxy, say): keep the status,
+    // wrap the text so OpenAI clients can read it.
+    std::string snippet = body_.substr(0, 512);
+    std::string msg = "upstream returned HTTP " + std::to_string(status_) + (snippet.empty() ? "" : ": " + snippet);
+    auto type = status_ == 429 ? "rate_limit_error" : status_ / 100 == 4 ? "invalid_request_error" : "api_error";
+    session_->respond(static_cast<unsigned>(status_), "application/json",
+                      openai_error_json(msg, type, "", std::to_string(status_)), headers);
+  }
+  finish(status_, ok);
+}
+
+// ------------------------------------------------------------ streamed response
+
+void proxy_call::start_stream() {
+  phase_ = phase::writing_client;
+  clear_deadline();
+  relay_.resize(ctx_.relay_buffer_bytes);
+  session_->begin_stream(static_cast<unsigned>(status_), content_type_, client_headers_ + timing_headers(),
+                         [self = shared_from_this()](error_code ec) {
+                           if (ec) {
+                             self->conn_->close();
+                             return self->finish(499, false);
+                           }
+                           self->read_stream();
+                         });
+}
+
+void proxy_call::read_stream() {
+  phase_ = phase::streaming;
+  if (relay_len_ == relay_.size()) {
+    // One event larger than the buffer: grow, within reason.
+    if (relay_.size() >= ctx_.max_sse_event_bytes) return stream_broke("upstream sent an event larger than the limit");
+    relay_.resize(std::min(relay_.size() * 2, ctx_.max_sse_event_bytes));
+  }
+  set_timeout(dep_->stream_timeout);
+  conn_->async_read_body(relay_.data() + relay_len_, relay_.size() - relay_len_,
+                         [self = shared_from_this()](error_code ec, std::size_t n, bool done) {
+                           self->on_stream_read(ec, n, done);
+                         });
+}
+
+void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
+  clear_deadline();
+  if (n > 0 && t_first_byte_ == clock::time_point{}) t_first_byte_ = clock::now();
+  relay_len_ += n;
+  std::string_view data(relay_.data(), relay_len_);
+  std::size_t boundary = scanner_.scan(data, scanned_, [this](std::string_view event) {
+    // Usage is in the last chunk(s); only those mention it with a value.
+    if (event.find("\"usage\"") == std::string_view::npos) return;
+    auto payload = http::sse_event_data(event, sse_scratch_);
+    if (!payload.empty() && payload.front() == '{') providers::read_usage(payload, usage_);
+  });
+  scanned_ = relay_len_;
+  if (ec) {
+    if (timed_out_) return stream_broke("upstream stream timed out after " + ms_string(dep_->stream_timeout) + " ms without data");
+    return stream_broke("upstream stream broke: " + ec.message());
+  }
+  if (done) {
+    t_upstream_done_ = clock::now();
+    // Forward the rest as is (a last event without its blank line included).
+    phase_ = phase::writing_client;
+    if (relay_len_ == 0) {
+      session_->end_stream();
+      return finish(status_, true);
+    }
+    session_->write_chunk(asio::buffer(relay_.data(), relay_len_), [self = shared_from_this()](error_code ec) {
+      if (ec) return self->finish(499, true);
+      self->session_->end_stream();
+      self->finish(self->status_, true);
+    });
+    return;
+  }
+  if (boundary == 0) return read_stream();  // no whole event yet
+  phase_ = phase::writing_client;
+  session_->write_chunk(asio::buffer(relay_.data(), boundary), [self = shared_from_this(), boundary](error_code ec) {
+    if (ec) {
+      self->conn_->close();
+      return self->finish(499, false);
+    }
+    auto& s = *self;
+    std::memmove(s.relay_.data(), s.relay_.data() + boundary, s.relay_len_ - boundary);
+    s.relay_len_ -= boundary;
+    s.scanned_ -= boundary;
+    s.scanner_.shift(boundary);
+    s.read_stream();
+  });
+}
+
+void proxy_call::stream_broke(std::string message) {
+  // The client has a 200 head already: end the stream with an error event at an
+  // event boundary (whole events were forwarded; a partial one is dropped).
+  t_upstream_done_ = clock::now();
+  log::warn("stream from " + dep_->endpoint.authority + " for model group '" + group_->name + "' broke: " + message);
+  conn_->close();
+  std::size_t boundary = scanner_.event_start();
+  event_out_.assign(relay_.data(), boundary);
+  event_out_ += "data: ";
+  event_out_ += to_openai_json(error{errc::upstream_stream_error, message, ""});
+  event_out_ += "\n\n";
+  phase_ = phase::writing_client;
+  session_->write_chunk(asio::buffer(event_out_), [self = shared_from_this()](error_code ec) {
+    if (!ec) self->session_->end_stream();
+    self->finish(502, false);
+  });
+}
+
+// ------------------------------------------------------------ errors, outcome
+
+void proxy_call::fail_before_response(error_code ec) {
+  t_upstream_done_ = clock::now();
+  clear_deadline();
+  const auto& authority = dep_->endpoint.authority;
+  error e;
+  if (timed_out_) {
+    if (phase_ == phase::connecting) {
+      e = error{errc::upstream_timeout,
+                "connecting to " + authority + " timed out after " + ms_string(ctx_.connect_timeout) + " ms", ""};
+    } else {
+      auto limit = req_.stream ? dep_->stream_timeout : dep_->timeout;
+      e = error{errc::upstream_timeout,
+                "upstream " + authority + " did not answer within " + ms_string(limit) + " ms", ""};
+    }
+  } else if (phase_ == phase::connecting) {
+    if (ec.category() == asio::error::get_ssl_category() || ec.category() == asio::ssl::error::get_stream_category())
+      e = error{errc::upstream_connect_error, "TLS handshake with " + authority + " failed: " + ec.message(), ""};
+    else
+      e = error{errc::upstream_connect_error, "could not connect to " + authority + ": " + ec.message(), ""};
+  } else if (phase_ == phase::reading_body) {
+    e = error{errc::upstream_bad_response, "upstream " + authority + " broke off its response: " + ec.message(), ""};
+  } else {
+    e = error{errc::upstream_bad_response,
+              "upstream " + authority + " closed the connection without a valid response: " + ec.message(), ""};
+  }
+  if (conn_) conn_->close();
+  log::warn("model group '" + group_->name + "': " + e.message);
+  respond_error(e);
+  finish(http_status(e.code), false);
+}
+
+void proxy_call::respond_error(const error& e) {
+  std::string headers = "x-litellm-call-id: " + call_id_ + "\r\n";
+  session_->respond_error(static_cast<unsigned>(http_status(e.code)), to_openai_json(e), headers);
+}
+
+void proxy_call::on_deadline() {
+  timed_out_ = true;
+  if (conn_) conn_->close();  // the pending upstream operation fails with operation_aborted
+}
+
+void proxy_call::finish(int status, bool upstream_ok) {
+  if (finished_) return;
+  finished_ = true;
+  phase_ = phase::done;
+  clear_deadline();
+  auto now = clock::now();
+  ctx_.metrics->in_flight_add(-1);
+  if (!dep_) {
+    ctx_.metrics->count_unrouted(status);
+    return;
+  }
+  bool upstream_measured = t_upstream_start_ != clock::time_point{};
+  if (t_upstream_done_ == clock::time_point{}) t_upstream_done_ = now;
+  double total = seconds(now - t_received_);
+  double upstream = upstream_measured ? seconds(t_upstream_done_ - t_upstream_start_) : -1;
+  double overhead = upstream >= 0 ? total - upstream : -1;
+  double ttft = (req_.stream && t_first_byte_ != clock::time_point{}) ? seconds(t_first_byte_ - t_upstream_start_) : -1;
+  dep_->probe->observe(status, total, upstream, overhead, ttft);
+  if (usage_.known()) dep_->probe->add_tokens(usage_.prompt_tokens, usage_.completion_tokens);
+  std::int64_t actual = usage_.known() ? std::max<std::int64_t>(0, usage_.prompt_tokens) +
+                                             std::max<std::int64_t>(0, usage_.completion_tokens)
+                                       : -1;
+  caf::anon_send(dep_->actor, outcome_atom::value,
+                 outcome{status, upstream_ok, req_.estimated_input_tokens(), actual, upstream >= 0 ? upstream : 0});
+  if (conn_) {
+    if (upstream_ok && conn_->reusable())
+      session_->thread().pool().release(std::move(conn_));
+    else
+      conn_->close();
+  }
+}
+
+}  // namespace gw::gateway

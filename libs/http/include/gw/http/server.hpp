@@ -1,0 +1,158 @@
+#pragma once
+/// The HTTP/1.1 frontend: one SO_REUSEPORT acceptor per io thread, keep-alive
+/// sessions, body/header limits, idle and read timeouts, a connection cap, and
+/// graceful drain. The handler answers each request through its `session`.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gw/http/asio.hpp"
+#include "gw/http/io_threads.hpp"
+#include "gw/http/padded_body.hpp"
+
+namespace gw::http {
+
+struct server_options {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 4000;
+  std::size_t max_connections = 20000;
+  std::size_t max_header_bytes = 64 * 1024;
+  std::size_t max_body_bytes = 32 * 1024 * 1024;
+  std::chrono::milliseconds keepalive_timeout{75'000};
+  std::chrono::milliseconds request_read_timeout{60'000};
+  std::chrono::milliseconds write_timeout{60'000};
+};
+
+class session;
+using session_ptr = std::shared_ptr<session>;
+
+/// Receives complete requests, on the io thread of their connection.
+class request_handler {
+ public:
+  virtual ~request_handler() = default;
+  /// The handler must eventually answer with respond(), or begin_stream() ... end_stream(),
+  /// or abort(), on the session's io thread.
+  virtual void on_request(const session_ptr& s) = 0;
+};
+
+/// Counters shared by all io threads (thread-safe).
+struct server_stats {
+  std::atomic<std::int64_t> open_connections{0};
+  std::atomic<std::int64_t> active_requests{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected_over_cap{0};
+};
+
+class server;
+
+/// One client connection and its current request. io-thread owned: every method
+/// must be called on the io thread that accepted it (post to io() from elsewhere).
+class session : public deadline_target, public std::enable_shared_from_this<session> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  session(server& srv, io_thread& th, tcp::socket sock);
+  ~session() override;
+
+  void start();
+
+  request& req() noexcept { return parser_->get(); }
+  io_thread& thread() noexcept { return thread_; }
+  asio::io_context& io() noexcept { return thread_.io(); }
+  clock::time_point received_at() const noexcept { return received_at_; }
+  /// False once the connection broke or was closed.
+  bool is_open() const noexcept { return open_; }
+  /// True when this response will close the connection (drain, HTTP/1.0, Connection: close).
+  bool closing() const noexcept { return !keep_alive_; }
+
+  /// Sends a complete response. `extra_headers` are whole "name: value\r\n" lines.
+  void respond(unsigned status, std::string_view content_type, std::string body,
+               std::string_view extra_headers = {});
+  /// Sends an OpenAI-shaped error response.
+  void respond_error(unsigned status, std::string body, std::string_view extra_headers = {});
+
+  /// Sends a chunked response head; `on_done(ec)` runs when it is written.
+  void begin_stream(unsigned status, std::string_view content_type, std::string_view extra_headers,
+                    std::function<void(error_code)> on_done);
+  /// Writes one chunk (the bytes must stay valid until `on_done`). Empty data is skipped.
+  void write_chunk(asio::const_buffer data, std::function<void(error_code)> on_done);
+  /// Writes the terminating chunk and finishes the request (keep-alive continues).
+  void end_stream();
+  /// Closes the connection at once (client gone, protocol broken).
+  void abort();
+
+  // deadline_target
+  void on_deadline() override;
+  void on_drain() override;
+
+ private:
+  void read_request();
+  void on_header(error_code ec);
+  void read_body();
+  void on_body(error_code ec);
+  void dispatch();
+  void fail_request(unsigned status, std::string body);
+  void write_head(unsigned status, std::string_view content_type, std::size_t content_length,
+                  bool chunked, std::string_view extra_headers);
+  void finish_request();
+  void linger_close();
+  void drain_some();
+  void close();
+
+  server& server_;
+  io_thread& thread_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<padded_string_body>> parser_;
+  std::string head_;
+  std::string body_;
+  char chunk_head_[24];
+  bool open_ = true;
+  bool keep_alive_ = true;
+  bool in_request_ = false;
+  bool waiting_for_request_ = false;
+  bool timed_out_ = false;
+  clock::time_point received_at_{};
+};
+
+class server {
+ public:
+  server(io_threads& threads, server_options opts, request_handler& handler);
+  ~server();
+
+  /// Binds one acceptor per io thread and starts accepting. Throws std::runtime_error.
+  void start();
+  /// The bound port (valid after start()).
+  std::uint16_t port() const noexcept { return port_; }
+  /// Stops accepting; idle keep-alive connections close, in-flight requests finish and
+  /// then close. Thread-safe.
+  void begin_drain();
+  bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+
+  const server_stats& stats() const noexcept { return stats_; }
+  const server_options& options() const noexcept { return opts_; }
+
+ private:
+  friend class session;
+  struct listener;
+  void accept(listener& l);
+
+  io_threads& threads_;
+  server_options opts_;
+  request_handler& handler_;
+  std::vector<std::unique_ptr<listener>> listeners_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+  server_stats stats_;
+};
+
+/// The reason phrase for a status code ("OK", "Not Found", ...).
+std::string_view reason_phrase(unsigned status) noexcept;
+
+}  // namespace gw::http

@@ -1,0 +1,387 @@
+#include "gw/http/server.hpp"
+
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <stdexcept>
+
+#include "gw/core/error.hpp"
+#include "gw/core/log.hpp"
+
+namespace gw::http {
+
+namespace {
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+bool is_http_parse_error(const error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
+}
+}  // namespace
+
+std::string_view reason_phrase(unsigned status) noexcept {
+  auto r = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  return r.empty() ? std::string_view("Unknown") : std::string_view(r.data(), r.size());
+}
+
+// ---------------------------------------------------------------- listener
+
+struct server::listener {
+  io_thread& thread;
+  tcp::acceptor acceptor;
+  asio::steady_timer retry_timer;
+  explicit listener(io_thread& t) : thread(t), acceptor(t.io()), retry_timer(t.io()) {}
+};
+
+server::server(io_threads& threads, server_options opts, request_handler& handler)
+    : threads_(threads), opts_(std::move(opts)), handler_(handler) {}
+
+server::~server() = default;
+
+void server::start() {
+  error_code ec;
+  auto addr = asio::ip::make_address(opts_.host, ec);
+  if (ec) throw std::runtime_error("invalid --host '" + opts_.host + "': " + ec.message());
+  std::uint16_t port = opts_.port;
+  for (std::size_t i = 0; i < threads_.size(); ++i) {
+    auto l = std::make_unique<listener>(threads_[i]);
+    tcp::endpoint ep(addr, port);
+    l->acceptor.open(ep.protocol(), ec);
+    if (!ec) l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) l->acceptor.set_option(reuse_port(true), ec);
+    if (!ec) l->acceptor.bind(ep, ec);
+    if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      throw std::runtime_error("cannot listen on " + opts_.host + ":" + std::to_string(port) + ": " +
+                               ec.message());
+    if (port == 0) port = l->acceptor.local_endpoint().port();  // the others join this port
+    listeners_.push_back(std::move(l));
+  }
+  port_ = port;
+  for (auto& l : listeners_) asio::post(l->thread.io(), [this, lp = l.get()] { accept(*lp); });
+}
+
+void server::accept(listener& l) {
+  l.acceptor.async_accept(l.thread.io(), [this, &l](error_code ec, tcp::socket sock) {
+    if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;
+    if (ec) {
+      // EMFILE and friends: back off instead of spinning.
+      log::warn("accept failed: " + ec.message());
+      l.retry_timer.expires_after(std::chrono::milliseconds(50));
+      l.retry_timer.async_wait([this, &l](error_code e) {
+        if (!e) accept(l);
+      });
+      return;
+    }
+    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+    if (static_cast<std::size_t>(stats_.open_connections.load(std::memory_order_relaxed)) >=
+        opts_.max_connections) {
+      stats_.rejected_over_cap.fetch_add(1, std::memory_order_relaxed);
+      // Shed load with a clear answer rather than a silent reset.
+      auto body = openai_error_json("too many connections", "service_unavailable", "",
+                                    "service_unavailable");
+      auto msg = std::make_shared<std::string>(
+          "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: "
+          "close\r\ncontent-length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body);
+      auto s = std::make_shared<tcp::socket>(std::move(sock));
+      asio::async_write(*s, asio::buffer(*msg), [s, msg](error_code, std::size_t) {
+        error_code ignored;
+        s->shutdown(tcp::socket::shutdown_both, ignored);
+        s->close(ignored);
+      });
+    } else {
+      error_code ignored;
+      sock.set_option(tcp::no_delay(true), ignored);
+      auto s = std::make_shared<session>(*this, l.thread, std::move(sock));
+      l.thread.watch(s);
+      s->start();
+    }
+    accept(l);
+  });
+}
+
+void server::begin_drain() {
+  if (draining_.exchange(true)) return;
+  for (auto& l : listeners_) {
+    asio::post(l->thread.io(), [lp = l.get()] {
+      error_code ignored;
+      lp->acceptor.close(ignored);
+      lp->retry_timer.cancel();
+      lp->thread.drain_all();
+    });
+  }
+}
+
+// ---------------------------------------------------------------- session
+
+session::session(server& srv, io_thread& th, tcp::socket sock)
+    : server_(srv), thread_(th), socket_(std::move(sock)) {
+  server_.stats_.open_connections.fetch_add(1, std::memory_order_relaxed);
+  head_.reserve(512);
+}
+
+session::~session() {
+  if (in_request_) server_.stats_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+  server_.stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void session::start() { read_request(); }
+
+void session::read_request() {
+  if (!open_) return;
+  if (server_.draining()) {
+    close();
+    return;
+  }
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(server_.opts_.max_header_bytes));
+  parser_->body_limit(server_.opts_.max_body_bytes);
+  waiting_for_request_ = true;
+  set_timeout(server_.opts_.keepalive_timeout);
+  bhttp::async_read_header(socket_, buffer_, *parser_,
+                           [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+}
+
+void session::on_header(error_code ec) {
+  waiting_for_request_ = false;
+  received_at_ = clock::now();
+  if (ec) {
+    if (ec == bhttp::error::header_limit) {
+      fail_request(431, to_openai_json({errc::headers_too_large, "request headers too large", ""}));
+    } else if (ec == bhttp::error::body_limit) {  // Content-Length over the limit
+      keep_alive_ = false;
+      fail_request(413, to_openai_json({errc::payload_too_large,
+                                        "request body exceeds the limit of " +
+                                            std::to_string(server_.opts_.max_body_bytes) + " bytes",
+                                        ""}));
+    } else if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+               ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+               ec == asio::error::bad_descriptor) {
+      close();
+    } else if (is_http_parse_error(ec)) {
+      fail_request(400, to_openai_json({errc::invalid_request, "malformed HTTP request: " + ec.message(), ""}));
+    } else {
+      close();
+    }
+    return;
+  }
+  auto& r = parser_->get();
+  keep_alive_ = r.keep_alive() && !server_.draining();
+  auto expect = r[bhttp::field::expect];
+  if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    set_timeout(server_.opts_.write_timeout);
+    asio::async_write(socket_, asio::buffer(cont.data(), cont.size()),
+                      [self = shared_from_this()](error_code e, std::size_t) {
+                        if (e) return self->close();
+                        self->read_body();
+                      });
+    return;
+  }
+  read_body();
+}
+
+void session::read_body() {
+  if (parser_->is_done()) return dispatch();
+  set_timeout(server_.opts_.request_read_timeout);
+  bhttp::async_read(socket_, buffer_, *parser_,
+                    [self = shared_from_this()](error_code ec, std::size_t) { self->on_body(ec); });
+}
+
+void session::on_body(error_code ec) {
+  if (ec) {
+    if (ec == bhttp::error::body_limit) {
+      keep_alive_ = false;
+      fail_request(413, to_openai_json({errc::payload_too_large,
+                                        "request body exceeds the limit of " +
+                                            std::to_string(server_.opts_.max_body_bytes) + " bytes",
+                                        ""}));
+    } else if (timed_out_) {
+      keep_alive_ = false;
+      fail_request(408, to_openai_json({errc::request_timeout, "request body not received in time", ""}));
+    } else if (is_http_parse_error(ec)) {
+      keep_alive_ = false;
+      fail_request(400, to_openai_json({errc::invalid_request, "malformed HTTP request body: " + ec.message(), ""}));
+    } else {
+      close();
+    }
+    return;
+  }
+  dispatch();
+}
+
+void session::dispatch() {
+  clear_deadline();
+  in_request_ = true;
+  server_.stats_.active_requests.fetch_add(1, std::memory_order_relaxed);
+  ensure_padding(parser_->get().body());
+  server_.handler_.on_request(shared_from_this());
+}
+
+void session::fail_request(unsigned status, std::string body) {
+  // An error found by the session itself, before the handler saw the request.
+  keep_alive_ = false;
+  in_request_ = true;
+  server_.stats_.active_requests.fetch_add(1, std::memory_order_relaxed);
+  respond(status, "application/json", std::move(body));
+}
+
+void session::write_head(unsigned status, std::string_view content_type, std::size_t content_length,
+                         bool chunked, std::string_view extra_headers) {
+  if (server_.draining()) keep_alive_ = false;
+  head_.clear();
+  head_ += "HTTP/1.1 ";
+  append_uint(head_, status);
+  head_ += ' ';
+  head_ += reason_phrase(status);
+  head_ += "\r\n";
+  if (!content_type.empty()) {
+    head_ += "content-type: ";
+    head_ += content_type;
+    head_ += "\r\n";
+  }
+  if (chunked) {
+    head_ += "transfer-encoding: chunked\r\n";
+  } else {
+    head_ += "content-length: ";
+    append_uint(head_, content_length);
+    head_ += "\r\n";
+  }
+  head_ += extra_headers;
+  if (!keep_alive_) head_ += "connection: close\r\n";
+  head_ += "\r\n";
+}
+
+void session::respond(unsigned status, std::string_view content_type, std::string body,
+                      std::string_view extra_headers) {
+  if (!open_) return finish_request();
+  write_head(status, content_type, body.size(), false, extra_headers);
+  body_ = std::move(body);
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(body_)};
+  set_timeout(server_.opts_.write_timeout);
+  asio::async_write(socket_, bufs, [self = shared_from_this()](error_code ec, std::size_t) {
+    self->clear_deadline();
+    if (ec) self->close();
+    self->finish_request();
+  });
+}
+
+void session::respond_error(unsigned status, std::string body, std::string_view extra_headers) {
+  respond(status, "application/json", std::move(body), extra_headers);
+}
+
+void session::begin_stream(unsigned status, std::string_view content_type,
+                           std::string_view extra_headers, std::function<void(error_code)> on_done) {
+  if (!open_) return on_done(asio::error::not_connected);
+  write_head(status, content_type, 0, true, extra_headers);
+  set_timeout(server_.opts_.write_timeout);
+  asio::async_write(socket_, asio::buffer(head_),
+                    [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {
+                      self->clear_deadline();
+                      if (ec) self->close();
+                      cb(ec);
+                    });
+}
+
+void session::write_chunk(asio::const_buffer data, std::function<void(error_code)> on_done) {
+  if (!open_) return on_done(asio::error::not_connected);
+  if (data.size() == 0) return on_done({});
+  static constexpr char hex[] = "0123456789abcdef";
+  char tmp[20];
+  int n = 0;
+  for (std::size_t v = data.size(); v; v >>= 4) tmp[n++] = hex[v & 0xf];
+  int len = 0;
+  while (n) chunk_head_[len++] = tmp[--n];
+  chunk_head_[len++] = '\r';
+  chunk_head_[len++] = '\n';
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_head_, static_cast<std::size_t>(len)), data,
+                                         asio::buffer("\r\n", 2)};
+  set_timeout(server_.opts_.write_timeout);
+  asio::async_write(socket_, bufs,
+                    [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {
+                      self->clear_deadline();
+                      if (ec) self->close();
+                      cb(ec);
+                    });
+}
+
+void session::end_stream() {
+  if (!open_) return finish_request();
+  static constexpr std::string_view last = "0\r\n\r\n";
+  set_timeout(server_.opts_.write_timeout);
+  asio::async_write(socket_, asio::buffer(last.data(), last.size()),
+                    [self = shared_from_this()](error_code ec, std::size_t) {
+                      self->clear_deadline();
+                      if (ec) self->close();
+                      self->finish_request();
+                    });
+}
+
+void session::abort() {
+  close();
+  finish_request();
+}
+
+void session::finish_request() {
+  if (in_request_) {
+    in_request_ = false;
+    server_.stats_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
+  body_.clear();
+  if (!open_) return;
+  if (keep_alive_ && !server_.draining()) {
+    // Free the request's memory before waiting on an idle connection.
+    parser_.reset();
+    if (buffer_.size() == 0 && buffer_.capacity() > 64 * 1024) buffer_ = beast::flat_buffer();
+    read_request();
+  } else {
+    linger_close();
+  }
+}
+
+void session::linger_close() {
+  // Half-close, then drain what the client still sends (an unread body, say) for a
+  // moment: closing with unread input makes the kernel send RST, which can destroy
+  // the response we just wrote before the client reads it.
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  set_timeout(std::chrono::seconds(2));
+  parser_.reset();
+  buffer_.clear();
+  drain_some();
+}
+
+void session::drain_some() {
+  socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, std::size_t) {
+    if (ec || !self->open_) return self->close();
+    self->drain_some();
+  });
+}
+
+void session::close() {
+  if (!open_) return;
+  open_ = false;
+  clear_deadline();
+  error_code ignored;
+  socket_.close(ignored);
+}
+
+void session::on_deadline() {
+  timed_out_ = true;
+  // Cancels the pending read or write; its handler sees operation_aborted.
+  close();
+}
+
+void session::on_drain() {
+  keep_alive_ = false;
+  if (waiting_for_request_ && buffer_.size() == 0) close();
+}
+
+}  // namespace gw::http

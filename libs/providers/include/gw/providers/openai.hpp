@@ -1,0 +1,55 @@
+#pragma once
+/// OpenAI wire format: reading a client request once (validation, model, stream flags,
+/// size estimate) and reading usage from responses and stream chunks. Pure functions;
+/// thread-safe (each thread uses its own parser).
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gw/core/error.hpp"
+
+namespace gw::providers {
+
+/// The OpenAI operations the gateway proxies.
+enum class operation { chat, completion, embedding };
+
+std::string_view operation_name(operation op) noexcept;  // "chat", "text_completion", "embeddings"
+std::string_view operation_path(operation op) noexcept;  // "/chat/completions", ...
+
+/// What the gateway needs from a request body, found in one pass.
+struct inspected_request {
+  std::string model;                 ///< unescaped
+  std::size_t model_token_begin = 0; ///< byte span of the model's JSON string token,
+  std::size_t model_token_end = 0;   ///< quotes included, in the body
+  bool stream = false;
+  bool include_usage = false;        ///< stream_options.include_usage
+  std::size_t text_bytes = 0;        ///< bytes of prompt text (messages/prompt/input)
+  std::int64_t estimated_input_tokens() const noexcept {
+    return static_cast<std::int64_t>(text_bytes / 4 + 1);
+  }
+};
+
+/// Validates `body` (which must have 64 bytes of spare capacity past its size) as
+/// a request for `op`. On failure returns the error to send (400, with `param`).
+std::optional<error> inspect_request(operation op, const std::string& body, inspected_request& out);
+
+/// Token usage as the provider reported it; -1 = not reported.
+struct usage {
+  std::int64_t prompt_tokens = -1;
+  std::int64_t completion_tokens = -1;
+  std::int64_t total_tokens = -1;
+  bool known() const noexcept { return prompt_tokens >= 0 || completion_tokens >= 0; }
+};
+
+/// Reads the top-level "usage" object (and "model") of a JSON response or stream chunk.
+/// `json` needs no padding (copied into a padded thread-local buffer when needed).
+/// Returns false if the text is not a JSON object; `out` is untouched if no usage.
+bool read_usage(std::string_view json, usage& out, std::string* response_model = nullptr);
+
+/// True if `json` is an object with a top-level "error" member (an OpenAI error body).
+bool is_openai_error(std::string_view json);
+
+}  // namespace gw::providers

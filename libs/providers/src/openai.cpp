@@ -1,0 +1,348 @@
+#include "gw/providers/openai.hpp"
+
+#include <simdjson.h>
+
+#include <cstring>
+#include <vector>
+
+namespace gw::providers {
+namespace od = simdjson::ondemand;
+
+std::string_view operation_name(operation op) noexcept {
+  switch (op) {
+    case operation::chat: return "chat";
+    case operation::completion: return "text_completion";
+    case operation::embedding: return "embeddings";
+  }
+  return "chat";
+}
+
+std::string_view operation_path(operation op) noexcept {
+  switch (op) {
+    case operation::chat: return "/chat/completions";
+    case operation::completion: return "/completions";
+    case operation::embedding: return "/embeddings";
+  }
+  return "/chat/completions";
+}
+
+namespace {
+
+od::parser& thread_parser() {
+  thread_local od::parser p;
+  return p;
+}
+
+error type_error(std::string_view param, std::string_view expected) {
+  return error{errc::invalid_type,
+               "Invalid type for '" + std::string(param) + "': expected " + std::string(expected) + ".",
+               std::string(param)};
+}
+
+error json_error(simdjson::error_code ec) {
+  return error{errc::invalid_json,
+               std::string("We could not parse the JSON body of your request: ") +
+                   simdjson::error_message(ec),
+               ""};
+}
+
+constexpr int max_depth = 128;
+
+/// Walks a value fully so that malformed JSON anywhere is found; adds string bytes
+/// to `text_bytes` when `count_text`.
+simdjson::error_code walk(od::value v, int depth, std::size_t* text_bytes) {
+  if (depth > max_depth) return simdjson::DEPTH_ERROR;
+  od::json_type t;
+  if (auto ec = v.type().get(t)) return ec;
+  switch (t) {
+    case od::json_type::object: {
+      od::object o;
+      if (auto ec = v.get_object().get(o)) return ec;
+      for (auto field : o) {
+        std::string_view key;
+        if (auto ec = field.unescaped_key().get(key)) return ec;
+        od::value fv;
+        if (auto ec = field.value().get(fv)) return ec;
+        if (auto ec = walk(fv, depth + 1, text_bytes)) return ec;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (auto ec = v.get_array().get(a)) return ec;
+      for (auto el : a) {
+        od::value ev;
+        if (auto ec = el.get(ev)) return ec;
+        if (auto ec = walk(ev, depth + 1, text_bytes)) return ec;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      if (auto ec = v.get_string().get(s)) return ec;
+      if (text_bytes) *text_bytes += s.size();
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::number: {
+      od::number n;
+      return v.get_number().get(n);
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return v.get_bool().get(b);
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      if (auto ec = v.is_null().get(is_null)) return ec;
+      return is_null ? simdjson::SUCCESS : simdjson::INCORRECT_TYPE;
+    }
+  }
+  return simdjson::SUCCESS;
+}
+
+/// Result of checking one field: nullopt = fine.
+using check = std::optional<error>;
+
+check check_messages(od::value v, std::size_t& text_bytes) {
+  od::array a;
+  if (v.get_array().get(a)) return type_error("messages", "an array");
+  std::size_t count = 0, index = 0;
+  for (auto el : a) {
+    od::value m;
+    if (auto ec = el.get(m)) return json_error(ec);
+    od::object o;
+    std::string param = "messages[" + std::to_string(index) + "]";
+    if (m.get_object().get(o)) return type_error(param, "an object");
+    bool has_role = false;
+    for (auto field : o) {
+      std::string_view key;
+      if (auto ec = field.unescaped_key().get(key)) return json_error(ec);
+      od::value fv;
+      if (auto ec = field.value().get(fv)) return json_error(ec);
+      if (key == "role") {
+        std::string_view role;
+        if (fv.get_string().get(role)) return type_error(param + ".role", "a string");
+        has_role = true;
+      } else if (key == "content") {
+        if (auto ec = walk(fv, 2, &text_bytes)) return json_error(ec);
+      } else {
+        if (auto ec = walk(fv, 2, nullptr)) return json_error(ec);
+      }
+    }
+    if (!has_role)
+      return error{errc::missing_parameter, "Missing required parameter: '" + param + ".role'.",
+                   param + ".role"};
+    ++count;
+    ++index;
+  }
+  if (count == 0)
+    return error{errc::invalid_request, "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+                 "messages"};
+  return std::nullopt;
+}
+
+/// prompt (completions) and input (embeddings): a string, or a non-empty array of
+/// strings, integers (tokens) or integer arrays.
+check check_prompt_like(od::value v, std::string_view name, std::size_t& text_bytes) {
+  od::json_type t;
+  if (auto ec = v.type().get(t)) return json_error(ec);
+  if (t == od::json_type::string) {
+    std::string_view s;
+    if (auto ec = v.get_string().get(s)) return json_error(ec);
+    text_bytes += s.size();
+    return std::nullopt;
+  }
+  if (t != od::json_type::array) return type_error(name, "a string or an array");
+  od::array a;
+  if (auto ec = v.get_array().get(a)) return json_error(ec);
+  std::size_t count = 0;
+  for (auto el : a) {
+    od::value ev;
+    if (auto ec = el.get(ev)) return json_error(ec);
+    od::json_type et;
+    if (auto ec = ev.type().get(et)) return json_error(ec);
+    if (et == od::json_type::string) {
+      std::string_view s;
+      if (auto ec = ev.get_string().get(s)) return json_error(ec);
+      text_bytes += s.size();
+    } else if (et == od::json_type::number || et == od::json_type::array) {
+      std::size_t before = text_bytes;
+      if (auto ec = walk(ev, 2, nullptr)) return json_error(ec);
+      text_bytes = before + 4;  // token ids: count roughly one token each
+    } else {
+      return type_error(name, "a string, an array of strings or an array of tokens");
+    }
+    ++count;
+  }
+  if (count == 0)
+    return error{errc::invalid_request, "Invalid '" + std::string(name) + "': empty array.", std::string(name)};
+  return std::nullopt;
+}
+
+check check_number(od::value v, std::string_view name) {
+  od::json_type t;
+  if (auto ec = v.type().get(t)) return json_error(ec);
+  if (t == od::json_type::null) return std::nullopt;
+  if (t != od::json_type::number) return type_error(name, "a number");
+  od::number n;
+  if (auto ec = v.get_number().get(n)) return json_error(ec);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<error> inspect_request(operation op, const std::string& body, inspected_request& out) {
+  out = inspected_request{};
+  if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
+    return error{errc::internal_error, "request body is not padded", ""};
+  }
+  auto& parser = thread_parser();
+  od::document doc;
+  if (auto ec = parser.iterate(body.data(), body.size(), body.capacity()).get(doc)) return json_error(ec);
+  od::object root;
+  {
+    od::json_type t;
+    if (auto ec = doc.type().get(t)) return json_error(ec);
+    if (t != od::json_type::object)
+      return error{errc::invalid_request, "The request body must be a JSON object.", ""};
+    if (auto ec = doc.get_object().get(root)) return json_error(ec);
+  }
+  bool has_model = false, has_main = false;
+  std::string_view main_field = op == operation::chat         ? "messages"
+                                : op == operation::completion ? "prompt"
+                                                              : "input";
+  for (auto field : root) {
+    std::string_view key;
+    if (auto ec = field.unescaped_key().get(key)) return json_error(ec);
+    od::value v;
+    if (auto ec = field.value().get(v)) return json_error(ec);
+    if (key == "model") {
+      std::string_view raw = v.raw_json_token();
+      std::string_view s;
+      if (v.get_string().get(s)) return type_error("model", "a string");
+      if (s.empty()) return error{errc::invalid_request, "Invalid 'model': empty string.", "model"};
+      out.model.assign(s);
+      // raw includes trailing spaces; the token ends at its closing quote.
+      auto close = raw.find_last_of('"');
+      out.model_token_begin = static_cast<std::size_t>(raw.data() - body.data());
+      out.model_token_end = out.model_token_begin + close + 1;
+      has_model = true;
+    } else if (key == main_field) {
+      has_main = true;
+      check c = op == operation::chat ? check_messages(v, out.text_bytes)
+                                      : check_prompt_like(v, main_field, out.text_bytes);
+      if (c) return c;
+    } else if (key == "stream") {
+      od::json_type t;
+      if (auto ec = v.type().get(t)) return json_error(ec);
+      if (t != od::json_type::null) {
+        bool b;
+        if (v.get_bool().get(b)) return type_error("stream", "a boolean");
+        out.stream = b;
+      }
+    } else if (key == "stream_options") {
+      od::json_type t;
+      if (auto ec = v.type().get(t)) return json_error(ec);
+      if (t == od::json_type::null) continue;
+      od::object so;
+      if (v.get_object().get(so)) return type_error("stream_options", "an object");
+      for (auto sf : so) {
+        std::string_view sk;
+        if (auto ec = sf.unescaped_key().get(sk)) return json_error(ec);
+        od::value sv;
+        if (auto ec = sf.value().get(sv)) return json_error(ec);
+        if (sk == "include_usage") {
+          bool b;
+          if (sv.get_bool().get(b)) return type_error("stream_options.include_usage", "a boolean");
+          out.include_usage = b;
+        } else if (auto ec = walk(sv, 2, nullptr)) {
+          return json_error(ec);
+        }
+      }
+    } else if (key == "temperature" || key == "top_p" || key == "max_tokens" ||
+               key == "max_completion_tokens" || key == "n" || key == "presence_penalty" ||
+               key == "frequency_penalty" || key == "dimensions") {
+      if (auto c = check_number(v, key)) return c;
+    } else {
+      if (auto ec = walk(v, 1, nullptr)) return json_error(ec);
+    }
+  }
+  if (!doc.at_end()) return error{errc::invalid_json, "Unexpected content after the JSON body.", ""};
+  if (!has_model) return error{errc::missing_parameter, "Missing required parameter: 'model'.", "model"};
+  if (!has_main)
+    return error{errc::missing_parameter, "Missing required parameter: '" + std::string(main_field) + "'.",
+                 std::string(main_field)};
+  if (out.stream && op == operation::embedding)
+    return error{errc::invalid_request, "Embeddings cannot be streamed.", "stream"};
+  return std::nullopt;
+}
+
+namespace {
+
+/// A padded copy of `json` for the thread's parser.
+const char* padded_copy(std::string_view json, std::size_t& capacity) {
+  thread_local std::vector<char> buf;
+  if (buf.size() < json.size() + simdjson::SIMDJSON_PADDING) buf.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(buf.data(), json.data(), json.size());
+  capacity = buf.size();
+  return buf.data();
+}
+
+}  // namespace
+
+bool read_usage(std::string_view json, usage& out, std::string* response_model) {
+  std::size_t cap = 0;
+  const char* data = padded_copy(json, cap);
+  auto& parser = thread_parser();
+  od::document doc;
+  if (parser.iterate(data, json.size(), cap).get(doc)) return false;
+  od::object root;
+  if (doc.get_object().get(root)) return false;
+  for (auto field : root) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    od::value v;
+    if (field.value().get(v)) return false;
+    if (key == "usage") {
+      od::object u;
+      if (v.get_object().get(u)) continue;  // "usage": null in stream chunks
+      usage got;
+      for (auto uf : u) {
+        std::string_view uk;
+        if (uf.unescaped_key().get(uk)) return false;
+        od::value uv;
+        if (uf.value().get(uv)) return false;
+        std::int64_t n = 0;
+        if (uk == "prompt_tokens" || uk == "completion_tokens" || uk == "total_tokens") {
+          if (uv.get_int64().get(n)) continue;
+          if (uk == "prompt_tokens") got.prompt_tokens = n;
+          else if (uk == "completion_tokens") got.completion_tokens = n;
+          else got.total_tokens = n;
+        }
+      }
+      out = got;
+    } else if (key == "model" && response_model) {
+      std::string_view m;
+      if (!v.get_string().get(m)) response_model->assign(m);
+    }
+  }
+  return true;
+}
+
+bool is_openai_error(std::string_view json) {
+  std::size_t cap = 0;
+  const char* data = padded_copy(json, cap);
+  auto& parser = thread_parser();
+  od::document doc;
+  if (parser.iterate(data, json.size(), cap).get(doc)) return false;
+  od::object root;
+  if (doc.get_object().get(root)) return false;
+  for (auto field : root) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    if (key == "error") return true;
+  }
+  return false;
+}
+
+}  // namespace gw::providers

@@ -1,0 +1,196 @@
+"""Helpers for integration tests: real llm-gateway and mock-provider processes on
+ephemeral ports, talked to over real sockets with Python's standard library only."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+GATEWAY_BIN = os.environ.get("GW_GATEWAY_BIN", "build/dev/apps/gateway/llm-gateway")
+MOCK_BIN = os.environ.get("GW_MOCK_BIN", "build/dev/apps/mock-provider/mock-provider")
+# Sanitizer builds are slower; give processes more time.
+SLOW = float(os.environ.get("GW_TEST_SLOWDOWN", "1"))
+
+
+def wait_for_port_file(path, proc, timeout=15.0):
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited early with {proc.returncode}")
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return int(text)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"no port file {path}")
+
+
+class Process:
+    """A child process with its output captured to a file in `workdir`."""
+
+    def __init__(self, name, argv, workdir, env=None, cwd=None):
+        self.name = name
+        self.workdir = workdir
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.log = open(self.log_path, "wb")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=full_env,
+                                     cwd=cwd or workdir)
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def terminate(self, sig=signal.SIGTERM, timeout=20.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Mock(Process):
+    def __init__(self, workdir, *args, name="mock", port=0, env=None):
+        port_file = os.path.join(workdir, name + ".port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        super().__init__(name, [MOCK_BIN, "--port", str(port), "--port-file", port_file, *args], workdir, env=env)
+        self.port = wait_for_port_file(port_file, self.proc)
+        self.scheme = "https" if "--tls-cert" in args else "http"
+        self.base = f"{self.scheme}://127.0.0.1:{self.port}/v1"
+
+    def get_json(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return json.loads(body)
+
+
+class Gateway(Process):
+    def __init__(self, workdir, config_text=None, args=(), env=None, name="gateway", cwd=None, expect_start=True):
+        port_file = os.path.join(workdir, name + ".port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        argv = [GATEWAY_BIN, "--host", "127.0.0.1", "--port", "0", "--port-file", port_file]
+        if config_text is not None:
+            cfg = os.path.join(workdir, name + ".yaml")
+            with open(cfg, "w") as f:
+                f.write(config_text)
+            argv += ["--config", cfg]
+        argv += list(args)
+        base_env = {"LITELLM_MASTER_KEY": ""}
+        if env:
+            base_env.update(env)
+        super().__init__(name, argv, workdir, env=base_env, cwd=cwd)
+        self.port = wait_for_port_file(port_file, self.proc) if expect_start else None
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * SLOW)
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """One request on a new connection; returns (status, headers dict, body bytes)."""
+        c = self.conn(timeout)
+        h = {"content-type": "application/json"}
+        if headers:
+            h.update(headers)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        c.close()
+        return r.status, hdrs, data
+
+    def post_json(self, path, body, headers=None, timeout=30):
+        status, hdrs, data = self.request("POST", path, body, headers, timeout)
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = None
+        return status, hdrs, parsed, data
+
+    def stream(self, path, body, headers=None, timeout=30):
+        """POSTs and reads an SSE response; returns (status, headers, events, raw)."""
+        c = self.conn(timeout)
+        h = {"content-type": "application/json"}
+        if headers:
+            h.update(headers)
+        c.request("POST", path, body=json.dumps(body), headers=h)
+        r = c.getresponse()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        raw = r.read()  # http.client undoes the chunked encoding and fails if it is broken
+        c.close()
+        return r.status, hdrs, parse_sse(raw.decode()), raw
+
+
+def parse_sse(text):
+    """Returns the `data:` payloads of an SSE body, in order."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        data = [line[5:].lstrip(" ") if line.startswith("data:") else None for line in block.split("\n")]
+        data = [d for d in data if d is not None]
+        if data:
+            events.append("\n".join(data))
+    return events
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def chat(content="hello", model="mock-gpt", **extra):
+    body = {"model": model, "messages": [{"role": "user", "content": content}]}
+    body.update(extra)
+    return body
+
+
+class TempDir:
+    def __init__(self):
+        self.path = tempfile.mkdtemp(prefix="gw-it-")
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def run_parallel(n, fn):
+    """Runs fn(i) for i in range(n) on n threads; returns results (or raises the first error)."""
+    results = [None] * n
+    errors = []
+
+    def worker(i):
+        try:
+            results[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise AssertionError(f"{len(errors)} of {n} failed; first: {errors[0]}")
+    return results

@@ -1,0 +1,128 @@
+#include <gtest/gtest.h>
+
+#include "gw/providers/openai.hpp"
+
+namespace gw::providers {
+namespace {
+
+std::string padded(std::string s) {
+  s.reserve(s.size() + 64);
+  return s;
+}
+
+std::optional<error> inspect(operation op, const std::string& body, inspected_request& out) {
+  auto b = padded(body);
+  return inspect_request(op, b, out);
+}
+
+TEST(InspectRequest, ChatFindsModelStreamAndUsageFlag) {
+  std::string body = padded(
+      R"({"model" : "gpt-4o"  , "messages":[{"role":"user","content":"hello"}],"stream":true,)"
+      R"("stream_options":{"include_usage":true},"x_custom":{"keep":[1,2,3]}})");
+  inspected_request r;
+  auto e = inspect_request(operation::chat, body, r);
+  ASSERT_FALSE(e) << e->message;
+  EXPECT_EQ(r.model, "gpt-4o");
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(body.substr(r.model_token_begin, r.model_token_end - r.model_token_begin), "\"gpt-4o\"");
+  EXPECT_EQ(r.text_bytes, 5u);
+}
+
+TEST(InspectRequest, ModelWithEscapesKeepsRawSpan) {
+  std::string body = padded(R"({"messages":[{"role":"user","content":"x"}],"model":"a\/b\u00e9"})");
+  inspected_request r;
+  ASSERT_FALSE(inspect_request(operation::chat, body, r));
+  EXPECT_EQ(r.model, "a/b\xc3\xa9");
+  EXPECT_EQ(body.substr(r.model_token_begin, r.model_token_end - r.model_token_begin), R"("a\/b\u00e9")");
+}
+
+TEST(InspectRequest, ContentPartsCountText) {
+  inspected_request r;
+  ASSERT_FALSE(inspect(operation::chat,
+                       R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcd"}]}]})", r));
+  EXPECT_GE(r.text_bytes, 4u);
+}
+
+struct bad_case {
+  operation op;
+  const char* body;
+  errc code;
+  const char* param;
+};
+
+class InspectBad : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(InspectBad, Rejects) {
+  const auto& c = GetParam();
+  inspected_request r;
+  auto e = inspect(c.op, c.body, r);
+  ASSERT_TRUE(e) << c.body;
+  EXPECT_EQ(e->code, c.code) << c.body << " -> " << e->message;
+  EXPECT_EQ(e->param, c.param) << c.body;
+  EXPECT_EQ(http_status(e->code), 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, InspectBad,
+    ::testing::Values(
+        bad_case{operation::chat, "", errc::invalid_json, ""},
+        bad_case{operation::chat, "{", errc::invalid_json, ""},
+        bad_case{operation::chat, "not json", errc::invalid_json, ""},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}]} trailing)", errc::invalid_json, ""},
+        bad_case{operation::chat, R"({"model":"m","messages":[1,]})", errc::invalid_json, ""},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"t":tru})", errc::invalid_json, ""},
+        bad_case{operation::chat, R"([1,2])", errc::invalid_request, ""},
+        bad_case{operation::chat, R"({"messages":[{"role":"user","content":"x"}]})", errc::missing_parameter, "model"},
+        bad_case{operation::chat, R"({"model":"m"})", errc::missing_parameter, "messages"},
+        bad_case{operation::chat, R"({"model":7,"messages":[{"role":"user","content":"x"}]})", errc::invalid_type, "model"},
+        bad_case{operation::chat, R"({"model":"","messages":[{"role":"user","content":"x"}]})", errc::invalid_request, "model"},
+        bad_case{operation::chat, R"({"model":"m","messages":"hi"})", errc::invalid_type, "messages"},
+        bad_case{operation::chat, R"({"model":"m","messages":[]})", errc::invalid_request, "messages"},
+        bad_case{operation::chat, R"({"model":"m","messages":["hi"]})", errc::invalid_type, "messages[0]"},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"content":"x"}]})", errc::missing_parameter, "messages[0].role"},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"role":1}]})", errc::invalid_type, "messages[0].role"},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})", errc::invalid_type, "stream"},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"})", errc::invalid_type, "temperature"},
+        bad_case{operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":1}})", errc::invalid_type, "stream_options.include_usage"},
+        bad_case{operation::completion, R"({"model":"m"})", errc::missing_parameter, "prompt"},
+        bad_case{operation::completion, R"({"model":"m","prompt":{}})", errc::invalid_type, "prompt"},
+        bad_case{operation::embedding, R"({"model":"m"})", errc::missing_parameter, "input"},
+        bad_case{operation::embedding, R"({"model":"m","input":[]})", errc::invalid_request, "input"},
+        bad_case{operation::embedding, R"({"model":"m","input":[true]})", errc::invalid_type, "input"},
+        bad_case{operation::embedding, R"({"model":"m","input":"x","stream":true})", errc::invalid_request, "stream"}));
+
+TEST(InspectRequest, AcceptsNullOptionalsAndTokenInputs) {
+  inspected_request r;
+  EXPECT_FALSE(inspect(operation::chat,
+                       R"({"model":"m","messages":[{"role":"user","content":null,"tool_calls":[]}],"stream":null,"temperature":null})", r));
+  EXPECT_FALSE(inspect(operation::embedding, R"({"model":"m","input":[[1,2,3],[4]]})", r));
+  EXPECT_FALSE(inspect(operation::completion, R"({"model":"m","prompt":["a","b"]})", r));
+}
+
+TEST(ReadUsage, FromResponseAndChunks) {
+  usage u;
+  std::string model;
+  ASSERT_TRUE(read_usage(R"({"id":"x","model":"gpt-4o-2024","usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":0}}})", u, &model));
+  EXPECT_EQ(u.prompt_tokens, 12);
+  EXPECT_EQ(u.completion_tokens, 5);
+  EXPECT_EQ(u.total_tokens, 17);
+  EXPECT_EQ(model, "gpt-4o-2024");
+  usage none;
+  ASSERT_TRUE(read_usage(R"({"choices":[],"usage":null})", none));
+  EXPECT_FALSE(none.known());
+  EXPECT_FALSE(read_usage("[DONE]", none));
+  usage emb;
+  ASSERT_TRUE(read_usage(R"({"object":"list","usage":{"prompt_tokens":8,"total_tokens":8}})", emb));
+  EXPECT_EQ(emb.prompt_tokens, 8);
+  EXPECT_EQ(emb.completion_tokens, -1);
+}
+
+TEST(IsOpenAIError, Detects) {
+  EXPECT_TRUE(is_openai_error(R"({"error":{"message":"x"}})"));
+  EXPECT_FALSE(is_openai_error(R"({"id":"x"})"));
+  EXPECT_FALSE(is_openai_error("<html>502</html>"));
+}
+
+}  // namespace
+}  // namespace gw::providers
