@@ -6,6 +6,18 @@ if(GW_SANITIZE)
   add_link_options(${GW_SANITIZE_FLAGS})
 endif()
 
+# simdjson's on-demand parser runs the implementation the code is compiled for: without
+# AVX2 it is the scalar fallback. x86-64-v3 (AVX2, BMI2; every x86 server since 2015)
+# is the default; the gateway checks the CPU at start. -DGW_MARCH= for a baseline build.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  set(GW_MARCH "x86-64-v3" CACHE STRING "-march for the project's code (empty: compiler default)")
+else()
+  set(GW_MARCH "" CACHE STRING "-march for the project's code (empty: compiler default)")
+endif()
+if(GW_MARCH)
+  add_compile_options(-march=${GW_MARCH})
+endif()
+
 function(gw_target_options target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers)
 endfunction()

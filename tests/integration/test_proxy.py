@@ -150,7 +150,7 @@ class ProxyTest(unittest.TestCase):
             self.assertAlmostEqual(x, y, places=5)
 
     def test_models(self):
-        status, _, body, _ = self.gw.request("GET", "/v1/models", headers=AUTH)
+        status, _, body = self.gw.request("GET", "/v1/models", headers=AUTH)
         self.assertEqual(status, 200)
         models = json.loads(body)
         self.assertEqual(models["object"], "list")

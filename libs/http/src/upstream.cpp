@@ -2,6 +2,8 @@
 
 #include <openssl/ssl.h>
 
+#include <limits>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
@@ -152,7 +154,9 @@ void upstream_connection::async_write(const std::array<asio::const_buffer, 4>& b
 void upstream_connection::async_read_head(std::size_t header_limit, callback cb) {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(header_limit));
-  parser_->body_limit(boost::none);
+  // Not boost::none: Beast 1.74 compares Content-Length against the optional, and
+  // any length is "greater" than none.
+  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
   with_stream([&](auto& s) {
     bhttp::async_read_header(s, buffer_, *parser_, [this, cb = std::move(cb)](error_code ec, std::size_t) {
       if (ec) broken_ = true;

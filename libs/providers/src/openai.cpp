@@ -191,14 +191,10 @@ check check_number(od::value v, std::string_view name) {
 
 }  // namespace
 
-std::optional<error> inspect_request(operation op, const std::string& body, inspected_request& out) {
-  out = inspected_request{};
-  if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
-    return error{errc::internal_error, "request body is not padded", ""};
-  }
-  auto& parser = thread_parser();
-  od::document doc;
-  if (auto ec = parser.iterate(body.data(), body.size(), body.capacity()).get(doc)) return json_error(ec);
+namespace {
+
+std::optional<error> inspect_document(operation op, const std::string& body, od::document& doc,
+                                      inspected_request& out) {
   od::object root;
   {
     od::json_type t;
@@ -267,7 +263,9 @@ std::optional<error> inspect_request(operation op, const std::string& body, insp
       if (auto ec = walk(v, 1, nullptr)) return json_error(ec);
     }
   }
-  if (!doc.at_end()) return error{errc::invalid_json, "Unexpected content after the JSON body.", ""};
+  // After the root object, a location still in bounds means trailing content.
+  if (!doc.current_location().error())
+    return error{errc::invalid_json, "Unexpected content after the JSON body.", ""};
   if (!has_model) return error{errc::missing_parameter, "Missing required parameter: 'model'.", "model"};
   if (!has_main)
     return error{errc::missing_parameter, "Missing required parameter: '" + std::string(main_field) + "'.",
@@ -275,6 +273,44 @@ std::optional<error> inspect_request(operation op, const std::string& body, insp
   if (out.stream && op == operation::embedding)
     return error{errc::invalid_request, "Embeddings cannot be streamed.", "stream"};
   return std::nullopt;
+}
+
+/// Walks the whole document to tell malformed JSON apart from a semantic error.
+bool well_formed(od::document& doc) {
+  doc.rewind();
+  od::value v;
+  if (doc.get_value().get(v)) {
+    // A scalar root: simdjson wants the scalar getters on the document itself.
+    od::json_type t;
+    if (doc.type().get(t)) return false;
+    switch (t) {
+      case od::json_type::string: { std::string_view s; return !doc.get_string().get(s); }
+      case od::json_type::number: { od::number n; return !doc.get_number().get(n); }
+      case od::json_type::boolean: { bool b; return !doc.get_bool().get(b); }
+      case od::json_type::null: { bool n = false; return !doc.is_null().get(n) && n; }
+      default: return false;
+    }
+  }
+  if (walk(v, 0, nullptr)) return false;
+  return doc.current_location().error() != simdjson::SUCCESS;
+}
+
+}  // namespace
+
+std::optional<error> inspect_request(operation op, const std::string& body, inspected_request& out) {
+  out = inspected_request{};
+  if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
+    return error{errc::internal_error, "request body is not padded", ""};
+  }
+  auto& parser = thread_parser();
+  od::document doc;
+  if (auto ec = parser.iterate(body.data(), body.size(), body.capacity()).get(doc)) return json_error(ec);
+  auto e = inspect_document(op, body, doc, out);
+  // A semantic complaint about a body that is not even valid JSON would mislead:
+  // on the (rare) error path, check the whole document first.
+  if (e && e->code != errc::invalid_json && !well_formed(doc))
+    return error{errc::invalid_json, "We could not parse the JSON body of your request: it is not valid JSON.", ""};
+  return e;
 }
 
 namespace {

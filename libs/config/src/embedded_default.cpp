@@ -1,0 +1,23 @@
+#include "gw/config/config.hpp"
+
+namespace gw::config {
+
+std::string_view embedded_default_yaml() {
+  return R"(# The embedded default: what llm-gateway serves when started without --config.
+# Both model groups are answered by the built-in mock provider, which the gateway
+# starts on a loopback port and names in GW_EMBEDDED_MOCK_BASE.
+model_list:
+  - model_name: mock-gpt
+    litellm_params:
+      model: openai/mock-gpt
+      api_base: os.environ/GW_EMBEDDED_MOCK_BASE
+  - model_name: mock-embed
+    litellm_params:
+      model: openai/mock-embed
+      api_base: os.environ/GW_EMBEDDED_MOCK_BASE
+    model_info:
+      mode: embedding
+)";
+}
+
+}  // namespace gw::config

@@ -1,0 +1,531 @@
+// Loads LiteLLM's config.yaml into gateway_config: os.environ/ references, validation
+// with file:line:column and YAML path, one warning per key not implemented yet.
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "gw/config/config.hpp"
+#include "gw/core/json_writer.hpp"
+#include "gw/core/strings.hpp"
+
+namespace gw::config {
+namespace {
+
+constexpr std::string_view k_env_prefix = "os.environ/";
+
+using key_set = std::unordered_set<std::string_view>;
+
+// Keys the gateway reads.
+const key_set k_top_implemented{"model_list",          "litellm_settings",      "general_settings",
+                                "router_settings",     "environment_variables", "gateway_settings"};
+const key_set k_top_later{"guardrails",   "include",        "credential_list",    "mcp_servers",
+                          "callback_settings", "vector_store_registry", "search_tools", "files_settings",
+                          "finetune_settings", "assistant_settings", "prompts", "model_group_settings"};
+
+const key_set k_params_implemented{"model",       "api_base",        "api_key", "api_version",
+                                   "timeout",     "stream_timeout",  "rpm",     "tpm",
+                                   "max_retries", "max_parallel_requests", "weight", "organization"};
+
+const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_params",
+                                    "success_callback", "failure_callback", "callbacks"};
+
+const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb"};
+const key_set k_general_later{
+    "completion_model", "disable_spend_logs", "disable_master_key_return",
+    "disable_retry_on_max_parallel_request_limit_error", "disable_reset_budget",
+    "disable_adding_master_key_hash_to_db", "enable_jwt_auth", "enforce_user_param", "allowed_routes",
+    "key_management_system", "key_management_settings", "database_connection_pool_limit",
+    "database_connection_timeout", "allow_requests_on_db_unavailable", "custom_auth", "custom_auth_settings",
+    "max_parallel_requests", "global_max_parallel_requests", "infer_model_from_keys", "background_health_checks",
+    "health_check_interval", "health_check_details", "alerting", "alerting_threshold", "alert_types",
+    "alert_to_webhook_url", "alerting_args", "spend_report_frequency", "ui_access_mode", "litellm_jwtauth",
+    "litellm_license", "oauth2_config_mappings", "outlier_threshold", "pass_through_endpoints",
+    "store_model_in_db", "store_prompts_in_spend_logs", "max_response_size_mb",
+    "proxy_budget_rescheduler_min_time", "proxy_budget_rescheduler_max_time", "proxy_batch_write_at",
+    "custom_key_generate", "custom_sso", "public_routes", "admin_only_routes", "use_redis_transaction_buffer",
+    "maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval", "litellm_key_header_name",
+    "user_header_name", "forward_client_headers_to_llm_api", "require_auth_for_metrics_endpoint",
+    "user_api_key_cache_ttl", "service_account_settings", "key_generation_settings", "allowed_ips",
+    "enforced_params", "use_client_credentials_pass_through_routes", "disable_prisma_schema_update",
+    "default_team_disabled", "embedding_model", "moderation_model", "use_shared_health_check",
+    "supported_db_objects", "user_mcp_management_mode", "reject_clientside_metadata_tags"};
+
+const key_set k_router_implemented{"routing_strategy", "num_retries", "timeout", "allowed_fails", "cooldown_time"};
+const key_set k_router_later{
+    "redis_host", "redis_port", "redis_password", "redis_url", "redis_db", "enable_pre_call_checks",
+    "optional_pre_call_checks", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
+    "default_fallbacks", "retry_policy", "allowed_fails_policy", "model_group_alias", "model_group_retry_policy",
+    "routing_strategy_args", "cache_responses", "cache_kwargs", "client_ttl", "default_litellm_params",
+    "default_max_parallel_requests", "default_priority", "polling_interval", "max_fallbacks", "retry_after",
+    "provider_budget_config", "enable_tag_filtering", "tag_filtering_match_any", "disable_cooldowns",
+    "stream_timeout", "debug_level", "set_verbose", "alerting_config", "assistants_config",
+    "router_general_settings", "deployment_affinity"};
+
+const key_set k_gateway_keys{"io_threads",        "actor_threads",           "max_connections",
+                             "max_header_bytes",  "keepalive_timeout",       "request_read_timeout",
+                             "connect_timeout",   "drain_timeout",           "upstream_max_idle_per_host",
+                             "upstream_idle_timeout"};
+
+const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
+                                                 "usage-based-routing",   "usage-based-routing-v2",
+                                                 "latency-based-routing", "cost-based-routing"};
+
+std::string fnv1a_hex(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = hex[h & 0xf];
+    h >>= 4;
+  }
+  return out;
+}
+
+/// Thrown inside the loader only, turned into config_error at the API boundary.
+struct invalid {
+  std::string message;
+};
+
+class loader {
+ public:
+  explicit loader(std::string source) : source_(std::move(source)) { cfg_.source = source_; }
+
+  gateway_config run(const YAML::Node& root) {
+    if (!root || root.IsNull()) {
+      warn("", "the config is empty: no models configured");
+      finish();
+      return std::move(cfg_);
+    }
+    if (!root.IsMap()) fail(root, "", "the config must be a YAML mapping of sections");
+    // environment_variables first: later os.environ/ references may use them.
+    if (auto env = root["environment_variables"]) read_environment(env);
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      std::string key = it->first.as<std::string>();
+      const YAML::Node& v = it->second;
+      if (key == "model_list") read_model_list(v);
+      else if (key == "litellm_settings") read_litellm(v);
+      else if (key == "general_settings") read_general(v);
+      else if (key == "router_settings") read_router(v);
+      else if (key == "gateway_settings") read_gateway(v);
+      else if (key == "environment_variables") continue;
+      else if (k_top_later.count(key)) warn_later(key);
+      else warn_unknown(key);
+    }
+    finish();
+    return std::move(cfg_);
+  }
+
+ private:
+  // ------------------------------------------------------------------ helpers
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& path, const std::string& what) {
+    std::ostringstream m;
+    m << source_;
+    if (n && n.Mark().line >= 0) m << ":" << n.Mark().line + 1 << ":" << n.Mark().column + 1;
+    m << ": ";
+    if (!path.empty()) m << path << ": ";
+    m << what;
+    throw invalid{m.str()};
+  }
+
+  void warn(const std::string& dedupe, const std::string& message) {
+    if (!dedupe.empty() && !warned_.insert(dedupe).second) return;
+    cfg_.warnings.push_back(message);
+  }
+  void warn_later(const std::string& pattern) {
+    warn(pattern, pattern + ": accepted but not implemented yet (ignored)");
+  }
+  void warn_unknown(const std::string& pattern) { warn(pattern, pattern + ": unknown key (ignored)"); }
+
+  void require_map(const YAML::Node& n, const std::string& path) {
+    if (!n.IsMap() && !n.IsNull()) fail(n, path, "expected a mapping");
+  }
+
+  /// A scalar's text with os.environ/NAME resolved; nullopt for null or an unset variable.
+  std::optional<std::string> scalar(const YAML::Node& n, const std::string& path) {
+    if (!n || n.IsNull()) return std::nullopt;
+    if (!n.IsScalar()) fail(n, path, "expected a single value, not a list or mapping");
+    std::string v = n.Scalar();
+    if (v.rfind(k_env_prefix, 0) == 0) {
+      std::string name = v.substr(k_env_prefix.size());
+      const char* e = std::getenv(name.c_str());
+      if (!e) {
+        warn(path + "\x1f" + name, path + ": environment variable " + name + " is not set");
+        return std::nullopt;
+      }
+      return std::string(e);
+    }
+    return v;
+  }
+
+  std::optional<std::int64_t> integer(const YAML::Node& n, const std::string& path, std::int64_t min = 0) {
+    auto s = scalar(n, path);
+    if (!s) return std::nullopt;
+    auto v = parse_int(*s);
+    if (!v) fail(n, path, "expected an integer, got '" + display(n, *s) + "'");
+    if (*v < min) fail(n, path, "must be at least " + std::to_string(min) + ", got " + std::to_string(*v));
+    return *v;
+  }
+
+  std::optional<double> number(const YAML::Node& n, const std::string& path, bool positive = false) {
+    auto s = scalar(n, path);
+    if (!s) return std::nullopt;
+    auto v = parse_double(*s);
+    if (!v) fail(n, path, "expected a number, got '" + display(n, *s) + "'");
+    if (*v < 0 || (positive && *v == 0)) fail(n, path, positive ? "must be greater than 0" : "must not be negative");
+    return *v;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& path) {
+    auto s = scalar(n, path);
+    if (!s) return std::nullopt;
+    if (iequals(*s, "true") || iequals(*s, "yes") || iequals(*s, "on")) return true;
+    if (iequals(*s, "false") || iequals(*s, "no") || iequals(*s, "off")) return false;
+    fail(n, path, "expected true or false, got '" + display(n, *s) + "'");
+  }
+
+  std::vector<std::string> string_list(const YAML::Node& n, const std::string& path) {
+    std::vector<std::string> out;
+    if (!n || n.IsNull()) return out;
+    if (n.IsScalar()) {
+      if (auto s = scalar(n, path)) out.push_back(*s);
+      return out;
+    }
+    if (!n.IsSequence()) fail(n, path, "expected a list of names");
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      auto p = path + "[" + std::to_string(i) + "]";
+      if (!n[i].IsScalar()) fail(n[i], p, "expected a name");
+      if (auto s = scalar(n[i], p)) out.push_back(*s);
+    }
+    return out;
+  }
+
+  /// Values from the environment may be secrets: never echo them.
+  static std::string display(const YAML::Node& n, const std::string& resolved) {
+    return n.Scalar().rfind(k_env_prefix, 0) == 0 ? n.Scalar() + " (value hidden)" : resolved;
+  }
+
+  /// Compact JSON of a node, os.environ/ resolved (for lists and maps in params).
+  void to_json(const YAML::Node& n, const std::string& path, std::string& out) {
+    if (!n || n.IsNull()) {
+      out += "null";
+    } else if (n.IsScalar()) {
+      auto s = scalar(n, path);
+      if (s)
+        append_json_string(out, *s);
+      else
+        out += "null";
+    } else if (n.IsSequence()) {
+      out += '[';
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        if (i) out += ',';
+        to_json(n[i], path + "[" + std::to_string(i) + "]", out);
+      }
+      out += ']';
+    } else {
+      out += '{';
+      bool first = true;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        auto k = it->first.Scalar();
+        append_json_string(out, k);
+        out += ':';
+        to_json(it->second, path + "." + k, out);
+      }
+      out += '}';
+    }
+  }
+
+  std::optional<std::string> text_or_json(const YAML::Node& n, const std::string& path) {
+    if (!n || n.IsNull()) return std::nullopt;
+    if (n.IsScalar()) return scalar(n, path);
+    std::string j;
+    to_json(n, path, j);
+    return j;
+  }
+
+  // ----------------------------------------------------------------- sections
+  void read_environment(const YAML::Node& n) {
+    require_map(n, "environment_variables");
+    if (n.IsNull()) return;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      auto v = scalar(it->second, "environment_variables." + k);
+      if (!v) continue;
+      setenv(k.c_str(), v->c_str(), 1);
+      cfg_.environment_variables[k] = *v;
+    }
+  }
+
+  void read_model_list(const YAML::Node& n) {
+    if (n.IsNull()) return;
+    if (!n.IsSequence()) fail(n, "model_list", "expected a list of models");
+    std::unordered_map<std::string, int> id_lines;
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      std::string path = "model_list[" + std::to_string(i) + "]";
+      const YAML::Node& e = n[i];
+      if (!e.IsMap()) fail(e, path, "expected a mapping with model_name and litellm_params");
+      deployment d;
+      d.where = {e.Mark().line + 1, e.Mark().column + 1};
+      YAML::Node params, info;
+      for (auto it = e.begin(); it != e.end(); ++it) {
+        std::string k = it->first.as<std::string>();
+        if (k == "model_name") {
+          auto s = scalar(it->second, path + ".model_name");
+          d.model_name = s.value_or("");
+        } else if (k == "litellm_params") {
+          params = it->second;
+        } else if (k == "model_info") {
+          info = it->second;
+        } else {
+          warn_unknown("model_list[]." + k);
+        }
+      }
+      if (d.model_name.empty()) fail(e, path + ".model_name", "missing (every model needs a model_name)");
+      if (!params || params.IsNull()) fail(e, path + ".litellm_params", "missing (every model needs litellm_params)");
+      if (!params.IsMap()) fail(params, path + ".litellm_params", "expected a mapping");
+      read_params(params, path + ".litellm_params", d);
+      if (info && !info.IsNull()) {
+        if (!info.IsMap()) fail(info, path + ".model_info", "expected a mapping");
+        for (auto it = info.begin(); it != info.end(); ++it) {
+          std::string k = it->first.as<std::string>();
+          if (auto v = text_or_json(it->second, path + ".model_info." + k)) d.model_info[k] = *v;
+        }
+      }
+      if (auto it = d.model_info.find("id"); it != d.model_info.end() && !it->second.empty()) {
+        d.id = it->second;
+        auto [pos, fresh] = id_lines.emplace(d.id, d.where.line);
+        if (!fresh)
+          fail(info["id"], path + ".model_info.id",
+               "duplicate id '" + d.id + "' (also used by the model on line " + std::to_string(pos->second) + ")");
+      }
+      cfg_.model_list.push_back(std::move(d));
+    }
+    // Generated ids: stable across restarts, unique within the file.
+    std::unordered_set<std::string> taken;
+    for (auto& d : cfg_.model_list)
+      if (!d.id.empty()) taken.insert(d.id);
+    for (std::size_t i = 0; i < cfg_.model_list.size(); ++i) {
+      auto& d = cfg_.model_list[i];
+      if (!d.id.empty()) continue;
+      std::string basis = d.model_name + "\n" + d.model + "\n" + d.api_base;
+      std::string id = fnv1a_hex(basis);
+      if (taken.count(id)) id = fnv1a_hex(basis + "\n" + std::to_string(i));
+      taken.insert(id);
+      d.id = id;
+    }
+  }
+
+  void read_params(const YAML::Node& p, const std::string& path, deployment& d) {
+    for (auto it = p.begin(); it != p.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = path + "." + k;
+      const YAML::Node& v = it->second;
+      if (auto t = text_or_json(v, kp)) d.params[k] = *t;
+      if (k == "model") d.model = scalar(v, kp).value_or("");
+      else if (k == "api_base") d.api_base = scalar(v, kp).value_or("");
+      else if (k == "api_key") d.api_key = scalar(v, kp).value_or("");
+      else if (k == "api_version") d.api_version = scalar(v, kp).value_or("");
+      else if (k == "timeout") d.timeout = number(v, kp, true);
+      else if (k == "stream_timeout") d.stream_timeout = number(v, kp, true);
+      else if (k == "rpm") d.rpm = integer(v, kp);
+      else if (k == "tpm") d.tpm = integer(v, kp);
+      else if (k == "max_retries") {
+        if (auto r = integer(v, kp)) d.max_retries = static_cast<int>(*r);
+      } else if (k == "max_parallel_requests") d.max_parallel_requests = integer(v, kp, 1);
+      else if (k == "weight") d.weight = number(v, kp);
+      else if (!k_params_implemented.count(k)) warn_later("model_list[].litellm_params." + k);
+    }
+    if (d.model.empty()) fail(p, path + ".model", "missing (e.g. model: openai/gpt-4o)");
+    auto slash = d.model.find('/');
+    if (slash == std::string::npos) {
+      d.provider = "openai";
+      d.upstream_model = d.model;
+    } else {
+      d.provider = to_lower(d.model.substr(0, slash));
+      d.upstream_model = d.model.substr(slash + 1);
+      if (d.provider.empty() || d.upstream_model.empty())
+        fail(p["model"], path + ".model", "expected provider/model, got '" + d.model + "'");
+    }
+  }
+
+  void read_litellm(const YAML::Node& n) {
+    require_map(n, "litellm_settings");
+    if (n.IsNull()) return;
+    auto& s = cfg_.litellm;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = "litellm_settings." + k;
+      const YAML::Node& v = it->second;
+      if (k == "request_timeout") {
+        if (auto x = number(v, kp, true)) s.request_timeout = *x;
+      } else if (k == "num_retries") {
+        if (auto x = integer(v, kp)) s.num_retries = static_cast<int>(*x);
+      } else if (k == "drop_params") {
+        if (auto x = boolean(v, kp)) s.drop_params = *x;
+      } else if (k == "success_callback") {
+        s.success_callback = string_list(v, kp);
+      } else if (k == "failure_callback") {
+        s.failure_callback = string_list(v, kp);
+      } else if (k == "callbacks") {
+        s.callbacks = string_list(v, kp);
+      } else {
+        // litellm_settings takes any attribute of the litellm module: all are LiteLLM's.
+        warn_later(kp);
+      }
+    }
+  }
+
+  void read_general(const YAML::Node& n) {
+    require_map(n, "general_settings");
+    if (n.IsNull()) return;
+    auto& g = cfg_.general;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = "general_settings." + k;
+      const YAML::Node& v = it->second;
+      if (k == "master_key") {
+        g.master_key = scalar(v, kp).value_or("");
+      } else if (k == "database_url") {
+        g.database_url = scalar(v, kp).value_or("");
+      } else if (k == "max_request_size_mb") {
+        if (auto x = number(v, kp, true)) g.max_request_size_bytes = static_cast<std::size_t>(*x * 1024.0 * 1024.0);
+      } else if (k_general_later.count(k)) {
+        warn_later(kp);
+      } else {
+        warn_unknown(kp);
+      }
+    }
+  }
+
+  void read_router(const YAML::Node& n) {
+    require_map(n, "router_settings");
+    if (n.IsNull()) return;
+    auto& r = cfg_.router;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = "router_settings." + k;
+      const YAML::Node& v = it->second;
+      if (k == "routing_strategy") {
+        if (auto s = scalar(v, kp)) {
+          if (!k_routing_strategies.count(*s))
+            fail(v, kp,
+                 "unknown strategy '" + *s +
+                     "' (one of simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, "
+                     "latency-based-routing, cost-based-routing)");
+          r.routing_strategy = *s;
+        }
+      } else if (k == "num_retries") {
+        if (auto x = integer(v, kp)) r.num_retries = static_cast<int>(*x);
+      } else if (k == "timeout") {
+        r.timeout = number(v, kp, true);
+      } else if (k == "allowed_fails") {
+        if (auto x = integer(v, kp)) r.allowed_fails = static_cast<int>(*x);
+      } else if (k == "cooldown_time") {
+        if (auto x = number(v, kp)) r.cooldown_time = *x;
+      } else if (k_router_later.count(k)) {
+        warn_later(kp);
+      } else {
+        warn_unknown(kp);
+      }
+    }
+    if (r.routing_strategy != "simple-shuffle")
+      warn("router_settings.routing_strategy", "router_settings.routing_strategy: '" + r.routing_strategy +
+                                                   "' is not implemented yet; using simple-shuffle");
+  }
+
+  void read_gateway(const YAML::Node& n) {
+    require_map(n, "gateway_settings");
+    if (n.IsNull()) return;
+    auto& g = cfg_.gateway;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = "gateway_settings." + k;
+      const YAML::Node& v = it->second;
+      auto size = [&](std::size_t& out, std::int64_t min) {
+        if (auto x = integer(v, kp, min)) out = static_cast<std::size_t>(*x);
+      };
+      auto seconds = [&](double& out) {
+        if (auto x = number(v, kp, true)) out = *x;
+      };
+      if (k == "io_threads") {
+        if (auto x = integer(v, kp, 0)) g.io_threads = static_cast<int>(*x);
+      } else if (k == "actor_threads") {
+        if (auto x = integer(v, kp, 0)) g.actor_threads = static_cast<int>(*x);
+      } else if (k == "max_connections") size(g.max_connections, 1);
+      else if (k == "max_header_bytes") size(g.max_header_bytes, 1024);
+      else if (k == "upstream_max_idle_per_host") size(g.upstream_max_idle_per_host, 0);
+      else if (k == "keepalive_timeout") seconds(g.keepalive_timeout);
+      else if (k == "request_read_timeout") seconds(g.request_read_timeout);
+      else if (k == "connect_timeout") seconds(g.connect_timeout);
+      else if (k == "drain_timeout") seconds(g.drain_timeout);
+      else if (k == "upstream_idle_timeout") seconds(g.upstream_idle_timeout);
+      else warn_unknown(kp);
+    }
+  }
+
+  void finish() {
+    if (cfg_.general.master_key.empty())
+      if (const char* k = std::getenv("LITELLM_MASTER_KEY")) cfg_.general.master_key = k;
+    if (cfg_.general.database_url.empty())
+      if (const char* u = std::getenv("DATABASE_URL")) cfg_.general.database_url = u;
+    if (!cfg_.general.master_key.empty() && cfg_.general.master_key.rfind("sk-", 0) != 0)
+      warn("master_key_prefix", "general_settings.master_key: does not start with 'sk-' (LiteLLM requires it; "
+                                "accepted here)");
+    if (cfg_.model_list.empty()) warn("no_models", "model_list: no models configured");
+  }
+
+  std::string source_;
+  gateway_config cfg_;
+  std::set<std::string> warned_;
+};
+
+load_result load_node(const YAML::Node& root, std::string_view source) {
+  try {
+    loader l{std::string(source)};
+    return l.run(root);
+  } catch (const invalid& e) {
+    return config_error{e.message};
+  } catch (const YAML::Exception& e) {
+    std::ostringstream m;
+    m << source;
+    if (e.mark.line >= 0) m << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    m << ": " << e.msg;
+    return config_error{m.str()};
+  }
+}
+
+}  // namespace
+
+load_result load_string(std::string_view yaml, std::string_view source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    std::ostringstream m;
+    m << source_name;
+    if (e.mark.line >= 0) m << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    m << ": invalid YAML: " << e.msg;
+    return config_error{m.str()};
+  }
+  return load_node(root, source_name);
+}
+
+load_result load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return config_error{path + ": cannot open the config file"};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+}  // namespace gw::config

@@ -1,0 +1,460 @@
+#include <utility>  // before Asio (Boost 1.74 + GCC 12)
+
+#include "gw/mock/mock_server.hpp"
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include "gw/core/json_writer.hpp"
+#include "responses.hpp"
+
+namespace gw::mock {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+struct alignas(64) thread_stats {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::int64_t> open{0};
+};
+
+struct shared_state {
+  options opts;
+  std::vector<std::unique_ptr<thread_stats>> stats;
+  std::atomic<std::uint64_t> counter{0};
+  std::mutex last_mu;
+  std::string last_request;  // JSON, empty until the first model request
+  std::optional<ssl::context> tls;
+};
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+template <class Stream>
+class connection : public std::enable_shared_from_this<connection<Stream>> {
+ public:
+  template <class... Args>
+  connection(shared_state& sh, thread_stats& st, Args&&... args)
+      : stream_(std::forward<Args>(args)...), timer_(stream_.get_executor()), sh_(sh), st_(st) {
+    st_.open.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~connection() { st_.open.fetch_sub(1, std::memory_order_relaxed); }
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, ssl::stream<tcp::socket>>) {
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+        if (!ec) self->read();
+      });
+    } else {
+      read();
+    }
+  }
+
+ private:
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
+
+  void close() {
+    error_code ignored;
+    timer_.cancel();
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
+  }
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(64u * 1024u * 1024u);
+    parser_->header_limit(64 * 1024);
+    bhttp::async_read_header(stream_, buf_, *parser_, [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      auto& r = self->parser_->get();
+      auto expect = r[bhttp::field::expect];
+      if (!expect.empty() && beast::iequals(expect, "100-continue") && !self->parser_->is_done()) {
+        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        asio::async_write(self->stream_, asio::buffer(cont.data(), cont.size()),
+                          [self](error_code ec, std::size_t) {
+                            if (ec) return self->close();
+                            self->read_body();
+                          });
+        return;
+      }
+      self->read_body();
+    });
+  }
+
+  void read_body() {
+    bhttp::async_read(stream_, buf_, *parser_, [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->on_request();
+    });
+  }
+
+  void on_request() {
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    std::string_view target = sv(req.target());
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path.size() >= 3 && path.substr(0, 3) == "/v1" && (path.size() == 3 || path[3] == '/')) path.remove_prefix(3);
+    bool post = req.method() == bhttp::verb::post;
+    bool get = req.method() == bhttp::verb::get;
+
+    if (path == "/health") return get ? respond(200, "application/json", R"({"status":"ok"})") : not_allowed();
+    if (path == "/_mock/last_request") {
+      if (!get) return not_allowed();
+      std::lock_guard lock(sh_.last_mu);
+      if (sh_.last_request.empty())
+        return respond(404, "application/json", error_body("no request recorded yet", "not_found", "not_found"));
+      return respond(200, "application/json", sh_.last_request);
+    }
+    if (path == "/_mock/stats") {
+      if (!get) return not_allowed();
+      std::uint64_t requests = 0, accepted = 0;
+      std::int64_t open = 0;
+      for (auto& s : sh_.stats) {
+        requests += s->requests.load(std::memory_order_relaxed);
+        accepted += s->accepted.load(std::memory_order_relaxed);
+        open += s->open.load(std::memory_order_relaxed);
+      }
+      std::string b = R"({"requests":)" + std::to_string(requests) + R"(,"connections_accepted":)" +
+                      std::to_string(accepted) + R"(,"open_connections":)" + std::to_string(open) + "}";
+      return respond(200, "application/json", std::move(b));
+    }
+
+    kind k;
+    if (path == "/chat/completions") k = kind::chat;
+    else if (path == "/completions") k = kind::completion;
+    else if (path == "/embeddings") k = kind::embedding;
+    else if (path == "/models") {
+      if (!get) return not_allowed();
+      if (!authorized()) return;
+      return respond(200, "application/json", models_body(sh_.opts.models));
+    } else {
+      return respond(404, "application/json",
+                     error_body("unknown route " + std::string(path), "invalid_request_error", "not_found"));
+    }
+    if (!post) return not_allowed();
+    st_.requests.fetch_add(1, std::memory_order_relaxed);
+    if (sh_.opts.record_last_request) record(req);
+    if (!authorized()) return;
+
+    mock_request r;
+    std::string err;
+    if (!parse_request(req.body(), k, r, err))
+      return respond(400, "application/json", error_body("invalid request body: " + err, "invalid_request_error", "invalid_json"));
+
+    int latency = r.latency_ms >= 0 ? r.latency_ms : sh_.opts.latency_ms;
+    if (r.hang) return hang();
+    auto act = [self = this->shared_from_this(), r = std::move(r), k]() mutable { self->answer(r, k); };
+    if (latency > 0) {
+      timer_.expires_after(std::chrono::milliseconds(latency));
+      timer_.async_wait([act = std::move(act)](error_code ec) mutable {
+        if (!ec) act();
+      });
+    } else {
+      act();
+    }
+  }
+
+  bool authorized() {
+    if (sh_.opts.api_key.empty()) return true;
+    auto h = sv(parser_->get()[bhttp::field::authorization]);
+    if (h == "Bearer " + sh_.opts.api_key) return true;
+    respond(401, "application/json", error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key"));
+    return false;
+  }
+
+  void record(const bhttp::request<bhttp::string_body>& req) {
+    std::string j = R"({"method":)";
+    append_json_string(j, sv(req.method_string()));
+    j += R"(,"target":)";
+    append_json_string(j, sv(req.target()));
+    j += R"(,"headers":{)";
+    bool first = true;
+    for (auto& f : req) {
+      if (!first) j += ',';
+      first = false;
+      std::string name(sv(f.name_string()));
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      append_json_string(j, name);
+      j += ':';
+      append_json_string(j, sv(f.value()));
+    }
+    j += R"(},"body":)";
+    append_json_string(j, req.body());
+    j += '}';
+    std::lock_guard lock(sh_.last_mu);
+    sh_.last_request = std::move(j);
+  }
+
+  void answer(mock_request& r, kind k) {
+    if (r.status != 0) {
+      std::string extra;
+      if (!r.retry_after.empty()) extra += "retry-after: " + r.retry_after + "\r\n";
+      append_headers(extra, r);
+      if (r.has_raw_body)
+        return respond(r.status, r.content_type.empty() ? "text/plain" : r.content_type, r.raw_body, extra);
+      return respond(r.status, "application/json", error_body(r.status), extra);
+    }
+    std::string extra;
+    append_headers(extra, r);
+    if (r.drop_after == 0 && !r.stream) return close();  // dropped without an answer
+    auto n = sh_.counter.fetch_add(1, std::memory_order_relaxed);
+    std::int64_t created = unix_now();
+    if (k == kind::embedding) return respond(200, "application/json", embeddings_body(r, sh_.opts.embedding_dimensions), extra);
+    auto words = completion_words(r, sh_.opts.response_tokens);
+    std::string id = (k == kind::chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(n);
+    if (!r.stream) {
+      std::string text;
+      for (std::size_t i = 0; i < words.size(); ++i) {
+        if (i) text += ' ';
+        text += words[i];
+      }
+      auto p = prompt_tokens(r);
+      auto c = static_cast<std::int64_t>(words.size());
+      return respond(200, "application/json",
+                     k == kind::chat ? chat_body(id, created, r.model, text, p, c)
+                                     : completion_body(id, created, r.model, text, p, c),
+                     extra);
+    }
+    events_ = stream_events(k, id, created, r.model, words, r.include_usage, prompt_tokens(r));
+    next_event_ = 0;
+    // Content events: after the role chunk (chat) they are the next words.size() events.
+    first_content_ = k == kind::chat ? 1 : 0;
+    drop_after_ = r.drop_after;
+    double rate = r.tokens_per_second >= 0 ? r.tokens_per_second : sh_.opts.tokens_per_second;
+    interval_ = rate > 0 ? std::chrono::microseconds(static_cast<std::int64_t>(1e6 / rate)) : std::chrono::microseconds(0);
+    head_ = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n" + extra;
+    if (!keep_alive_) head_ += "connection: close\r\n";
+    head_ += "\r\n";
+    if (interval_.count() == 0) return stream_all();
+    asio::async_write(stream_, asio::buffer(head_), [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->stream_next();
+    });
+  }
+
+  static void append_chunk(std::string& out, std::string_view data) {
+    char hex[20];
+    int len = std::snprintf(hex, sizeof hex, "%zx\r\n", data.size());
+    out.append(hex, static_cast<std::size_t>(len));
+    out.append(data);
+    out += "\r\n";
+  }
+
+  /// Unpaced: head and every event in one write (or up to the drop).
+  void stream_all() {
+    out_ = head_;
+    std::size_t last = events_.size();
+    bool drop = drop_after_ >= 0;
+    if (drop) last = std::min(events_.size(), first_content_ + static_cast<std::size_t>(drop_after_));
+    for (std::size_t i = 0; i < last; ++i) append_chunk(out_, events_[i]);
+    if (!drop) out_ += "0\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(out_), [self = this->shared_from_this(), drop](error_code ec, std::size_t) {
+      if (ec || drop) return self->close();
+      self->done();
+    });
+  }
+
+  /// Paced: one event per interval, each its own chunk.
+  void stream_next() {
+    if (drop_after_ >= 0 && next_event_ >= first_content_ + static_cast<std::size_t>(drop_after_)) return close();
+    if (next_event_ >= events_.size()) {
+      static constexpr std::string_view last = "0\r\n\r\n";
+      asio::async_write(stream_, asio::buffer(last.data(), last.size()),
+                        [self = this->shared_from_this()](error_code ec, std::size_t) {
+                          if (ec) return self->close();
+                          self->done();
+                        });
+      return;
+    }
+    out_.clear();
+    append_chunk(out_, events_[next_event_++]);
+    asio::async_write(stream_, asio::buffer(out_), [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->timer_.expires_after(self->interval_);
+      self->timer_.async_wait([self](error_code ec) {
+        if (!ec) self->stream_next();
+      });
+    });
+  }
+
+  static void append_headers(std::string& extra, const mock_request& r) {
+    for (auto& [k, v] : r.headers) extra += k + ": " + v + "\r\n";
+  }
+
+  void hang() {
+    // Hold the connection until the client goes away (or the server stops).
+    socket().async_read_some(asio::buffer(scratch_), [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->hang();
+    });
+  }
+
+  void not_allowed() {
+    respond(405, "application/json", error_body("method not allowed", "invalid_request_error", "method_not_allowed"));
+  }
+
+  void respond(int status, std::string_view content_type, std::string body, std::string_view extra = {}) {
+    out_.clear();
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(status);
+    out_ += ' ';
+    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+    out_.append(reason.data(), reason.size());
+    out_ += "\r\ncontent-type: ";
+    out_ += content_type;
+    out_ += "\r\ncontent-length: ";
+    out_ += std::to_string(body.size());
+    out_ += "\r\n";
+    out_ += extra;
+    if (!keep_alive_) out_ += "connection: close\r\n";
+    out_ += "\r\n";
+    body_ = std::move(body);
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(body_)};
+    asio::async_write(stream_, bufs, [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->done();
+    });
+  }
+
+  void done() {
+    if (keep_alive_) return read();
+    close();
+  }
+
+  Stream stream_;
+  asio::steady_timer timer_;
+  shared_state& sh_;
+  thread_stats& st_;
+  beast::flat_buffer buf_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool keep_alive_ = true;
+  std::string out_, body_, head_;
+  std::vector<std::string> events_;
+  std::size_t next_event_ = 0, first_content_ = 0;
+  int drop_after_ = -1;
+  std::chrono::microseconds interval_{0};
+  char scratch_[512];
+};
+
+}  // namespace
+
+struct server::impl {
+  shared_state sh;
+  struct io_thread {
+    asio::io_context io{1};
+    tcp::acceptor acceptor{io};
+    std::thread thread;
+    thread_stats* stats = nullptr;
+  };
+  std::vector<std::unique_ptr<io_thread>> threads;
+  std::uint16_t port = 0;
+  bool started = false, stopped = false;
+
+  void accept(io_thread& t) {
+    t.acceptor.async_accept([this, &t](error_code ec, tcp::socket sock) {
+      if (!t.acceptor.is_open()) return;
+      if (!ec) {
+        t.stats->accepted.fetch_add(1, std::memory_order_relaxed);
+        error_code ignored;
+        sock.set_option(tcp::no_delay(true), ignored);
+        if (sh.tls) {
+          std::make_shared<connection<ssl::stream<tcp::socket>>>(sh, *t.stats, std::move(sock), *sh.tls)->start();
+        } else {
+          std::make_shared<connection<tcp::socket>>(sh, *t.stats, std::move(sock))->start();
+        }
+      }
+      accept(t);
+    });
+  }
+};
+
+server::server(options opts) : impl_(std::make_unique<impl>()) { impl_->sh.opts = std::move(opts); }
+
+server::~server() { stop(); }
+
+void server::start() {
+  auto& I = *impl_;
+  if (I.started) return;
+  I.started = true;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const auto& o = I.sh.opts;
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+    if (o.tls_cert_file.empty() || o.tls_key_file.empty()) throw std::runtime_error("TLS needs both a certificate and a key");
+    I.sh.tls.emplace(ssl::context::tls_server);
+    error_code ec;
+    I.sh.tls->use_certificate_chain_file(o.tls_cert_file, ec);
+    if (!ec) I.sh.tls->use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
+    if (ec) throw std::runtime_error("cannot load TLS certificate or key: " + ec.message());
+  }
+  error_code ec;
+  auto addr = asio::ip::make_address(o.host, ec);
+  if (ec) throw std::runtime_error("invalid host '" + o.host + "'");
+  std::uint16_t port = o.port;
+  int n = std::max(1, o.threads);
+  for (int i = 0; i < n; ++i) {
+    auto t = std::make_unique<impl::io_thread>();
+    I.sh.stats.push_back(std::make_unique<thread_stats>());
+    t->stats = I.sh.stats.back().get();
+    tcp::endpoint ep(addr, port);
+    t->acceptor.open(ep.protocol(), ec);
+    if (!ec) t->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) t->acceptor.set_option(reuse_port(true), ec);
+    if (!ec) t->acceptor.bind(ep, ec);
+    if (!ec) t->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(port) + ": " + ec.message());
+    if (port == 0) port = t->acceptor.local_endpoint().port();
+    I.threads.push_back(std::move(t));
+  }
+  I.port = port;
+  for (auto& t : I.threads) {
+    I.accept(*t);
+    t->thread = std::thread([tp = t.get()] {
+      auto guard = asio::make_work_guard(tp->io);
+      tp->io.run();
+    });
+  }
+}
+
+std::uint16_t server::port() const { return impl_->port; }
+
+void server::stop() {
+  auto& I = *impl_;
+  if (!I.started || I.stopped) return;
+  I.stopped = true;
+  for (auto& t : I.threads) {
+    asio::post(t->io, [tp = t.get()] {
+      error_code ignored;
+      tp->acceptor.close(ignored);
+    });
+    t->io.stop();
+  }
+  for (auto& t : I.threads)
+    if (t->thread.joinable()) t->thread.join();
+  I.threads.clear();  // connections still queued in the io_contexts are destroyed here
+}
+
+}  // namespace gw::mock

@@ -1,0 +1,62 @@
+#pragma once
+// The mock provider's request reading and response bodies: pure functions.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace gw::mock {
+
+enum class kind { chat, completion, embedding };
+
+/// What the mock needs from a request, x_mock included.
+struct mock_request {
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;
+  std::string last_text;          // last message's text (chat) or the prompt (completion)
+  std::size_t text_bytes = 0;     // all prompt text, for prompt_tokens
+  std::vector<std::string> inputs;  // embeddings: one text per input
+  int dimensions = 0;
+  bool base64 = false;
+  // x_mock
+  int status = 0;
+  std::string retry_after;
+  bool has_raw_body = false;
+  std::string raw_body;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int latency_ms = -1;
+  bool hang = false;
+  int tokens = -1;
+  double tokens_per_second = -1;
+  int drop_after = -1;
+  bool echo = false;
+};
+
+/// Parses `body` (no padding needed). False with `err` on invalid JSON or types.
+bool parse_request(std::string_view body, kind k, mock_request& out, std::string& err);
+
+/// The completion's words.
+std::vector<std::string> completion_words(const mock_request& r, int default_tokens);
+
+std::int64_t prompt_tokens(const mock_request& r);
+
+std::string chat_body(std::string_view id, std::int64_t created, std::string_view model, std::string_view content,
+                      std::int64_t prompt, std::int64_t completion);
+std::string completion_body(std::string_view id, std::int64_t created, std::string_view model,
+                            std::string_view text, std::int64_t prompt, std::int64_t completion);
+
+/// Stream events ("data: ...\n\n"), in order, for a chat or completion stream.
+std::vector<std::string> stream_events(kind k, std::string_view id, std::int64_t created, std::string_view model,
+                                       const std::vector<std::string>& words, bool include_usage,
+                                       std::int64_t prompt);
+
+std::string embeddings_body(const mock_request& r, int default_dims);
+std::string models_body(const std::vector<std::string>& models);
+std::string error_body(int status);
+std::string error_body(std::string_view message, std::string_view type, std::string_view code);
+
+}  // namespace gw::mock
