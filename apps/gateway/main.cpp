@@ -6,13 +6,13 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <variant>
 
 #include "cli.hpp"
 #include "gw/config/config.hpp"
+#include "gw/core/files.hpp"
 #include "gw/core/log.hpp"
 #include "gw/gateway/app.hpp"
 #include "gw/mock/mock_server.hpp"
@@ -34,17 +34,6 @@ void apply_log_level(bool debug) {
   }
   if (debug) l = gw::log::level::debug;
   gw::log::set_level(l);
-}
-
-bool write_port_file(const std::string& path, std::uint16_t port) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) return false;
-    f << port << "\n";
-    if (!f) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 }  // namespace
@@ -155,7 +144,7 @@ int main(int argc, char** argv) {
                 std::to_string(gateway->port()) + " (" + std::to_string(gateway->io_thread_count()) +
                 " io threads, " + std::to_string(gateway->actor_thread_count()) + " actor threads, " +
                 std::to_string(cfg.model_list.size()) + " deployments)");
-  if (opts.port_file && !write_port_file(*opts.port_file, gateway->port())) {
+  if (opts.port_file && !gw::write_file_atomic(*opts.port_file, std::to_string(gateway->port()) + "\n")) {
     std::cerr << "llm-gateway: cannot write --port-file " << *opts.port_file << "\n";
     return 1;
   }

@@ -2,11 +2,11 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "gw/core/files.hpp"
 #include "gw/core/strings.hpp"
 #include "gw/mock/mock_server.hpp"
 
@@ -122,16 +122,9 @@ int main(int argc, char** argv) {
   bool tls = !o.tls_cert_file.empty();
   std::cout << "mock-provider listening on " << (tls ? "https" : "http") << "://" << o.host << ":" << srv.port()
             << std::endl;
-  if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << srv.port() << "\n";
-    }
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      std::cerr << "mock-provider: cannot write " << port_file << "\n";
-      return 1;
-    }
+  if (!port_file.empty() && !gw::write_file_atomic(port_file, std::to_string(srv.port()) + "\n")) {
+    std::cerr << "mock-provider: cannot write " << port_file << "\n";
+    return 1;
   }
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -170,6 +170,62 @@ model_list:
             tmp.cleanup()
 
 
+class LimitsTest(unittest.TestCase):
+    """Connection cap, idle keep-alive timeout and request read timeout."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.mock = Mock(cls.tmp.path)
+        cls.gw = Gateway(cls.tmp.path, f"""
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/m, api_base: {cls.mock.base}}}
+gateway_settings:
+  max_connections: 3
+  keepalive_timeout: 1
+  request_read_timeout: 1
+""")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.terminate()
+        cls.mock.terminate()
+        cls.tmp.cleanup()
+
+    def connect(self):
+        import socket
+        return socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
+
+    def test_connection_cap_answers_503(self):
+        held = [self.connect() for _ in range(3)]
+        time.sleep(0.2)
+        extra = self.connect()
+        data = extra.recv(4096)
+        extra.close()
+        for s in held:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:60])
+        self.assertIn(b'"error"', data)
+        time.sleep(0.3)
+        self.assertEqual(self.gw.post_json("/v1/chat/completions", chat(model="m"))[0], 200)
+
+    def test_idle_connection_is_closed(self):
+        s = self.connect()
+        t0 = time.time()
+        self.assertEqual(s.recv(1), b"")
+        s.close()
+        self.assertGreater(time.time() - t0, 0.8)
+        self.assertLess(time.time() - t0, 5)
+
+    def test_slow_body_gets_408(self):
+        s = self.connect()
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\":")
+        data = s.recv(4096)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 408"), data[:60])
+
+
 class MetricsTest(unittest.TestCase):
     def test_metrics_pass_promtool(self):
         promtool = shutil.which("promtool")

@@ -110,7 +110,7 @@ class loader {
     if (auto env = root["environment_variables"]) read_environment(env);
     for (auto it = root.begin(); it != root.end(); ++it) {
       std::string key = it->first.as<std::string>();
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it-> returns a temporary proxy
       if (key == "model_list") read_model_list(v);
       else if (key == "litellm_settings") read_litellm(v);
       else if (key == "general_settings") read_general(v);
@@ -329,7 +329,7 @@ class loader {
     for (auto it = p.begin(); it != p.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = path + "." + k;
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it-> returns a temporary proxy
       if (auto t = text_or_json(v, kp)) d.params[k] = *t;
       if (k == "model") d.model = scalar(v, kp).value_or("");
       else if (k == "api_base") d.api_base = scalar(v, kp).value_or("");
@@ -365,7 +365,7 @@ class loader {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = "litellm_settings." + k;
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it-> returns a temporary proxy
       if (k == "request_timeout") {
         if (auto x = number(v, kp, true)) s.request_timeout = *x;
       } else if (k == "num_retries") {
@@ -392,7 +392,7 @@ class loader {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = "general_settings." + k;
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it-> returns a temporary proxy
       if (k == "master_key") {
         g.master_key = scalar(v, kp).value_or("");
       } else if (k == "database_url") {
@@ -414,7 +414,7 @@ class loader {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = "router_settings." + k;
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it-> returns a temporary proxy
       if (k == "routing_strategy") {
         if (auto s = scalar(v, kp)) {
           if (!k_routing_strategies.count(*s))
@@ -450,7 +450,7 @@ class loader {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = "gateway_settings." + k;
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: it-> returns a temporary proxy
       auto size = [&](std::size_t& out, std::int64_t min) {
         if (auto x = integer(v, kp, min)) out = static_cast<std::size_t>(*x);
       };

@@ -109,11 +109,15 @@ struct app::impl {
     if (stopped) return;
     stopped = true;
     threads.stop();
+    server->close();
     for (auto& g : registry->groups()) {
       caf::anon_send_exit(g->router, caf::exit_reason::user_shutdown);
       for (auto* d : g->deployments) caf::anon_send_exit(d->actor, caf::exit_reason::user_shutdown);
     }
-    system.reset();  // waits for the actors to finish
+    system.reset();  // waits for the actors; tickets they held are released
+    // Queued handlers hold sessions and calls that refer to ctx, registry and metrics:
+    // destroy them while those are alive.
+    threads.destroy();
   }
 };
 

@@ -12,9 +12,14 @@ thread_local io_thread* t_current = nullptr;
 io_thread::io_thread(std::size_t index, std::chrono::milliseconds sweep_interval)
     : sweep_interval_(sweep_interval), pool_(std::make_unique<upstream_pool>(*this)), index_(index) {}
 
-io_thread::~io_thread() {
-  // Connections in the pool hold sockets of io_; drop them before io_ goes.
+io_thread::~io_thread() { destroy(); }
+
+void io_thread::destroy() {
+  // Sockets and timers first, then the context with its queued handlers.
+  targets_.clear();
   pool_.reset();
+  sweep_timer_.reset();
+  io_.reset();
 }
 
 io_thread* io_thread::current() noexcept { return t_current; }
@@ -31,13 +36,13 @@ void io_thread::drain_all() {
 void io_thread::run() {
   t_current = this;
   schedule_sweep();
-  io_.run();
+  io_->run();
   t_current = nullptr;
 }
 
 void io_thread::schedule_sweep() {
-  sweep_timer_.expires_after(sweep_interval_);
-  sweep_timer_.async_wait([this](error_code ec) {
+  sweep_timer_->expires_after(sweep_interval_);
+  sweep_timer_->async_wait([this](error_code ec) {
     if (ec) return;
     sweep();
     schedule_sweep();
@@ -69,13 +74,16 @@ io_threads::io_threads(std::size_t n, std::chrono::milliseconds sweep_interval) 
   for (std::size_t i = 0; i < n; ++i) threads_.push_back(std::make_unique<io_thread>(i, sweep_interval));
 }
 
-io_threads::~io_threads() { stop(); }
+io_threads::~io_threads() {
+  stop();
+  destroy();
+}
 
 void io_threads::start() {
   if (started_) return;
   started_ = true;
   for (auto& t : threads_) {
-    t->work_.emplace(asio::make_work_guard(t->io_));
+    t->work_.emplace(asio::make_work_guard(*t->io_));
     t->thread_ = std::thread([th = t.get()] { th->run(); });
   }
 }
@@ -83,10 +91,14 @@ void io_threads::start() {
 void io_threads::stop() {
   for (auto& t : threads_) {
     t->work_.reset();
-    t->io_.stop();
+    if (t->io_) t->io_->stop();
   }
   for (auto& t : threads_)
     if (t->thread_.joinable()) t->thread_.join();
+}
+
+void io_threads::destroy() {
+  for (auto& t : threads_) t->destroy();
 }
 
 }  // namespace gw::http

@@ -6,12 +6,11 @@
 
 #include "gw/core/error.hpp"
 #include "gw/core/log.hpp"
+#include "gw/http/listen.hpp"
 
 namespace gw::http {
 
 namespace {
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-
 bool is_http_parse_error(const error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
          ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
@@ -42,25 +41,15 @@ struct server::listener {
 server::server(io_threads& threads, server_options opts, request_handler& handler)
     : threads_(threads), opts_(std::move(opts)), handler_(handler) {}
 
-server::~server() = default;
+server::~server() { close(); }
+
+void server::close() { listeners_.clear(); }
 
 void server::start() {
-  error_code ec;
-  auto addr = asio::ip::make_address(opts_.host, ec);
-  if (ec) throw std::runtime_error("invalid --host '" + opts_.host + "': " + ec.message());
   std::uint16_t port = opts_.port;
   for (std::size_t i = 0; i < threads_.size(); ++i) {
     auto l = std::make_unique<listener>(threads_[i]);
-    tcp::endpoint ep(addr, port);
-    l->acceptor.open(ep.protocol(), ec);
-    if (!ec) l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) l->acceptor.set_option(reuse_port(true), ec);
-    if (!ec) l->acceptor.bind(ep, ec);
-    if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      throw std::runtime_error("cannot listen on " + opts_.host + ":" + std::to_string(port) + ": " +
-                               ec.message());
-    if (port == 0) port = l->acceptor.local_endpoint().port();  // the others join this port
+    port = listen_reuseport(l->acceptor, opts_.host, port);  // the others join the first's port
     listeners_.push_back(std::move(l));
   }
   port_ = port;
@@ -79,10 +68,10 @@ void server::accept(listener& l) {
       });
       return;
     }
-    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-    if (static_cast<std::size_t>(stats_.open_connections.load(std::memory_order_relaxed)) >=
+    stats_->accepted.fetch_add(1, std::memory_order_relaxed);
+    if (static_cast<std::size_t>(stats_->open_connections.load(std::memory_order_relaxed)) >=
         opts_.max_connections) {
-      stats_.rejected_over_cap.fetch_add(1, std::memory_order_relaxed);
+      stats_->rejected_over_cap.fetch_add(1, std::memory_order_relaxed);
       // Shed load with a clear answer rather than a silent reset.
       auto body = openai_error_json("too many connections", "service_unavailable", "",
                                     "service_unavailable");
@@ -122,14 +111,14 @@ void server::begin_drain() {
 // ---------------------------------------------------------------- session
 
 session::session(server& srv, io_thread& th, tcp::socket sock)
-    : server_(srv), thread_(th), socket_(std::move(sock)) {
-  server_.stats_.open_connections.fetch_add(1, std::memory_order_relaxed);
+    : server_(srv), stats_(srv.stats_), thread_(th), socket_(std::move(sock)) {
+  stats_->open_connections.fetch_add(1, std::memory_order_relaxed);
   head_.reserve(512);
 }
 
 session::~session() {
-  if (in_request_) server_.stats_.active_requests.fetch_sub(1, std::memory_order_relaxed);
-  server_.stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (in_request_) stats_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  stats_->open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void session::start() { read_request(); }
@@ -191,8 +180,11 @@ void session::on_header(error_code ec) {
 void session::read_body() {
   if (parser_->is_done()) return dispatch();
   set_timeout(server_.opts_.request_read_timeout);
-  bhttp::async_read(socket_, buffer_, *parser_,
-                    [self = shared_from_this()](error_code ec, std::size_t) { self->on_body(ec); });
+  reading_body_ = true;
+  bhttp::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
+    self->reading_body_ = false;
+    self->on_body(ec);
+  });
 }
 
 void session::on_body(error_code ec) {
@@ -220,7 +212,7 @@ void session::on_body(error_code ec) {
 void session::dispatch() {
   clear_deadline();
   in_request_ = true;
-  server_.stats_.active_requests.fetch_add(1, std::memory_order_relaxed);
+  stats_->active_requests.fetch_add(1, std::memory_order_relaxed);
   ensure_padding(parser_->get().body());
   server_.handler_.on_request(shared_from_this());
 }
@@ -229,7 +221,7 @@ void session::fail_request(unsigned status, std::string body) {
   // An error found by the session itself, before the handler saw the request.
   keep_alive_ = false;
   in_request_ = true;
-  server_.stats_.active_requests.fetch_add(1, std::memory_order_relaxed);
+  stats_->active_requests.fetch_add(1, std::memory_order_relaxed);
   respond(status, "application/json", std::move(body));
 }
 
@@ -332,7 +324,7 @@ void session::abort() {
 void session::finish_request() {
   if (in_request_) {
     in_request_ = false;
-    server_.stats_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+    stats_->active_requests.fetch_sub(1, std::memory_order_relaxed);
   }
   body_.clear();
   if (!open_) return;
@@ -375,7 +367,15 @@ void session::close() {
 
 void session::on_deadline() {
   timed_out_ = true;
-  // Cancels the pending read or write; its handler sees operation_aborted.
+  if (reading_body_) {
+    // The client is too slow sending its body: cancel the read so that its handler
+    // can still answer 408 before closing.
+    error_code ignored;
+    socket_.cancel(ignored);
+    return;
+  }
+  // Idle, or a write the client does not read: close; the pending handler sees
+  // operation_aborted.
   close();
 }
 

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "gw/core/json_writer.hpp"
+#include "gw/http/listen.hpp"
 #include "responses.hpp"
 
 namespace gw::mock {
@@ -27,7 +28,6 @@ namespace bhttp = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 struct alignas(64) thread_stats {
   std::atomic<std::uint64_t> requests{0};
@@ -410,23 +410,13 @@ void server::start() {
     if (!ec) I.sh.tls->use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
     if (ec) throw std::runtime_error("cannot load TLS certificate or key: " + ec.message());
   }
-  error_code ec;
-  auto addr = asio::ip::make_address(o.host, ec);
-  if (ec) throw std::runtime_error("invalid host '" + o.host + "'");
   std::uint16_t port = o.port;
   int n = std::max(1, o.threads);
   for (int i = 0; i < n; ++i) {
     auto t = std::make_unique<impl::io_thread>();
     I.sh.stats.push_back(std::make_unique<thread_stats>());
     t->stats = I.sh.stats.back().get();
-    tcp::endpoint ep(addr, port);
-    t->acceptor.open(ep.protocol(), ec);
-    if (!ec) t->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) t->acceptor.set_option(reuse_port(true), ec);
-    if (!ec) t->acceptor.bind(ep, ec);
-    if (!ec) t->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + o.host + ":" + std::to_string(port) + ": " + ec.message());
-    if (port == 0) port = t->acceptor.local_endpoint().port();
+    port = http::listen_reuseport(t->acceptor, o.host, port);
     I.threads.push_back(std::move(t));
   }
   I.port = port;

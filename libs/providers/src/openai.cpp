@@ -324,61 +324,59 @@ const char* padded_copy(std::string_view json, std::size_t& capacity) {
   return buf.data();
 }
 
-}  // namespace
-
-bool read_usage(std::string_view json, usage& out, std::string* response_model) {
+/// Calls f(key, value) for each top-level field of the JSON object `json` until f
+/// returns false. False if `json` is not a well-formed JSON object (as far as read).
+template <class F>
+bool for_each_field(std::string_view json, F&& f) {
   std::size_t cap = 0;
   const char* data = padded_copy(json, cap);
-  auto& parser = thread_parser();
   od::document doc;
-  if (parser.iterate(data, json.size(), cap).get(doc)) return false;
+  if (thread_parser().iterate(data, json.size(), cap).get(doc)) return false;
   od::object root;
   if (doc.get_object().get(root)) return false;
   for (auto field : root) {
     std::string_view key;
-    if (field.unescaped_key().get(key)) return false;
     od::value v;
-    if (field.value().get(v)) return false;
+    if (field.unescaped_key().get(key) || field.value().get(v)) return false;
+    if (!f(key, v)) break;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool read_usage(std::string_view json, usage& out, std::string* response_model) {
+  return for_each_field(json, [&](std::string_view key, od::value v) {
     if (key == "usage") {
       od::object u;
-      if (v.get_object().get(u)) continue;  // "usage": null in stream chunks
+      if (v.get_object().get(u)) return true;  // "usage": null in stream chunks
       usage got;
       for (auto uf : u) {
         std::string_view uk;
-        if (uf.unescaped_key().get(uk)) return false;
         od::value uv;
-        if (uf.value().get(uv)) return false;
         std::int64_t n = 0;
-        if (uk == "prompt_tokens" || uk == "completion_tokens" || uk == "total_tokens") {
-          if (uv.get_int64().get(n)) continue;
-          if (uk == "prompt_tokens") got.prompt_tokens = n;
-          else if (uk == "completion_tokens") got.completion_tokens = n;
-          else got.total_tokens = n;
-        }
+        if (uf.unescaped_key().get(uk) || uf.value().get(uv)) return false;
+        if (uv.get_int64().get(n)) continue;
+        if (uk == "prompt_tokens") got.prompt_tokens = n;
+        else if (uk == "completion_tokens") got.completion_tokens = n;
+        else if (uk == "total_tokens") got.total_tokens = n;
       }
       out = got;
     } else if (key == "model" && response_model) {
       std::string_view m;
       if (!v.get_string().get(m)) response_model->assign(m);
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 bool is_openai_error(std::string_view json) {
-  std::size_t cap = 0;
-  const char* data = padded_copy(json, cap);
-  auto& parser = thread_parser();
-  od::document doc;
-  if (parser.iterate(data, json.size(), cap).get(doc)) return false;
-  od::object root;
-  if (doc.get_object().get(root)) return false;
-  for (auto field : root) {
-    std::string_view key;
-    if (field.unescaped_key().get(key)) return false;
-    if (key == "error") return true;
-  }
-  return false;
+  bool found = false;
+  for_each_field(json, [&](std::string_view key, od::value) {
+    found = key == "error";
+    return !found;
+  });
+  return found;
 }
 
 }  // namespace gw::providers

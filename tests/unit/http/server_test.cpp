@@ -54,6 +54,8 @@ class ServerTest : public ::testing::Test {
   }
   void TearDown() override {
     threads_->stop();
+    server_->close();
+    threads_->destroy();
     server_.reset();
     threads_.reset();
   }

@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{operation::embedding, R"({"model":"m"})", errc::missing_parameter, "input"},
         bad_case{operation::embedding, R"({"model":"m","input":[]})", errc::invalid_request, "input"},
         bad_case{operation::embedding, R"({"model":"m","input":[true]})", errc::invalid_type, "input"},
-        bad_case{operation::embedding, R"({"model":"m","input":"x","stream":true})", errc::invalid_request, "stream"}));
+        bad_case{operation::embedding, R"({"model":"m","input":"x","stream":true})", errc::invalid_request, "stream"}),
+    [](const ::testing::TestParamInfo<bad_case>& info) { return "case" + std::to_string(info.index); });
 
 TEST(InspectRequest, AcceptsNullOptionalsAndTokenInputs) {
   inspected_request r;

@@ -43,7 +43,7 @@ class io_thread {
   io_thread(const io_thread&) = delete;
   io_thread& operator=(const io_thread&) = delete;
 
-  asio::io_context& io() noexcept { return io_; }
+  asio::io_context& io() noexcept { return *io_; }
   std::size_t index() const noexcept { return index_; }
   upstream_pool& pool() noexcept { return *pool_; }
 
@@ -62,9 +62,11 @@ class io_thread {
   void schedule_sweep();
   void sweep();
 
-  asio::io_context io_{1};
+  void destroy();
+
+  std::unique_ptr<asio::io_context> io_ = std::make_unique<asio::io_context>(1);
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  asio::steady_timer sweep_timer_{io_};
+  std::optional<asio::steady_timer> sweep_timer_{std::in_place, *io_};
   std::chrono::milliseconds sweep_interval_;
   std::vector<std::weak_ptr<deadline_target>> targets_;
   std::unique_ptr<upstream_pool> pool_;
@@ -82,8 +84,12 @@ class io_threads {
   io_threads& operator=(const io_threads&) = delete;
 
   void start();
-  /// Stops every io_context (pending handlers are dropped) and joins the threads.
+  /// Stops every io_context and joins the threads. Pending handlers stay queued.
   void stop();
+  /// After stop(): destroys the io_contexts and with them every pending handler (and
+  /// the sessions and calls they hold). Whatever those refer to must still be alive;
+  /// sockets owned elsewhere (acceptors) must be gone. Idempotent.
+  void destroy();
 
   std::size_t size() const noexcept { return threads_.size(); }
   io_thread& operator[](std::size_t i) noexcept { return *threads_[i]; }

@@ -106,6 +106,7 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   void close();
 
   server& server_;
+  std::shared_ptr<server_stats> stats_;
   io_thread& thread_;
   tcp::socket socket_;
   beast::flat_buffer buffer_;
@@ -118,6 +119,7 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   bool in_request_ = false;
   bool waiting_for_request_ = false;
   bool timed_out_ = false;
+  bool reading_body_ = false;
   clock::time_point received_at_{};
 };
 
@@ -134,8 +136,10 @@ class server {
   /// then close. Thread-safe.
   void begin_drain();
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+  /// After the io threads stopped: releases the acceptors (before io_threads::destroy()).
+  void close();
 
-  const server_stats& stats() const noexcept { return stats_; }
+  const server_stats& stats() const noexcept { return *stats_; }
   const server_options& options() const noexcept { return opts_; }
 
  private:
@@ -149,7 +153,8 @@ class server {
   std::vector<std::unique_ptr<listener>> listeners_;
   std::uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
-  server_stats stats_;
+  // Shared with sessions: a session destroyed with its io_context may outlive the server.
+  std::shared_ptr<server_stats> stats_ = std::make_shared<server_stats>();
 };
 
 /// The reason phrase for a status code ("OK", "Not Found", ...).
