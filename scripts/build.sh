@@ -3,6 +3,7 @@
 #   release  optimised (-O2), what runs in production and in benchmarks
 #   dev      optimised with debug info and assertions, what the tests run first
 #   asan     address + undefined-behaviour sanitizers
+# Further arguments name targets to build (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
@@ -14,4 +15,7 @@ case "$flavour" in
 esac
 jobs=${GW_BUILD_JOBS:-$(nproc)}
 cmake -S . -B "build/$flavour" -G Ninja "${args[@]}" >/dev/null
-cmake --build "build/$flavour" -j "$jobs"
+shift || true
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build "build/$flavour" -j "$jobs" "${targets[@]}"

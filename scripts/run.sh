@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --run
-scripts/build.sh release
+scripts/build.sh release llm-gateway mock-provider
 exec build/release/apps/gateway/llm-gateway "$@"

@@ -12,6 +12,7 @@
 
 #include "cli.hpp"
 #include "gw/config/config.hpp"
+#include "gw/core/cpu.hpp"
 #include "gw/core/files.hpp"
 #include "gw/core/log.hpp"
 #include "gw/gateway/app.hpp"
@@ -39,6 +40,11 @@ void apply_log_level(bool debug) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (auto missing = gw::missing_cpu_features(); !missing.empty()) {
+    std::cerr << "llm-gateway: this build needs CPU features this machine lacks (" << missing
+              << "); rebuild with -DGW_MARCH= (see README)\n";
+    return 1;
+  }
   gw::app::cli_options opts;
   std::string err;
   if (!gw::app::parse_cli(std::vector<std::string>(argv + 1, argv + argc), opts, err)) {

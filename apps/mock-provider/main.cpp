@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gw/core/cpu.hpp"
 #include "gw/core/files.hpp"
 #include "gw/core/strings.hpp"
 #include "gw/mock/mock_server.hpp"
@@ -102,6 +103,10 @@ bool parse(int argc, char** argv, gw::mock::options& o, std::string& port_file) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (auto missing = gw::missing_cpu_features(); !missing.empty()) {
+    std::cerr << "mock-provider: this build needs CPU features this machine lacks (" << missing << ")\n";
+    return 1;
+  }
   gw::mock::options o;
   std::string port_file;
   if (!parse(argc, argv, o, port_file)) return 2;
