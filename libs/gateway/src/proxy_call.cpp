@@ -280,10 +280,7 @@ void proxy_call::start_stream() {
   relay_.resize(ctx_.relay_buffer_bytes);
   session_->begin_stream(static_cast<unsigned>(status_), content_type_, client_headers_ + timing_headers(),
                          [self = shared_from_this()](error_code ec) {
-                           if (ec) {
-                             self->conn_->close();
-                             return self->finish(499, false);
-                           }
+                           if (ec) return self->client_gone(false);
                            self->read_stream();
                          });
 }
@@ -327,7 +324,7 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
       return finish(status_, true);
     }
     session_->write_chunk(asio::buffer(relay_.data(), relay_len_), [self = shared_from_this()](error_code ec) {
-      if (ec) return self->finish(499, true);
+      if (ec) return self->client_gone(true);
       self->session_->end_stream();
       self->finish(self->status_, true);
     });
@@ -336,10 +333,7 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   if (boundary == 0) return read_stream();  // no whole event yet
   phase_ = phase::writing_client;
   session_->write_chunk(asio::buffer(relay_.data(), boundary), [self = shared_from_this(), boundary](error_code ec) {
-    if (ec) {
-      self->conn_->close();
-      return self->finish(499, false);
-    }
+    if (ec) return self->client_gone(false);
     auto& s = *self;
     std::memmove(s.relay_.data(), s.relay_.data() + boundary, s.relay_len_ - boundary);
     s.relay_len_ -= boundary;
@@ -347,6 +341,14 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
     s.scanner_.shift(boundary);
     s.read_stream();
   });
+}
+
+void proxy_call::client_gone(bool upstream_complete) {
+  // The client closed its connection mid-stream: stop reading the provider (the
+  // connection cannot be reused half-read) and close the client side.
+  if (!upstream_complete) conn_->close();
+  session_->abort();
+  finish(499, upstream_complete);
 }
 
 void proxy_call::stream_broke(std::string message) {
@@ -362,7 +364,10 @@ void proxy_call::stream_broke(std::string message) {
   event_out_ += "\n\n";
   phase_ = phase::writing_client;
   session_->write_chunk(asio::buffer(event_out_), [self = shared_from_this()](error_code ec) {
-    if (!ec) self->session_->end_stream();
+    if (ec)
+      self->session_->abort();
+    else
+      self->session_->end_stream();
     self->finish(502, false);
   });
 }

@@ -48,6 +48,7 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void read_stream();
   void on_stream_read(http::error_code ec, std::size_t n, bool done);
   void stream_broke(std::string message);
+  void client_gone(bool upstream_complete);
 
   void fail_before_response(http::error_code ec);
   void respond_error(const error& e);
