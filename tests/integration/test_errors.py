@@ -137,6 +137,33 @@ general_settings:
             self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 400"), data[:80])
         self.assertEqual(self.gw.post_json("/v1/chat/completions", chat(), AUTH)[0], 200)
 
+    def test_mutated_bodies_never_crash(self):
+        import random
+        rng = random.Random(1234)
+        base = json.dumps(chat("fuzz me", temperature=0.5, stream=False, n=1, stop=["x"], tools=[]))
+        tokens = ['"', "{", "}", "[", "]", ",", ":", "\\", "\\u12", "null", "true", "1e999", "-", "\x00", "\xff",
+                  '"model"', '"messages"', '"stream":true']
+        for i in range(300):
+            b = bytearray(base.encode())
+            for _ in range(rng.randint(1, 4)):
+                op = rng.random()
+                pos = rng.randrange(len(b) + 1)
+                if op < 0.3 and len(b) > 1:
+                    del b[pos % len(b)]
+                elif op < 0.6:
+                    b[pos:pos] = rng.choice(tokens).encode("latin-1")
+                elif op < 0.8 and len(b) > 1:
+                    b[pos % len(b)] = rng.randrange(256)
+                else:
+                    b = b[:pos]
+            status, _, body, raw = self.gw.post_json("/v1/chat/completions", bytes(b), AUTH)
+            with self.subTest(i=i, body=bytes(b)[:200]):
+                self.assertIn(status, (200, 400, 404, 413), raw[:200])
+                self.assertIsInstance(body, dict, raw[:200])
+                if status != 200:
+                    self.assertIn("error", body)
+        self.assertEqual(self.gw.post_json("/v1/chat/completions", chat(), AUTH)[0], 200)
+
     # ------------------------------------------------------ upstream errors
     def test_upstream_status_and_retry_after_are_kept(self):
         status, hdrs, body, _ = self.gw.post_json(
