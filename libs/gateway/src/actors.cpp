@@ -15,19 +15,10 @@ std::int64_t now_seconds() {
       .count();
 }
 
-double routing_weight(const deployment_runtime& d) {
-  // LiteLLM's simple-shuffle: `weight` if set, else rpm, else tpm, else uniform.
-  if (d.cfg->weight && *d.cfg->weight > 0) return *d.cfg->weight;
-  if (d.cfg->rpm && *d.cfg->rpm > 0) return static_cast<double>(*d.cfg->rpm);
-  if (d.cfg->tpm && *d.cfg->tpm > 0) return static_cast<double>(*d.cfg->tpm);
-  return 1.0;
-}
-
 // ------------------------------------------------------------------ router
 
 struct router_state {
   const model_group* group = nullptr;
-  std::vector<double> weights;
   std::mt19937_64 rng{std::random_device{}()};
   static inline const char* name = "gw.router";
 };
@@ -38,17 +29,14 @@ void route(router_actor* self, ticket_ptr& t) {
   auto& st = self->state;
   const auto& deps = st.group->deployments;
   if (t->tried.size() != deps.size()) t->tried.assign(deps.size(), false);
-  double total = 0;
-  bool any_usable = false;
-  for (std::size_t i = 0; i < deps.size(); ++i) {
-    if (!deps[i]->usable) continue;
-    any_usable = true;
-    if (!t->tried[i]) total += st.weights[i];
-  }
-  if (total <= 0) {
+  auto chosen = pick_deployment(*st.group, &t->tried, std::uniform_real_distribution<double>(0, 1)(st.rng));
+  if (chosen == static_cast<std::size_t>(-1)) {
+    bool any_usable = false;
+    for (auto* d : deps) any_usable |= d->usable;
     route_decision d;
     if (!any_usable) {
-      d.failure = error{errc::not_implemented, deps.empty() ? "model group has no deployments" : deps.front()->problem, "model"};
+      d.failure = error{errc::not_implemented, deps.empty() ? "model group has no deployments" : deps.front()->problem,
+                        "model"};
     } else {
       d.failure = error{errc::rate_limited,
                         "No deployment of model group '" + st.group->name +
@@ -58,14 +46,6 @@ void route(router_actor* self, ticket_ptr& t) {
     t->deliver(std::move(d));
     return;
   }
-  double pick = std::uniform_real_distribution<double>(0, total)(st.rng);
-  std::size_t chosen = deps.size();
-  for (std::size_t i = 0; i < deps.size(); ++i) {
-    if (!deps[i]->usable || t->tried[i]) continue;
-    chosen = i;
-    pick -= st.weights[i];
-    if (pick < 0) break;
-  }
   t->tried[chosen] = true;
   self->send(deps[chosen]->actor, admit_atom::value, std::move(t));
 }
@@ -73,7 +53,6 @@ void route(router_actor* self, ticket_ptr& t) {
 caf::behavior router_fn(router_actor* self, const model_group* group) {
   self->set_default_handler(caf::drop);
   self->state.group = group;
-  for (auto* d : group->deployments) self->state.weights.push_back(routing_weight(*d));
   return {
       [=](route_atom, ticket_ptr& t) { route(self, t); },
       [=](busy_atom, ticket_ptr& t) { route(self, t); },
@@ -120,12 +99,43 @@ caf::behavior deployment_fn(deployment_actor* self, deployment_runtime* d, caf::
           ++s.failures;
         }
       },
+      [=](outcome_atom, const outcome_batch& b) {
+        // Locally routed requests: counted, never admitted here (no limits to keep).
+        auto& s = self->state;
+        s.successes += b.upstream_ok;
+        s.failures += b.requests - b.upstream_ok;
+        if (b.upstream_ok > 0) {
+          double mean = b.upstream_seconds / static_cast<double>(b.upstream_ok);
+          s.ewma_latency_s = s.successes == b.upstream_ok ? mean : 0.9 * s.ewma_latency_s + 0.1 * mean;
+        }
+      },
   };
 }
 
 }  // namespace
 
 caf::actor spawn_router(caf::actor_system& sys, const model_group* group) { return sys.spawn(router_fn, group); }
+
+outcome_batcher::outcome_batcher(const model_registry& r) : registry_(r), batches_(r.deployments().size()) {}
+
+void outcome_batcher::add(const deployment_runtime& d, const outcome& o) {
+  auto& b = batches_[d.index];
+  ++b.requests;
+  if (o.upstream_ok) {
+    ++b.upstream_ok;
+    b.upstream_seconds += o.upstream_seconds;
+  }
+  if (o.actual_tokens > 0) b.tokens += o.actual_tokens;
+}
+
+void outcome_batcher::flush() {
+  const auto& deps = registry_.deployments();
+  for (std::size_t i = 0; i < batches_.size(); ++i) {
+    if (batches_[i].requests == 0) continue;
+    caf::anon_send(deps[i]->actor, outcome_atom::value, batches_[i]);
+    batches_[i] = outcome_batch{};
+  }
+}
 
 caf::actor spawn_deployment(caf::actor_system& sys, deployment_runtime* d, caf::actor router) {
   return sys.spawn(deployment_fn, d, std::move(router));

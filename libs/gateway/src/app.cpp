@@ -57,6 +57,7 @@ struct app::impl {
   std::unique_ptr<caf::actor_system> system;
   std::unique_ptr<model_registry> registry;
   gateway_context ctx;
+  std::vector<std::unique_ptr<outcome_batcher>> batchers;
   std::unique_ptr<gateway_handler> handler;
   std::unique_ptr<http::server> server;
   bool stopped = false;
@@ -78,6 +79,11 @@ struct app::impl {
     ctx.metrics = &metrics;
     ctx.master_key = cfg.general.master_key;
     ctx.connect_timeout = ms(cfg.gateway.connect_timeout);
+    for (std::size_t i = 0; i < threads.size(); ++i) {
+      batchers.push_back(std::make_unique<outcome_batcher>(*registry));
+      ctx.batchers.push_back(batchers.back().get());
+      threads[i].add_tick_hook([b = batchers.back().get()] { b->flush(); });
+    }
     handler = std::make_unique<gateway_handler>(ctx);
 
     http::server_options so;

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <random>
 
 #include <boost/asio/ssl/error.hpp>
 
@@ -19,6 +20,18 @@ using http::error_code;
 namespace asio = boost::asio;
 
 double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+/// Uniform in [0,1) from a per-thread generator (io threads route on their own).
+double random01() {
+  thread_local std::uint64_t s = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ 0x9e3779b97f4a7c15ULL;
+  }();
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
+}
 
 std::string ms_string(std::chrono::steady_clock::duration d) {
   char buf[32];
@@ -55,6 +68,18 @@ proxy_call::~proxy_call() {
 
 void proxy_call::start() {
   session_->thread().watch(weak_from_this());
+  if (group_->local_routing) {
+    // Nothing to admit: choose on this thread, no actor on the request path.
+    auto pos = pick_deployment(*group_, nullptr, random01());
+    if (pos == static_cast<std::size_t>(-1)) {
+      const auto& deps = group_->deployments;
+      error e{errc::not_implemented, deps.empty() ? "model group has no deployments" : deps.front()->problem, "model"};
+      respond_error(e);
+      return finish(http_status(e.code), false);
+    }
+    return on_routed(route_decision{group_->deployments[pos], std::nullopt});
+  }
+  admitted_by_actor_ = true;
   auto ticket = std::make_shared<route_ticket>();
   ticket->estimated_tokens = req_.estimated_input_tokens();
   // Called once on an actor thread; hands the decision back to this io thread.
@@ -437,8 +462,11 @@ void proxy_call::finish(int status, bool upstream_ok) {
   std::int64_t actual = usage_.known() ? std::max<std::int64_t>(0, usage_.prompt_tokens) +
                                              std::max<std::int64_t>(0, usage_.completion_tokens)
                                        : -1;
-  caf::anon_send(dep_->actor, outcome_atom::value,
-                 outcome{status, upstream_ok, req_.estimated_input_tokens(), actual, upstream >= 0 ? upstream : 0});
+  outcome o{status, upstream_ok, req_.estimated_input_tokens(), actual, upstream >= 0 ? upstream : 0};
+  if (admitted_by_actor_)
+    caf::anon_send(dep_->actor, outcome_atom::value, o);  // frees its admission slot now
+  else
+    ctx_.batchers[session_->thread().index()]->add(*dep_, o);
   if (conn_) {
     if (upstream_ok && conn_->reusable())
       session_->thread().pool().release(std::move(conn_));

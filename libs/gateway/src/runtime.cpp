@@ -35,6 +35,14 @@ std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
 }
 
+double routing_weight(const config::deployment& d) {
+  // LiteLLM's simple-shuffle: `weight` if set, else rpm, else tpm, else uniform.
+  if (d.weight && *d.weight > 0) return *d.weight;
+  if (d.rpm && *d.rpm > 0) return static_cast<double>(*d.rpm);
+  if (d.tpm && *d.tpm > 0) return static_cast<double>(*d.tpm);
+  return 1.0;
+}
+
 void append_model_object(std::string& out, std::string_view id) {
   out += R"({"id":)";
   append_json_string(out, id);
@@ -51,6 +59,9 @@ model_registry::model_registry(const config::gateway_config& cfg, telemetry::met
   for (const auto& d : cfg.model_list) {
     auto rt = std::make_unique<deployment_runtime>();
     rt->cfg = &d;
+    rt->index = deployments_.size();
+    rt->admission_limited = d.rpm || d.tpm || d.max_parallel_requests;
+    rt->routing_weight = routing_weight(d);
     rt->target = providers::resolve_target(d);
     rt->problem = rt->target.problem;
     if (rt->problem.empty()) {
@@ -83,6 +94,9 @@ model_registry::model_registry(const config::gateway_config& cfg, telemetry::met
     deployments_.push_back(std::move(rt));
   }
   for (auto& g : groups_) {
+    g->local_routing = true;
+    for (auto* d : g->deployments)
+      if (d->usable && d->admission_limited) g->local_routing = false;
     if (g->wildcard)
       wildcards_.push_back(g.get());
     else
@@ -94,12 +108,33 @@ model_registry::model_registry(const config::gateway_config& cfg, telemetry::met
   models_json_ = R"({"data":[)";
   bool first = true;
   for (auto& g : groups_) {
+    g->local_routing = true;
+    for (auto* d : g->deployments)
+      if (d->usable && d->admission_limited) g->local_routing = false;
     if (g->wildcard) continue;
     if (!first) models_json_ += ',';
     first = false;
     append_model_object(models_json_, g->name);
   }
   models_json_ += R"(],"object":"list"})";
+}
+
+std::size_t pick_deployment(const model_group& g, const std::vector<bool>* tried, double r01) noexcept {
+  const auto& deps = g.deployments;
+  auto open = [&](std::size_t i) { return deps[i]->usable && !(tried && i < tried->size() && (*tried)[i]); };
+  double total = 0;
+  for (std::size_t i = 0; i < deps.size(); ++i)
+    if (open(i)) total += deps[i]->routing_weight;
+  if (total <= 0) return static_cast<std::size_t>(-1);
+  double pick = r01 * total;
+  std::size_t chosen = static_cast<std::size_t>(-1);
+  for (std::size_t i = 0; i < deps.size(); ++i) {
+    if (!open(i)) continue;
+    chosen = i;
+    pick -= deps[i]->routing_weight;
+    if (pick < 0) break;
+  }
+  return chosen;
 }
 
 const model_group* model_registry::find(std::string_view requested) const {

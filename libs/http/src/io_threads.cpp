@@ -66,6 +66,7 @@ void io_thread::sweep() {
   // The loop re-reads size(): targets added by on_deadline() were visited too.
   targets_.erase(targets_.begin() + static_cast<std::ptrdiff_t>(keep), targets_.end());
   pool_->sweep(now);
+  for (auto& f : tick_hooks_) f();
 }
 
 io_threads::io_threads(std::size_t n, std::chrono::milliseconds sweep_interval) {

@@ -43,6 +43,29 @@ struct outcome {
   double upstream_seconds = 0;
 };
 
+/// Outcomes of locally routed requests to one deployment, summed on one io thread
+/// over one sweep interval.
+struct outcome_batch {
+  std::uint64_t requests = 0;
+  std::uint64_t upstream_ok = 0;
+  std::int64_t tokens = 0;
+  double upstream_seconds = 0;  ///< sum over the successful ones
+};
+
+/// Sums outcome batches per deployment on one io thread and sends them each tick.
+/// io-thread owned.
+class outcome_batcher {
+ public:
+  explicit outcome_batcher(const model_registry& r);
+  void add(const deployment_runtime& d, const outcome& o);
+  /// One message per deployment that saw requests since the last flush.
+  void flush();
+
+ private:
+  const model_registry& registry_;
+  std::vector<outcome_batch> batches_;
+};
+
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using admit_atom = caf::atom_constant<caf::atom("admit")>;
 using busy_atom = caf::atom_constant<caf::atom("busy")>;
@@ -57,3 +80,4 @@ caf::actor spawn_deployment(caf::actor_system& sys, deployment_runtime* d, caf::
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::ticket_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::outcome_batch)

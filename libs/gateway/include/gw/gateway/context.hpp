@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "gw/config/config.hpp"
 #include "gw/gateway/runtime.hpp"
@@ -15,6 +16,8 @@ class server;
 }
 
 namespace gw::gateway {
+
+class outcome_batcher;
 
 struct gateway_context {
   const config::gateway_config* cfg = nullptr;
@@ -28,6 +31,8 @@ struct gateway_context {
   std::size_t relay_buffer_bytes = 4096;  ///< initial per-stream buffer; grows on demand
   std::size_t upstream_header_limit = 64 * 1024;
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
+  /// One per io thread (by io_thread::index()); each used only by its thread.
+  std::vector<outcome_batcher*> batchers;
 };
 
 }  // namespace gw::gateway

@@ -67,6 +67,7 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   int attempts_ = 0;
   bool timed_out_ = false;
   bool finished_ = false;
+  bool admitted_by_actor_ = false;
   std::string call_id_;
 
   // upstream request

@@ -22,7 +22,11 @@ namespace gw::gateway {
 /// One deployment, ready to be called. Immutable after start.
 struct deployment_runtime {
   const config::deployment* cfg = nullptr;
+  std::size_t index = 0;           ///< index within the registry
   std::size_t position = 0;        ///< index within its model group
+  /// rpm, tpm or max_parallel_requests set: each request is admitted by the actor.
+  bool admission_limited = false;
+  double routing_weight = 1;       ///< simple-shuffle weight (weight, else rpm, else tpm, else 1)
   providers::deployment_target target;
   http::endpoint endpoint;
   bool usable = false;             ///< false: `target.problem` says why
@@ -42,8 +46,17 @@ struct model_group {
   std::string name;
   bool wildcard = false;
   std::vector<deployment_runtime*> deployments;
+  /// No deployment needs per-request admission: io threads pick a deployment
+  /// themselves from the weights (no actor on the request path); outcomes reach the
+  /// deployment actors in batches.
+  bool local_routing = false;
   caf::actor router;
 };
+
+/// simple-shuffle: a weighted random choice among the usable deployments not yet
+/// tried (`tried` by position, may be null); `r01` uniform in [0,1). Returns the
+/// position, or npos when none is left.
+std::size_t pick_deployment(const model_group& g, const std::vector<bool>* tried, double r01) noexcept;
 
 class model_registry {
  public:

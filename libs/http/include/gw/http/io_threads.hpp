@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -52,6 +53,8 @@ class io_thread {
   void watch(std::weak_ptr<deadline_target> t);
   /// Calls on_drain() on every live target (io thread only).
   void drain_all();
+  /// Runs `f` on this io thread at every sweep (every 50 ms). Call before start().
+  void add_tick_hook(std::function<void()> f) { tick_hooks_.push_back(std::move(f)); }
 
   /// The io_thread running on the calling thread, or nullptr.
   static io_thread* current() noexcept;
@@ -69,6 +72,7 @@ class io_thread {
   std::optional<asio::steady_timer> sweep_timer_{std::in_place, *io_};
   std::chrono::milliseconds sweep_interval_;
   std::vector<std::weak_ptr<deadline_target>> targets_;
+  std::vector<std::function<void()>> tick_hooks_;
   std::unique_ptr<upstream_pool> pool_;
   std::size_t index_;
   std::thread thread_;

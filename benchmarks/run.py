@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""The gateway benchmark: the same load, in one run on one machine, straight to the
+mock provider ("direct"), through nginx as a plain keep-alive reverse proxy ("nginx"),
+and through llm-gateway with a master key and metrics ("gateway").
+
+Prints one table (each figure, and the ratios gateway/nginx and gateway/direct), writes
+the same as JSON, and checks the targets of docs/PERFORMANCE.md.
+
+  benchmarks/run.sh            full run (about 15 minutes with the 5-minute leak run)
+  benchmarks/run.sh --quick    a few seconds: keeps the harness working (CI)
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+KEY = "sk-bench-master"
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, proc, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} never opened")
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def nginx_worker_pids(master):
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.bin = os.path.join(ROOT, args.build_dir)
+        self.tmp = tempfile.mkdtemp(prefix="gw-bench-")
+        self.procs = []
+        self.rows = []
+        self.errors = []
+        self.raw = {}
+
+    # ------------------------------------------------------------------ setup
+    def spawn(self, name, argv, **kw):
+        logf = open(os.path.join(self.tmp, name + ".log"), "wb")
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, **kw)
+        self.procs.append(p)
+        return p
+
+    def start(self):
+        mock = os.path.join(self.bin, "apps/mock-provider/mock-provider")
+        gw = os.path.join(self.bin, "apps/gateway/llm-gateway")
+        self.mock_port, self.slow_port = free_port(), free_port()
+        self.mock = self.spawn("mock", [mock, "--port", str(self.mock_port), "--threads", "1", "--no-record",
+                                        "--response-tokens", "16"])
+        self.slow = self.spawn("mock-slow", [mock, "--port", str(self.slow_port), "--threads", "1", "--no-record",
+                                             "--latency-ms", "50"])
+        wait_port(self.mock_port, self.mock)
+        wait_port(self.slow_port, self.slow)
+
+        self.nginx_port, self.nginx_slow_port = free_port(), free_port()
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes {self.args.workers};
+worker_rlimit_nofile 20000;
+daemon off;
+user root;
+pid {self.tmp}/nginx.pid;
+error_log {self.tmp}/nginx-error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.tmp}/body;
+  proxy_temp_path {self.tmp}/proxy;
+  client_max_body_size 64m;
+  client_body_buffer_size 256k;
+  keepalive_requests 10000000;
+  upstream mock {{ server 127.0.0.1:{self.mock_port}; keepalive 512; keepalive_requests 10000000; }}
+  upstream slow {{ server 127.0.0.1:{self.slow_port}; keepalive 512; keepalive_requests 10000000; }}
+  server {{
+    listen 127.0.0.1:{self.nginx_port} reuseport backlog=4096;
+    location / {{ proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_buffering off; }}
+  }}
+  server {{
+    listen 127.0.0.1:{self.nginx_slow_port} reuseport backlog=4096;
+    location / {{ proxy_pass http://slow; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_buffering off; }}
+  }}
+}}
+""")
+        self.nginx = self.spawn("nginx", ["nginx", "-p", self.tmp, "-c", conf])
+        wait_port(self.nginx_port, self.nginx)
+
+        self.gw_port = free_port()
+        cfg = os.path.join(self.tmp, "gateway.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""
+model_list:
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: "http://127.0.0.1:{self.mock_port}/v1"}}
+  - model_name: mock-slow
+    litellm_params: {{model: openai/mock-slow, api_base: "http://127.0.0.1:{self.slow_port}/v1"}}
+general_settings:
+  master_key: {KEY}
+gateway_settings:
+  io_threads: {self.args.workers}
+litellm_settings:
+  callbacks: ["prometheus"]
+""")
+        self.gw = self.spawn("gateway", [gw, "--config", cfg, "--host", "127.0.0.1", "--port", str(self.gw_port)],
+                             env={**os.environ, "LITELLM_LOG": "WARNING"})
+        wait_port(self.gw_port, self.gw)
+        self.targets = {
+            "direct": (self.mock_port, "/v1/chat/completions"),
+            "nginx": (self.nginx_port, "/v1/chat/completions"),
+            "gateway": (self.gw_port, "/v1/chat/completions"),
+        }
+        self.slow_targets = {
+            "direct": (self.slow_port, "/v1/chat/completions"),
+            "nginx": (self.nginx_slow_port, "/v1/chat/completions"),
+            "gateway": (self.gw_port, "/v1/chat/completions"),
+        }
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if self.gw.returncode not in (0, None):
+            self.errors.append(f"gateway exited with {self.gw.returncode}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ----------------------------------------------------------------- bodies
+    def body(self, prompt_bytes=20, model="mock-gpt", stream=False, x_mock=None):
+        content = ("Hello, how are you today? " * (prompt_bytes // 26 + 1))[:prompt_bytes]
+        b = {"model": model, "messages": [{"role": "user", "content": content}]}
+        if stream:
+            b["stream"] = True
+            b["stream_options"] = {"include_usage": True}
+        if x_mock:
+            b["x_mock"] = x_mock
+        path = os.path.join(self.tmp, f"body-{len(os.listdir(self.tmp))}.json")
+        with open(path, "w") as f:
+            json.dump(b, f)
+        return path
+
+    # ---------------------------------------------------------------- drivers
+    def wrk(self, port, path, body_file, conns, seconds):
+        lua = body_file + ".lua"
+        with open(lua, "w") as f:
+            f.write(f'wrk.method = "POST"\nlocal f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+                    f'wrk.headers["Content-Type"] = "application/json"\n'
+                    f'wrk.headers["Authorization"] = "Bearer {KEY}"\n')
+        out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", lua,
+                              f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        errs = 0
+        m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if m:
+            errs += int(m.group(1))
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        if m:
+            errs += sum(int(x) for x in m.groups())
+        p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+        scale = {"us": 1, "ms": 1000, "s": 1e6}
+        return {"rps": rps, "errors": errs, "p50_us": float(p50.group(1)) * scale[p50.group(2)] if p50 else None}
+
+    def loadgen(self, port, path, body_file, mode="rate", rate=1000, seconds=5, conns=32, warmup=1):
+        argv = [os.path.join(self.bin, "benchmarks/gw-loadgen"), "--mode", mode, "--url",
+                f"http://127.0.0.1:{port}{path}", "--body-file", body_file, "--header", f"Authorization: Bearer {KEY}",
+                "--rate", str(rate), "--duration", str(seconds), "--connections", str(conns), "--warmup", str(warmup)]
+        out = subprocess.run(argv, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"gw-loadgen failed: {out.stderr}")
+        r = json.loads(out.stdout)
+        r["bad"] = r["errors"] + r["non2xx"] + r["unfinished"]
+        return r
+
+    # -------------------------------------------------------------- recording
+    def row(self, scenario, metric, unit, values, better="higher"):
+        d, n, g = values.get("direct"), values.get("nginx"), values.get("gateway")
+        self.rows.append({
+            "scenario": scenario, "metric": metric, "unit": unit, "better": better,
+            "direct": d, "nginx": n, "gateway": g,
+            "gw_nginx": (g / n) if (g is not None and n) else None,
+            "gw_direct": (g / d) if (g is not None and d) else None,
+        })
+
+    def check_errors(self, what, target, count):
+        if count:
+            self.errors.append(f"{what} via {target}: {count} errors")
+
+    # --------------------------------------------------------------- scenarios
+    def closed_loop(self):
+        secs = 2 if self.quick else 10
+        conns_list = [32] if self.quick else [8, 32, 128]
+        sizes = [("small", 20)] if self.quick else [("small", 20), ("10KB prompt", 10 * 1024), ("100KB prompt", 100 * 1024)]
+        for label, size in sizes:
+            body = self.body(size)
+            for conns in (conns_list if label == "small" else [32]):
+                vals, p50s = {}, {}
+                for t, (port, path) in self.targets.items():
+                    r = self.wrk(port, path, body, conns, secs)
+                    vals[t], p50s[t] = r["rps"], r["p50_us"]
+                    self.check_errors(f"wrk {label} c={conns}", t, r["errors"])
+                    self.raw[f"wrk/{label}/c{conns}/{t}"] = r
+                self.row(f"closed loop, {label}, wrk -c{conns}", "throughput", "req/s", vals)
+                self.row(f"closed loop, {label}, wrk -c{conns}", "p50 latency", "us", p50s, "lower")
+
+    def fixed_rate(self):
+        secs = 1 if self.quick else 10
+        rates = [1000] if self.quick else [1000, 5000, 10000]
+        body = self.body(20)
+        for rate in rates:
+            p50, p99, p999 = {}, {}, {}
+            for t, (port, path) in self.targets.items():
+                r = self.loadgen(port, path, body, rate=rate, seconds=secs, warmup=0.5 if self.quick else 2)
+                self.check_errors(f"fixed rate {rate}/s", t, r["bad"])
+                self.raw[f"rate/{rate}/{t}"] = r
+                p50[t], p99[t], p999[t] = r["latency"]["p50_us"], r["latency"]["p99_us"], r["latency"]["p999_us"]
+            self.row(f"fixed rate {rate}/s, small chat", "p50 latency", "us", p50, "lower")
+            self.row(f"fixed rate {rate}/s, small chat", "p99 latency", "us", p99, "lower")
+            self.row(f"fixed rate {rate}/s, small chat", "p99.9 latency", "us", p999, "lower")
+        if self.quick:
+            return
+        for label, size in (("10KB prompt", 10 * 1024), ("100KB prompt", 100 * 1024)):
+            body = self.body(size)
+            p50, p99 = {}, {}
+            for t, (port, path) in self.targets.items():
+                r = self.loadgen(port, path, body, rate=1000, seconds=secs, warmup=2)
+                self.check_errors(f"fixed rate {label}", t, r["bad"])
+                self.raw[f"rate/{label}/{t}"] = r
+                p50[t], p99[t] = r["latency"]["p50_us"], r["latency"]["p99_us"]
+            self.row(f"fixed rate 1000/s, {label}", "p50 latency", "us", p50, "lower")
+            self.row(f"fixed rate 1000/s, {label}", "p99 latency", "us", p99, "lower")
+        # A 50 ms upstream: the gateway holds ~50 requests in flight at 1000/s.
+        body = self.body(20, model="mock-slow")
+        p50, p99 = {}, {}
+        for t, (port, path) in self.slow_targets.items():
+            r = self.loadgen(port, path, body, rate=1000, seconds=secs, conns=256, warmup=2)
+            self.check_errors("fixed rate, 50 ms upstream", t, r["bad"])
+            self.raw[f"rate/slow/{t}"] = r
+            p50[t], p99[t] = r["latency"]["p50_us"], r["latency"]["p99_us"]
+        self.row("fixed rate 1000/s, upstream 50 ms", "p50 latency", "us", p50, "lower")
+        self.row("fixed rate 1000/s, upstream 50 ms", "p99 latency", "us", p99, "lower")
+
+    def streaming(self):
+        secs = 1 if self.quick else 10
+        body = self.body(20, stream=True, x_mock={"tokens": 20})
+        ttft50, ttft99, tot50, tot99 = {}, {}, {}, {}
+        for t, (port, path) in self.targets.items():
+            r = self.loadgen(port, path, body, mode="stream", rate=1000, seconds=secs, warmup=0.5 if self.quick else 2)
+            self.check_errors("streams", t, r["bad"])
+            self.raw[f"stream/{t}"] = r
+            ttft50[t], ttft99[t] = r["first_byte"]["p50_us"], r["first_byte"]["p99_us"]
+            tot50[t], tot99[t] = r["latency"]["p50_us"], r["latency"]["p99_us"]
+        self.row("streams at 1000/s, 20 chunks", "time to first token p50", "us", ttft50, "lower")
+        self.row("streams at 1000/s, 20 chunks", "time to first token p99", "us", ttft99, "lower")
+        self.row("streams at 1000/s, 20 chunks", "total p50", "us", tot50, "lower")
+        self.row("streams at 1000/s, 20 chunks", "total p99", "us", tot99, "lower")
+
+    def hold_streams(self, n):
+        """Opens n slow streams through the gateway and nginx; returns RSS (KB) with all open."""
+        body = self.body(20, stream=True, x_mock={"tokens": 40, "tokens_per_second": 0.25})
+        result = {}
+        for t in ("nginx", "gateway"):
+            port, path = self.targets[t]
+            ready = os.path.join(self.tmp, f"ready-{t}-{n}")
+            lg = subprocess.Popen([os.path.join(self.bin, "benchmarks/gw-loadgen"), "--mode", "hold", "--url",
+                                   f"http://127.0.0.1:{port}{path}", "--body-file", body, "--header",
+                                   f"Authorization: Bearer {KEY}", "--connections", str(n), "--hold", "600",
+                                   "--ready-file", ready, "--timeout", "120"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 150
+            while not os.path.exists(ready) and time.time() < deadline and lg.poll() is None:
+                time.sleep(0.2)
+            info = json.load(open(ready)) if os.path.exists(ready) else {"established": 0, "errors": n}
+            time.sleep(1)
+            pids = [self.gw.pid] if t == "gateway" else nginx_worker_pids(self.nginx.pid) + [self.nginx.pid]
+            result[t] = rss_kb(pids)
+            self.raw[f"hold/{n}/{t}"] = {**info, "rss_kb": result[t]}
+            if info["established"] < n:
+                self.errors.append(f"{t}: only {info['established']} of {n} streams established")
+            lg.send_signal(signal.SIGTERM)
+            lg.wait(timeout=30)
+            time.sleep(2)  # let both sides close
+        return result
+
+    def memory(self):
+        idle = {"gateway": rss_kb([self.gw.pid]),
+                "nginx": rss_kb(nginx_worker_pids(self.nginx.pid) + [self.nginx.pid])}
+        self.row("memory", "RSS idle (after warm-up load)", "MB", {k: v / 1024 for k, v in idle.items()}, "lower")
+        counts = [100] if self.quick else [1000, self.args.max_streams]
+        for n in counts:
+            r = self.hold_streams(n)
+            self.row("memory", f"RSS with {n} open streams", "MB", {k: v / 1024 for k, v in r.items()}, "lower")
+
+    def leak(self):
+        minutes = self.args.leak_minutes
+        if self.quick or minutes <= 0:
+            return
+        body = self.body(20)
+        port, path = self.targets["gateway"]
+        samples = []
+        argv = [os.path.join(self.bin, "benchmarks/gw-loadgen"), "--url", f"http://127.0.0.1:{port}{path}",
+                "--body-file", body, "--header", f"Authorization: Bearer {KEY}", "--rate", "5000",
+                "--duration", str(minutes * 60), "--connections", "64", "--warmup", "0"]
+        lg = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t0 = time.time()
+        while lg.poll() is None:
+            samples.append((round(time.time() - t0), rss_kb([self.gw.pid])))
+            time.sleep(10)
+        r = json.loads(lg.stdout.read())
+        self.check_errors("leak run", "gateway", r["errors"] + r["non2xx"] + r["unfinished"])
+        self.raw["leak"] = {"samples_s_kb": samples, "loadgen": r}
+        after_warmup = [kb for s, kb in samples if s >= 30] or [samples[-1][1]]
+        growth = (after_warmup[-1] - after_warmup[0]) / 1024
+        self.leak_growth_mb = growth
+        self.row(f"{minutes} min at 5000/s", "RSS growth after the first 30 s", "MB", {"gateway": growth}, "lower")
+        self.row(f"{minutes} min at 5000/s", "RSS at the end", "MB", {"gateway": samples[-1][1] / 1024}, "lower")
+
+    # ------------------------------------------------------------------ report
+    def targets_check(self):
+        def get(scenario, metric):
+            for r in self.rows:
+                if r["scenario"] == scenario and r["metric"] == metric:
+                    return r
+            return None
+
+        checks = []
+        tp = get("closed loop, small, wrk -c32", "throughput")
+        if tp:
+            checks.append(("closed-loop throughput >= 0.75 x nginx (wrk -c32)", tp["gw_nginx"], ">= 0.75",
+                           tp["gw_nginx"] >= 0.75))
+        p50 = get("fixed rate 5000/s, small chat", "p50 latency")
+        p99 = get("fixed rate 5000/s, small chat", "p99 latency")
+        if p50:
+            added = p50["gateway"] - p50["nginx"]
+            checks.append(("p50 at 5000/s <= nginx + 50 us", added, "<= 50 us added", added <= 50))
+        if p99:
+            checks.append(("p99 at 5000/s <= 1 ms", p99["gateway"], "<= 1000 us", p99["gateway"] <= 1000))
+        tt = get("streams at 1000/s, 20 chunks", "time to first token p50")
+        if tt:
+            added = tt["gateway"] - tt["direct"]
+            checks.append(("added time to first token p50 <= 100 us", added, "<= 100 us", added <= 100))
+        idle = get("memory", "RSS idle (after warm-up load)")
+        if idle:
+            checks.append(("RSS idle <= 30 MB", idle["gateway"], "<= 30 MB", idle["gateway"] <= 30))
+        many = get("memory", f"RSS with {self.args.max_streams} open streams")
+        if many:
+            checks.append((f"RSS with {self.args.max_streams} streams <= 300 MB", many["gateway"], "<= 300 MB",
+                           many["gateway"] <= 300))
+        if hasattr(self, "leak_growth_mb"):
+            checks.append(("no RSS growth over the leak run (< 5 MB)", self.leak_growth_mb, "< 5 MB",
+                           self.leak_growth_mb < 5))
+        checks.append(("zero errors in every run", len(self.errors), "0", not self.errors))
+        return [{"target": c[0], "value": c[1], "limit": c[2], "met": c[3]} for c in checks]
+
+    def report(self):
+        def fmt(v, unit):
+            if v is None:
+                return "-"
+            if unit == "req/s":
+                return f"{v:,.0f}"
+            if unit == "MB":
+                return f"{v:.1f}"
+            return f"{v:,.0f}"
+
+        def ratio(v):
+            return "-" if v is None else f"{v:.2f}"
+
+        lines = []
+        head = f"{'scenario':<44} {'metric':<32} {'unit':<6} {'direct':>10} {'nginx':>10} {'gateway':>10} {'gw/nginx':>9} {'gw/direct':>9}"
+        lines.append(head)
+        lines.append("-" * len(head))
+        for r in self.rows:
+            lines.append(f"{r['scenario']:<44} {r['metric']:<32} {r['unit']:<6} {fmt(r['direct'], r['unit']):>10} "
+                         f"{fmt(r['nginx'], r['unit']):>10} {fmt(r['gateway'], r['unit']):>10} "
+                         f"{ratio(r['gw_nginx']):>9} {ratio(r['gw_direct']):>9}")
+        checks = self.targets_check()
+        lines.append("")
+        lines.append("targets:")
+        for c in checks:
+            v = c["value"]
+            vs = f"{v:.2f}" if isinstance(v, float) else str(v)
+            lines.append(f"  [{'met' if c['met'] else 'MISSED'}] {c['target']}: {vs} (want {c['limit']})")
+        for e in self.errors:
+            lines.append(f"  error: {e}")
+        text = "\n".join(lines)
+        print(text)
+        doc = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "mode": "quick" if self.quick else "full",
+            "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
+            "setup": {"gateway_io_threads": self.args.workers, "nginx_workers": self.args.workers,
+                      "mock_threads": 1, "load_generators": "wrk -t1 (closed loop), gw-loadgen (open loop)"},
+            "rows": self.rows, "targets": checks, "errors": self.errors, "raw": self.raw,
+        }
+        if self.args.out:
+            os.makedirs(os.path.dirname(os.path.abspath(self.args.out)), exist_ok=True)
+            with open(self.args.out, "w") as f:
+                json.dump(doc, f, indent=1)
+            log(f"wrote {self.args.out}")
+        return doc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a few seconds: checks the harness, not the targets")
+    ap.add_argument("--build-dir", default="build/release")
+    ap.add_argument("--out", default=None, help="JSON output (default benchmarks/results/latest[-quick].json)")
+    ap.add_argument("--workers", type=int, default=2, help="gateway io threads and nginx workers")
+    ap.add_argument("--max-streams", type=int, default=9900,
+                    help="largest number of open streams (2 fds each in a proxy; 20000-fd limit here)")
+    ap.add_argument("--leak-minutes", type=float, default=5)
+    ap.add_argument("--only", default="", help="comma list: closed,rate,stream,memory,leak")
+    args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(ROOT, "benchmarks/results", "latest-quick.json" if args.quick else "latest.json")
+    b = Bench(args)
+    only = set(filter(None, args.only.split(",")))
+    try:
+        b.start()
+        # Warm up every path once (connections, pools, page faults).
+        warm = b.body(20)
+        for t, (port, path) in b.targets.items():
+            b.wrk(port, path, warm, 32, 1)
+        for name, fn in (("closed", b.closed_loop), ("rate", b.fixed_rate), ("stream", b.streaming),
+                         ("memory", b.memory), ("leak", b.leak)):
+            if not only or name in only:
+                log(f"running {name}")
+                fn()
+    finally:
+        b.stop()
+    doc = b.report()
+    # The quick mode guards the harness and correctness (zero errors), not the figures.
+    if args.quick:
+        return 1 if doc["errors"] else 0
+    return 0 if all(c["met"] for c in doc["targets"]) else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
