@@ -67,6 +67,7 @@ struct app::impl {
         opts(std::move(o)),
         io_count(choose_io_threads(opts, cfg)),
         actor_count(choose_actor_threads(opts, cfg, io_count)),
+        metrics(io_count),
         threads(io_count) {
     system = std::make_unique<caf::actor_system>(make_caf_config(caf_cfg, actor_count));
     registry = std::make_unique<model_registry>(cfg, metrics, warnings);

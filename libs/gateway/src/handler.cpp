@@ -70,9 +70,10 @@ void gateway_handler::on_request(const http::session_ptr& s) {
   std::string_view model_id;
   route r = match_route(path, model_id);
   auto method = req.method();
+  std::size_t shard = s->thread().index();
 
   auto wrong_method = [&](std::string_view allowed) {
-    ctx_.metrics->count_unrouted(405);
+    ctx_.metrics->count_unrouted(shard, 405);
     respond_error(s,
                   error{errc::method_not_allowed,
                         "Method " + std::string(sv(req.method_string())) + " is not allowed on " + std::string(path) +
@@ -84,13 +85,13 @@ void gateway_handler::on_request(const http::session_ptr& s) {
     if (ctx_.master_key.empty()) return true;
     auto key = presented_key(req);
     if (key.empty()) {
-      ctx_.metrics->count_unrouted(401);
+      ctx_.metrics->count_unrouted(shard, 401);
       respond_error(s, error{errc::auth_error,
                              "Authentication Error: no API key passed in. Send it as 'Authorization: Bearer <key>'.", ""});
       return false;
     }
     if (!secure_equals(key, ctx_.master_key)) {
-      ctx_.metrics->count_unrouted(401);
+      ctx_.metrics->count_unrouted(shard, 401);
       respond_error(s, error{errc::auth_error, "Authentication Error: invalid API key.", ""});
       return false;
     }
@@ -108,12 +109,12 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                                           : providers::operation::embedding;
       providers::inspected_request ir;
       if (auto e = providers::inspect_request(op, req.body(), ir)) {
-        ctx_.metrics->count_unrouted(http_status(e->code));
+        ctx_.metrics->count_unrouted(shard, http_status(e->code));
         return respond_error(s, *e);
       }
       const model_group* g = ctx_.registry->find(ir.model);
       if (!g) {
-        ctx_.metrics->count_unrouted(404);
+        ctx_.metrics->count_unrouted(shard, 404);
         return respond_error(s, error{errc::model_not_found,
                                       "The model '" + ir.model +
                                           "' does not exist on this gateway. GET /v1/models lists the model groups.",
@@ -170,7 +171,7 @@ void gateway_handler::on_request(const http::session_ptr& s) {
     case route::unknown:
       break;
   }
-  ctx_.metrics->count_unrouted(404);
+  ctx_.metrics->count_unrouted(shard, 404);
   respond_error(s, error{errc::route_not_found, "Unknown route: " + std::string(sv(req.method_string())) + " " +
                                                     std::string(path),
                          ""});

@@ -33,11 +33,24 @@ double random01() {
   return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
 }
 
-std::string ms_string(std::chrono::steady_clock::duration d) {
-  char buf[32];
+/// Milliseconds with three decimals ("12.345"), appended without printf.
+void append_ms(std::string& out, std::chrono::steady_clock::duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  int n = std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(us) / 1000.0);
-  return std::string(buf, static_cast<std::size_t>(n));
+  if (us < 0) us = 0;
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, us / 1000);
+  (void)ec;
+  out.append(buf, end);
+  int frac = static_cast<int>(us % 1000);
+  char f[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+               static_cast<char>('0' + frac % 10)};
+  out.append(f, 4);
+}
+
+std::string ms_string(std::chrono::steady_clock::duration d) {
+  std::string s;
+  append_ms(s, d);
+  return s;
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
@@ -59,11 +72,11 @@ proxy_call::proxy_call(const gateway_context& ctx, http::session_ptr s, provider
     : ctx_(ctx), session_(std::move(s)), op_(op), req_(std::move(req)), group_(group) {
   t_received_ = session_->received_at();
   call_id_ = new_request_id();
-  ctx_.metrics->in_flight_add(1);
+  ctx_.metrics->in_flight_add(session_->thread().index(), 1);
 }
 
 proxy_call::~proxy_call() {
-  if (!finished_) ctx_.metrics->in_flight_add(-1);
+  if (!finished_) ctx_.metrics->in_flight_add(session_->thread().index(), -1);
 }
 
 void proxy_call::start() {
@@ -226,11 +239,12 @@ void proxy_call::build_client_headers() {
 
 std::string proxy_call::timing_headers() {
   auto now = clock::now();
-  std::string h = "x-litellm-response-duration-ms: ";
-  h += ms_string(now - t_received_);
+  std::string h = client_headers_;
+  h += "x-litellm-response-duration-ms: ";
+  append_ms(h, now - t_received_);
   h += "\r\nx-litellm-overhead-duration-ms: ";
   auto upstream = (t_upstream_done_ > t_upstream_start_ ? t_upstream_done_ : now) - t_upstream_start_;
-  h += ms_string((now - t_received_) - upstream);
+  append_ms(h, (now - t_received_) - upstream);
   h += "\r\n";
   return h;
 }
@@ -281,7 +295,7 @@ void proxy_call::respond_buffered() {
   phase_ = phase::writing_client;
   bool ok = status_ / 100 == 2;
   if (ok) providers::read_usage(body_, usage_);
-  std::string headers = client_headers_ + timing_headers();
+  std::string headers = timing_headers();
   if (ok || providers::is_openai_error(body_)) {
     session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
                       std::move(body_), headers);
@@ -300,14 +314,35 @@ void proxy_call::respond_buffered() {
 // ------------------------------------------------------------ streamed response
 
 void proxy_call::start_stream() {
+  relay_.resize(ctx_.relay_buffer_bytes);
+  head_pending_ = true;
+  // When the first events came with the head (a fast upstream), send our head with
+  // them in one write; otherwise send the head now so the client is not kept waiting.
+  if (conn_->buffered() > 0) return read_stream();
+  send_head_alone();
+}
+
+void proxy_call::send_head_alone() {
+  head_pending_ = false;
   phase_ = phase::writing_client;
   clear_deadline();
-  relay_.resize(ctx_.relay_buffer_bytes);
-  session_->begin_stream(static_cast<unsigned>(status_), content_type_, client_headers_ + timing_headers(),
+  session_->begin_stream(static_cast<unsigned>(status_), content_type_, timing_headers(), {},
                          [self = shared_from_this()](error_code ec) {
                            if (ec) return self->client_gone(false);
                            self->read_stream();
                          });
+}
+
+void proxy_call::forward(std::size_t n, std::function<void(error_code)> then) {
+  phase_ = phase::writing_client;
+  auto data = asio::buffer(relay_.data(), n);
+  if (head_pending_) {
+    head_pending_ = false;
+    session_->begin_stream(static_cast<unsigned>(status_), content_type_, timing_headers(), data,
+                           std::move(then));
+  } else {
+    session_->write_chunk(data, std::move(then));
+  }
 }
 
 void proxy_call::read_stream() {
@@ -343,21 +378,23 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   if (done) {
     t_upstream_done_ = clock::now();
     // Forward the rest as is (a last event without its blank line included).
-    phase_ = phase::writing_client;
-    if (relay_len_ == 0) {
+    if (relay_len_ == 0 && !head_pending_) {
       session_->end_stream();
       return finish(status_, true);
     }
-    session_->write_chunk(asio::buffer(relay_.data(), relay_len_), [self = shared_from_this()](error_code ec) {
+    forward(relay_len_, [self = shared_from_this()](error_code ec) {
       if (ec) return self->client_gone(true);
       self->session_->end_stream();
       self->finish(self->status_, true);
     });
     return;
   }
-  if (boundary == 0) return read_stream();  // no whole event yet
-  phase_ = phase::writing_client;
-  session_->write_chunk(asio::buffer(relay_.data(), boundary), [self = shared_from_this(), boundary](error_code ec) {
+  if (boundary == 0) {
+    // No whole event yet: the head goes out now, the event when it is complete.
+    if (head_pending_) return send_head_alone();
+    return read_stream();
+  }
+  forward(boundary, [self = shared_from_this(), boundary](error_code ec) {
     if (ec) return self->client_gone(false);
     auto& s = *self;
     std::memmove(s.relay_.data(), s.relay_.data() + boundary, s.relay_len_ - boundary);
@@ -377,18 +414,26 @@ void proxy_call::client_gone(bool upstream_complete) {
 }
 
 void proxy_call::stream_broke(std::string message) {
-  // The client has a 200 head already: end the stream with an error event at an
-  // event boundary (whole events were forwarded; a partial one is dropped).
   t_upstream_done_ = clock::now();
-  log::warn("stream from " + dep_->endpoint.authority + " for model group '" + group_->name + "' broke: " + message);
   conn_->close();
-  std::size_t boundary = scanner_.event_start();
+  std::size_t boundary = scanner_.event_start();  // whole events not yet forwarded
+  if (head_pending_ && boundary == 0) {
+    // Nothing for the client yet: answer with a plain error instead of a stream.
+    head_pending_ = false;
+    error e{timed_out_ ? errc::upstream_timeout : errc::upstream_bad_response, message, ""};
+    log::warn("model group '" + group_->name + "': " + message);
+    respond_error(e);
+    return finish(http_status(e.code), false);
+  }
+  // End the stream with the whole events we have, then an error event, at an event
+  // boundary (a partial event is dropped), then the last chunk.
+  log::warn("stream from " + dep_->endpoint.authority + " for model group '" + group_->name + "' broke: " + message);
   event_out_.assign(relay_.data(), boundary);
   event_out_ += "data: ";
   event_out_ += to_openai_json(error{errc::upstream_stream_error, message, ""});
   event_out_ += "\n\n";
-  phase_ = phase::writing_client;
-  session_->write_chunk(asio::buffer(event_out_), [self = shared_from_this()](error_code ec) {
+  relay_.swap(event_out_);  // forward() sends from relay_
+  forward(relay_.size(), [self = shared_from_this()](error_code ec) {
     if (ec)
       self->session_->abort();
     else
@@ -446,9 +491,10 @@ void proxy_call::finish(int status, bool upstream_ok) {
   phase_ = phase::done;
   clear_deadline();
   auto now = clock::now();
-  ctx_.metrics->in_flight_add(-1);
+  std::size_t shard = session_->thread().index();
+  ctx_.metrics->in_flight_add(shard, -1);
   if (!dep_) {
-    ctx_.metrics->count_unrouted(status);
+    ctx_.metrics->count_unrouted(shard, status);
     return;
   }
   bool upstream_measured = t_upstream_start_ != clock::time_point{};
@@ -457,8 +503,8 @@ void proxy_call::finish(int status, bool upstream_ok) {
   double upstream = upstream_measured ? seconds(t_upstream_done_ - t_upstream_start_) : -1;
   double overhead = upstream >= 0 ? total - upstream : -1;
   double ttft = (req_.stream && t_first_byte_ != clock::time_point{}) ? seconds(t_first_byte_ - t_upstream_start_) : -1;
-  dep_->probe->observe(status, total, upstream, overhead, ttft);
-  if (usage_.known()) dep_->probe->add_tokens(usage_.prompt_tokens, usage_.completion_tokens);
+  dep_->probe->observe(shard, status, total, upstream, overhead, ttft);
+  if (usage_.known()) dep_->probe->add_tokens(shard, usage_.prompt_tokens, usage_.completion_tokens);
   std::int64_t actual = usage_.known() ? std::max<std::int64_t>(0, usage_.prompt_tokens) +
                                              std::max<std::int64_t>(0, usage_.completion_tokens)
                                        : -1;

@@ -269,32 +269,38 @@ void session::respond_error(unsigned status, std::string body, std::string_view 
   respond(status, "application/json", std::move(body), extra_headers);
 }
 
-void session::begin_stream(unsigned status, std::string_view content_type,
-                           std::string_view extra_headers, std::function<void(error_code)> on_done) {
+void session::begin_stream(unsigned status, std::string_view content_type, std::string_view extra_headers,
+                           asio::const_buffer first_chunk, std::function<void(error_code)> on_done) {
   if (!open_) return on_done(asio::error::not_connected);
   write_head(status, content_type, 0, true, extra_headers);
+  std::size_t n = first_chunk.size() ? format_chunk_head(first_chunk.size()) : 0;
+  std::array<asio::const_buffer, 4> bufs{asio::buffer(head_), asio::buffer(chunk_head_, n), first_chunk,
+                                         asio::buffer("\r\n", first_chunk.size() ? 2 : 0)};
   set_timeout(server_.opts_.write_timeout);
-  asio::async_write(socket_, asio::buffer(head_),
-                    [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {
-                      self->clear_deadline();
-                      if (ec) self->close();
-                      cb(ec);
-                    });
+  asio::async_write(socket_, bufs, [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {
+    self->clear_deadline();
+    if (ec) self->close();
+    cb(ec);
+  });
+}
+
+std::size_t session::format_chunk_head(std::size_t size) noexcept {
+  static constexpr char hex[] = "0123456789abcdef";
+  char tmp[20];
+  int n = 0;
+  for (std::size_t v = size; v; v >>= 4) tmp[n++] = hex[v & 0xf];
+  std::size_t len = 0;
+  while (n) chunk_head_[len++] = tmp[--n];
+  chunk_head_[len++] = '\r';
+  chunk_head_[len++] = '\n';
+  return len;
 }
 
 void session::write_chunk(asio::const_buffer data, std::function<void(error_code)> on_done) {
   if (!open_) return on_done(asio::error::not_connected);
   if (data.size() == 0) return on_done({});
-  static constexpr char hex[] = "0123456789abcdef";
-  char tmp[20];
-  int n = 0;
-  for (std::size_t v = data.size(); v; v >>= 4) tmp[n++] = hex[v & 0xf];
-  int len = 0;
-  while (n) chunk_head_[len++] = tmp[--n];
-  chunk_head_[len++] = '\r';
-  chunk_head_[len++] = '\n';
-  std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_head_, static_cast<std::size_t>(len)), data,
-                                         asio::buffer("\r\n", 2)};
+  std::size_t len = format_chunk_head(data.size());
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_head_, len), data, asio::buffer("\r\n", 2)};
   set_timeout(server_.opts_.write_timeout);
   asio::async_write(socket_, bufs,
                     [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {

@@ -98,7 +98,11 @@ upstream_connection::upstream_connection(asio::io_context& io, const endpoint& e
       port_(std::to_string(ep.port)),
       pool_key_(ep.pool_key),
       tls_wanted_(ep.tls),
-      resolver_(io) {}
+      resolver_(io) {
+  // Beast reads at most the free capacity (512 bytes on an empty buffer): start with
+  // room for a typical response or a burst of stream events, so one read takes it all.
+  buffer_.reserve(8192);
+}
 
 upstream_connection::~upstream_connection() { close(); }
 
@@ -174,11 +178,25 @@ void upstream_connection::async_read_body(char* data, std::size_t size,
   with_stream([&](auto& s) {
     bhttp::async_read_some(s, buffer_, *parser_, [this, size, cb = std::move(cb)](error_code ec, std::size_t) {
       if (ec == bhttp::error::need_buffer) ec = {};
+      if (!ec) parse_buffered();
       std::size_t n = size - parser_->get().body().size;
       if (ec) broken_ = true;
       cb(ec, n, !ec && parser_->is_done());
     });
   });
+}
+
+void upstream_connection::parse_buffered() {
+  // Beast's read_some stops after one chunk; the next chunks may already be here.
+  // Parse them from memory (never touching the socket) so the caller gets every
+  // event that has arrived, and forwards them in one write. Errors are left for the
+  // next read to report.
+  while (buffer_.size() > 0 && !parser_->is_done() && parser_->get().body().size > 0) {
+    error_code ec;
+    auto used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec || used == 0) break;
+  }
 }
 
 bool upstream_connection::reusable() const noexcept {

@@ -17,7 +17,7 @@ class test_handler : public request_handler {
   void on_request(const session_ptr& s) override {
     std::string target(s->req().target());
     if (target == "/stream") {
-      s->begin_stream(200, "text/event-stream", "", [s](error_code ec) {
+      s->begin_stream(200, "text/event-stream", "", {}, [s](error_code ec) {
         if (ec) return;
         static const std::string a = "data: 1\n\n", b = "data: 2\n\n";
         s->write_chunk(asio::buffer(a), [s](error_code ec) {

@@ -28,7 +28,7 @@ struct gateway_context {
   std::chrono::milliseconds connect_timeout{10'000};
   std::size_t max_response_bytes = 256u * 1024u * 1024u;
   std::size_t max_sse_event_bytes = 16u * 1024u * 1024u;
-  std::size_t relay_buffer_bytes = 4096;  ///< initial per-stream buffer; grows on demand
+  std::size_t relay_buffer_bytes = 8192;  ///< initial per-stream buffer; grows on demand
   std::size_t upstream_header_limit = 64 * 1024;
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
   /// One per io thread (by io_thread::index()); each used only by its thread.

@@ -45,6 +45,8 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void respond_buffered();
 
   void start_stream();
+  void send_head_alone();
+  void forward(std::size_t n, std::function<void(http::error_code)> then);
   void read_stream();
   void on_stream_read(http::error_code ec, std::size_t n, bool done);
   void stream_broke(std::string message);
@@ -68,6 +70,7 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   bool timed_out_ = false;
   bool finished_ = false;
   bool admitted_by_actor_ = false;
+  bool head_pending_ = false;  ///< stream head not sent yet (goes with the first events)
   std::string call_id_;
 
   // upstream request

@@ -77,9 +77,10 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   /// Sends an OpenAI-shaped error response.
   void respond_error(unsigned status, std::string body, std::string_view extra_headers = {});
 
-  /// Sends a chunked response head; `on_done(ec)` runs when it is written.
+  /// Sends a chunked response head, and `first_chunk` with it in the same write if not
+  /// empty (its bytes must stay valid until `on_done(ec)` runs).
   void begin_stream(unsigned status, std::string_view content_type, std::string_view extra_headers,
-                    std::function<void(error_code)> on_done);
+                    asio::const_buffer first_chunk, std::function<void(error_code)> on_done);
   /// Writes one chunk (the bytes must stay valid until `on_done`). Empty data is skipped.
   void write_chunk(asio::const_buffer data, std::function<void(error_code)> on_done);
   /// Writes the terminating chunk and finishes the request (keep-alive continues).
@@ -100,6 +101,7 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   void fail_request(unsigned status, std::string body);
   void write_head(unsigned status, std::string_view content_type, std::size_t content_length,
                   bool chunked, std::string_view extra_headers);
+  std::size_t format_chunk_head(std::size_t size) noexcept;
   void finish_request();
   void linger_close();
   void drain_some();

@@ -67,6 +67,8 @@ class upstream_connection {
   /// Reads some body bytes into [data, data+size). `cb(ec, n, done)`.
   void async_read_body(char* data, std::size_t size,
                        std::function<void(error_code, std::size_t, bool)> cb);
+  /// Bytes read from the socket but not yet parsed (e.g. body bytes that came with the head).
+  std::size_t buffered() const noexcept { return buffer_.size(); }
   /// After a complete exchange: true if the connection can go back to the pool.
   bool reusable() const noexcept;
   /// Marks an exchange complete (counts uses, remembers when it went idle).
@@ -77,6 +79,7 @@ class upstream_connection {
  private:
   template <class F>
   void with_stream(F&& f);
+  void parse_buffered();
 
   asio::io_context& io_;
   std::string host_;
