@@ -129,7 +129,9 @@ void proxy_call::on_routed(route_decision d) {
     body_suffix_ = req_.model_token_end;
   }
   std::size_t length = body_prefix_ + model_json_.size() + (body.size() - body_suffix_);
-  head_ = dep_->head_prefix[static_cast<int>(op_)];
+  const auto& prefix = dep_->head_prefix[static_cast<int>(op_)];
+  head_.reserve(prefix.size() + 64);
+  head_.assign(prefix);
   char num[24];
   auto [end, ec] = std::to_chars(num, num + sizeof num, length);
   (void)ec;
@@ -211,6 +213,7 @@ void proxy_call::on_head(error_code ec) {
 
 void proxy_call::build_client_headers() {
   client_headers_.clear();
+  client_headers_.reserve(384);
   client_headers_ += "x-litellm-call-id: ";
   client_headers_ += call_id_;
   client_headers_ += "\r\nx-litellm-model-group: ";
@@ -239,7 +242,9 @@ void proxy_call::build_client_headers() {
 
 std::string proxy_call::timing_headers() {
   auto now = clock::now();
-  std::string h = client_headers_;
+  std::string h;
+  h.reserve(client_headers_.size() + 96);
+  h += client_headers_;
   h += "x-litellm-response-duration-ms: ";
   append_ms(h, now - t_received_);
   h += "\r\nx-litellm-overhead-duration-ms: ";
@@ -333,15 +338,16 @@ void proxy_call::send_head_alone() {
                          });
 }
 
-void proxy_call::forward(std::size_t n, std::function<void(error_code)> then) {
+template <class Then>
+void proxy_call::forward(std::size_t n, Then&& then) {
   phase_ = phase::writing_client;
   auto data = asio::buffer(relay_.data(), n);
   if (head_pending_) {
     head_pending_ = false;
     session_->begin_stream(static_cast<unsigned>(status_), content_type_, timing_headers(), data,
-                           std::move(then));
+                           std::forward<Then>(then));
   } else {
-    session_->write_chunk(data, std::move(then));
+    session_->write_chunk(data, std::forward<Then>(then));
   }
 }
 

@@ -4,7 +4,7 @@
 
 namespace gw::http {
 
-std::uint16_t listen_reuseport(tcp::acceptor& a, const std::string& host, std::uint16_t port) {
+std::uint16_t listen_reuseport(acceptor_type& a, const std::string& host, std::uint16_t port) {
   using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
   error_code ec;
   auto addr = asio::ip::make_address(host, ec);

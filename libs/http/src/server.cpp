@@ -33,9 +33,9 @@ std::string_view reason_phrase(unsigned status) noexcept {
 
 struct server::listener {
   io_thread& thread;
-  tcp::acceptor acceptor;
+  acceptor_type acceptor;
   asio::steady_timer retry_timer;
-  explicit listener(io_thread& t) : thread(t), acceptor(t.io()), retry_timer(t.io()) {}
+  explicit listener(io_thread& t) : thread(t), acceptor(t.io().get_executor()), retry_timer(t.io()) {}
 };
 
 server::server(io_threads& threads, server_options opts, request_handler& handler)
@@ -57,7 +57,7 @@ void server::start() {
 }
 
 void server::accept(listener& l) {
-  l.acceptor.async_accept(l.thread.io(), [this, &l](error_code ec, tcp::socket sock) {
+  l.acceptor.async_accept(l.thread.io(), [this, &l](error_code ec, socket_type sock) {
     if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;
     if (ec) {
       // EMFILE and friends: back off instead of spinning.
@@ -79,7 +79,7 @@ void server::accept(listener& l) {
           "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: "
           "close\r\ncontent-length: " +
           std::to_string(body.size()) + "\r\n\r\n" + body);
-      auto s = std::make_shared<tcp::socket>(std::move(sock));
+      auto s = std::make_shared<socket_type>(std::move(sock));
       asio::async_write(*s, asio::buffer(*msg), [s, msg](error_code, std::size_t) {
         error_code ignored;
         s->shutdown(tcp::socket::shutdown_both, ignored);
@@ -110,8 +110,8 @@ void server::begin_drain() {
 
 // ---------------------------------------------------------------- session
 
-session::session(server& srv, io_thread& th, tcp::socket sock)
-    : server_(srv), stats_(srv.stats_), thread_(th), socket_(std::move(sock)) {
+session::session(server& srv, io_thread& th, socket_type sock)
+    : server_(srv), stats_(srv.stats_), write_timeout_(srv.opts_.write_timeout), thread_(th), socket_(std::move(sock)) {
   stats_->open_connections.fetch_add(1, std::memory_order_relaxed);
   head_.reserve(512);
 }
@@ -269,21 +269,6 @@ void session::respond_error(unsigned status, std::string body, std::string_view 
   respond(status, "application/json", std::move(body), extra_headers);
 }
 
-void session::begin_stream(unsigned status, std::string_view content_type, std::string_view extra_headers,
-                           asio::const_buffer first_chunk, std::function<void(error_code)> on_done) {
-  if (!open_) return on_done(asio::error::not_connected);
-  write_head(status, content_type, 0, true, extra_headers);
-  std::size_t n = first_chunk.size() ? format_chunk_head(first_chunk.size()) : 0;
-  std::array<asio::const_buffer, 4> bufs{asio::buffer(head_), asio::buffer(chunk_head_, n), first_chunk,
-                                         asio::buffer("\r\n", first_chunk.size() ? 2 : 0)};
-  set_timeout(server_.opts_.write_timeout);
-  asio::async_write(socket_, bufs, [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {
-    self->clear_deadline();
-    if (ec) self->close();
-    cb(ec);
-  });
-}
-
 std::size_t session::format_chunk_head(std::size_t size) noexcept {
   static constexpr char hex[] = "0123456789abcdef";
   char tmp[20];
@@ -294,20 +279,6 @@ std::size_t session::format_chunk_head(std::size_t size) noexcept {
   chunk_head_[len++] = '\r';
   chunk_head_[len++] = '\n';
   return len;
-}
-
-void session::write_chunk(asio::const_buffer data, std::function<void(error_code)> on_done) {
-  if (!open_) return on_done(asio::error::not_connected);
-  if (data.size() == 0) return on_done({});
-  std::size_t len = format_chunk_head(data.size());
-  std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_head_, len), data, asio::buffer("\r\n", 2)};
-  set_timeout(server_.opts_.write_timeout);
-  asio::async_write(socket_, bufs,
-                    [self = shared_from_this(), cb = std::move(on_done)](error_code ec, std::size_t) {
-                      self->clear_deadline();
-                      if (ec) self->close();
-                      cb(ec);
-                    });
 }
 
 void session::end_stream() {

@@ -98,7 +98,7 @@ upstream_connection::upstream_connection(asio::io_context& io, const endpoint& e
       port_(std::to_string(ep.port)),
       pool_key_(ep.pool_key),
       tls_wanted_(ep.tls),
-      resolver_(io) {
+      resolver_(io.get_executor()) {
   // Beast reads at most the free capacity (512 bytes on an empty buffer): start with
   // room for a typical response or a burst of stream events, so one read takes it all.
   buffer_.reserve(8192);
@@ -106,27 +106,19 @@ upstream_connection::upstream_connection(asio::io_context& io, const endpoint& e
 
 upstream_connection::~upstream_connection() { close(); }
 
-template <class F>
-void upstream_connection::with_stream(F&& f) {
-  if (tls_)
-    f(*tls_);
-  else
-    f(*plain_);
-}
-
 void upstream_connection::async_connect(callback cb) {
   resolver_.async_resolve(
-      host_, port_, [this, cb = std::move(cb)](error_code ec, tcp::resolver::results_type results) mutable {
+      host_, port_, [this, cb = std::move(cb)](error_code ec, resolver_type::results_type results) mutable {
         if (ec) return cb(ec);
         if (tls_wanted_) {
-          tls_.emplace(io_, client_tls_context());
+          tls_.emplace(io_.get_executor(), client_tls_context());
         } else {
-          plain_.emplace(io_);
+          plain_.emplace(io_.get_executor());
         }
-        tcp::socket& s = tls_ ? tls_->next_layer() : *plain_;
+        socket_type& s = tls_ ? tls_->next_layer() : *plain_;
         asio::async_connect(s, results, [this, cb = std::move(cb)](error_code ec, const tcp::endpoint&) mutable {
           if (ec) return cb(ec);
-          tcp::socket& s = tls_ ? tls_->next_layer() : *plain_;
+          socket_type& s = tls_ ? tls_->next_layer() : *plain_;
           error_code ignored;
           s.set_option(tcp::no_delay(true), ignored);
           if (!tls_) {
@@ -146,44 +138,12 @@ void upstream_connection::async_connect(callback cb) {
       });
 }
 
-void upstream_connection::async_write(const std::array<asio::const_buffer, 4>& bufs, callback cb) {
-  with_stream([&](auto& s) {
-    asio::async_write(s, bufs, [this, cb = std::move(cb)](error_code ec, std::size_t) {
-      if (ec) broken_ = true;
-      cb(ec);
-    });
-  });
-}
-
-void upstream_connection::async_read_head(std::size_t header_limit, callback cb) {
+void upstream_connection::start_response(std::size_t header_limit) {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(header_limit));
   // Not boost::none: Beast 1.74 compares Content-Length against the optional, and
   // any length is "greater" than none.
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-  with_stream([&](auto& s) {
-    bhttp::async_read_header(s, buffer_, *parser_, [this, cb = std::move(cb)](error_code ec, std::size_t) {
-      if (ec) broken_ = true;
-      cb(ec);
-    });
-  });
-}
-
-void upstream_connection::async_read_body(char* data, std::size_t size,
-                                          std::function<void(error_code, std::size_t, bool)> cb) {
-  if (parser_->is_done()) return cb({}, 0, true);
-  auto& body = parser_->get().body();
-  body.data = data;
-  body.size = size;
-  with_stream([&](auto& s) {
-    bhttp::async_read_some(s, buffer_, *parser_, [this, size, cb = std::move(cb)](error_code ec, std::size_t) {
-      if (ec == bhttp::error::need_buffer) ec = {};
-      if (!ec) parse_buffered();
-      std::size_t n = size - parser_->get().body().size;
-      if (ec) broken_ = true;
-      cb(ec, n, !ec && parser_->is_done());
-    });
-  });
 }
 
 void upstream_connection::parse_buffered() {

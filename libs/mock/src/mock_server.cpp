@@ -61,7 +61,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   ~connection() { st_.open.fetch_sub(1, std::memory_order_relaxed); }
 
   void start() {
-    if constexpr (std::is_same_v<Stream, ssl::stream<tcp::socket>>) {
+    if constexpr (std::is_same_v<Stream, ssl::stream<http::socket_type>>) {
       stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
         if (!ec) self->read();
       });
@@ -71,7 +71,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
  private:
-  tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
+  http::socket_type& socket() { return beast::get_lowest_layer(stream_); }
 
   void close() {
     error_code ignored;
@@ -362,7 +362,7 @@ struct server::impl {
   shared_state sh;
   struct io_thread {
     asio::io_context io{1};
-    tcp::acceptor acceptor{io};
+    http::acceptor_type acceptor{io.get_executor()};
     std::thread thread;
     thread_stats* stats = nullptr;
   };
@@ -371,16 +371,16 @@ struct server::impl {
   bool started = false, stopped = false;
 
   void accept(io_thread& t) {
-    t.acceptor.async_accept([this, &t](error_code ec, tcp::socket sock) {
+    t.acceptor.async_accept([this, &t](error_code ec, http::socket_type sock) {
       if (!t.acceptor.is_open()) return;
       if (!ec) {
         t.stats->accepted.fetch_add(1, std::memory_order_relaxed);
         error_code ignored;
         sock.set_option(tcp::no_delay(true), ignored);
         if (sh.tls) {
-          std::make_shared<connection<ssl::stream<tcp::socket>>>(sh, *t.stats, std::move(sock), *sh.tls)->start();
+          std::make_shared<connection<ssl::stream<http::socket_type>>>(sh, *t.stats, std::move(sock), *sh.tls)->start();
         } else {
-          std::make_shared<connection<tcp::socket>>(sh, *t.stats, std::move(sock))->start();
+          std::make_shared<connection<http::socket_type>>(sh, *t.stats, std::move(sock))->start();
         }
       }
       accept(t);

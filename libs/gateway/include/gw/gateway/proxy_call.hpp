@@ -46,7 +46,8 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
 
   void start_stream();
   void send_head_alone();
-  void forward(std::size_t n, std::function<void(http::error_code)> then);
+  template <class Then>
+  void forward(std::size_t n, Then&& then);
   void read_stream();
   void on_stream_read(http::error_code ec, std::size_t n, bool done);
   void stream_broke(std::string message);

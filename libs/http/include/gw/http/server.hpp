@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/write.hpp>
+
 #include "gw/http/asio.hpp"
 #include "gw/http/io_threads.hpp"
 #include "gw/http/padded_body.hpp"
@@ -57,7 +59,7 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
  public:
   using clock = std::chrono::steady_clock;
 
-  session(server& srv, io_thread& th, tcp::socket sock);
+  session(server& srv, io_thread& th, socket_type sock);
   ~session() override;
 
   void start();
@@ -79,10 +81,12 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
 
   /// Sends a chunked response head, and `first_chunk` with it in the same write if not
   /// empty (its bytes must stay valid until `on_done(ec)` runs).
+  template <class Handler>
   void begin_stream(unsigned status, std::string_view content_type, std::string_view extra_headers,
-                    asio::const_buffer first_chunk, std::function<void(error_code)> on_done);
-  /// Writes one chunk (the bytes must stay valid until `on_done`). Empty data is skipped.
-  void write_chunk(asio::const_buffer data, std::function<void(error_code)> on_done);
+                    asio::const_buffer first_chunk, Handler&& on_done);
+  /// Writes one chunk (the bytes must stay valid until `on_done(ec)`). Empty data is skipped.
+  template <class Handler>
+  void write_chunk(asio::const_buffer data, Handler&& on_done);
   /// Writes the terminating chunk and finishes the request (keep-alive continues).
   void end_stream();
   /// Closes the connection at once (client gone, protocol broken).
@@ -107,10 +111,14 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   void drain_some();
   void close();
 
+  template <std::size_t N, class Handler>
+  void write_stream_buffers(const std::array<asio::const_buffer, N>& bufs, Handler&& on_done);
+
   server& server_;
   std::shared_ptr<server_stats> stats_;
+  std::chrono::milliseconds write_timeout_;
   io_thread& thread_;
-  tcp::socket socket_;
+  socket_type socket_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<padded_string_body>> parser_;
   std::string head_;
@@ -158,6 +166,37 @@ class server {
   // Shared with sessions: a session destroyed with its io_context may outlive the server.
   std::shared_ptr<server_stats> stats_ = std::make_shared<server_stats>();
 };
+
+template <class Handler>
+void session::begin_stream(unsigned status, std::string_view content_type, std::string_view extra_headers,
+                           asio::const_buffer first_chunk, Handler&& on_done) {
+  if (!open_) return on_done(error_code(asio::error::not_connected));
+  write_head(status, content_type, 0, true, extra_headers);
+  std::size_t n = first_chunk.size() ? format_chunk_head(first_chunk.size()) : 0;
+  std::array<asio::const_buffer, 4> bufs{asio::buffer(head_), asio::buffer(chunk_head_, n), first_chunk,
+                                         asio::buffer("\r\n", first_chunk.size() ? 2 : 0)};
+  write_stream_buffers(bufs, std::forward<Handler>(on_done));
+}
+
+template <class Handler>
+void session::write_chunk(asio::const_buffer data, Handler&& on_done) {
+  if (!open_) return on_done(error_code(asio::error::not_connected));
+  if (data.size() == 0) return on_done(error_code{});
+  std::size_t len = format_chunk_head(data.size());
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_head_, len), data, asio::buffer("\r\n", 2)};
+  write_stream_buffers(bufs, std::forward<Handler>(on_done));
+}
+
+template <std::size_t N, class Handler>
+void session::write_stream_buffers(const std::array<asio::const_buffer, N>& bufs, Handler&& on_done) {
+  set_timeout(write_timeout_);
+  asio::async_write(socket_, bufs,
+                    [self = shared_from_this(), cb = std::forward<Handler>(on_done)](error_code ec, std::size_t) mutable {
+                      self->clear_deadline();
+                      if (ec) self->close();
+                      cb(ec);
+                    });
+}
 
 /// The reason phrase for a status code ("OK", "Not Found", ...).
 std::string_view reason_phrase(unsigned status) noexcept;

@@ -16,6 +16,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
 
 #include "gw/http/asio.hpp"
 
@@ -59,14 +60,20 @@ class upstream_connection {
   /// Resolves, connects (TCP_NODELAY) and, for https, handshakes with SNI and
   /// host-name verification.
   void async_connect(callback cb);
-  /// Writes the request (up to four buffers).
-  void async_write(const std::array<asio::const_buffer, 4>& bufs, callback cb);
-  /// Reads the response head; afterwards response() holds status and fields.
-  void async_read_head(std::size_t header_limit, callback cb);
+  // The per-request operations take their handler as a template parameter (no
+  // std::function): Asio then recycles the operation's memory per thread.
+
+  /// Writes the request (up to four buffers). `h(ec)`.
+  template <class Handler>
+  void async_write(const std::array<asio::const_buffer, 4>& bufs, Handler&& h);
+  /// Reads the response head; afterwards response() holds status and fields. `h(ec)`.
+  template <class Handler>
+  void async_read_head(std::size_t header_limit, Handler&& h);
   const bhttp::response_parser<bhttp::buffer_body>& response() const { return *parser_; }
-  /// Reads some body bytes into [data, data+size). `cb(ec, n, done)`.
-  void async_read_body(char* data, std::size_t size,
-                       std::function<void(error_code, std::size_t, bool)> cb);
+  /// Reads body bytes into [data, data+size): what arrives, plus whatever is already
+  /// buffered. `h(ec, n, done)`.
+  template <class Handler>
+  void async_read_body(char* data, std::size_t size, Handler&& h);
   /// Bytes read from the socket but not yet parsed (e.g. body bytes that came with the head).
   std::size_t buffered() const noexcept { return buffer_.size(); }
   /// After a complete exchange: true if the connection can go back to the pool.
@@ -78,7 +85,13 @@ class upstream_connection {
 
  private:
   template <class F>
-  void with_stream(F&& f);
+  void with_stream(F&& f) {
+    if (tls_)
+      f(*tls_);
+    else
+      f(*plain_);
+  }
+  void start_response(std::size_t header_limit);
   void parse_buffered();
 
   asio::io_context& io_;
@@ -86,9 +99,9 @@ class upstream_connection {
   std::string port_;
   std::string pool_key_;
   bool tls_wanted_;
-  tcp::resolver resolver_;
-  std::optional<tcp::socket> plain_;
-  std::optional<asio::ssl::stream<tcp::socket>> tls_;
+  resolver_type resolver_;
+  std::optional<socket_type> plain_;
+  std::optional<asio::ssl::stream<socket_type>> tls_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
   bool connected_ = false;
@@ -96,6 +109,46 @@ class upstream_connection {
   std::uint32_t uses_ = 0;
   clock::time_point idle_since_{};
 };
+
+template <class Handler>
+void upstream_connection::async_write(const std::array<asio::const_buffer, 4>& bufs, Handler&& h) {
+  with_stream([&](auto& s) {
+    asio::async_write(s, bufs, [this, h = std::forward<Handler>(h)](error_code ec, std::size_t) mutable {
+      if (ec) broken_ = true;
+      h(ec);
+    });
+  });
+}
+
+template <class Handler>
+void upstream_connection::async_read_head(std::size_t header_limit, Handler&& h) {
+  start_response(header_limit);
+  with_stream([&](auto& s) {
+    bhttp::async_read_header(s, buffer_, *parser_,
+                             [this, h = std::forward<Handler>(h)](error_code ec, std::size_t) mutable {
+                               if (ec) broken_ = true;
+                               h(ec);
+                             });
+  });
+}
+
+template <class Handler>
+void upstream_connection::async_read_body(char* data, std::size_t size, Handler&& h) {
+  if (parser_->is_done()) return h(error_code{}, std::size_t{0}, true);
+  auto& body = parser_->get().body();
+  body.data = data;
+  body.size = size;
+  with_stream([&](auto& s) {
+    bhttp::async_read_some(s, buffer_, *parser_,
+                           [this, size, h = std::forward<Handler>(h)](error_code ec, std::size_t) mutable {
+                             if (ec == bhttp::error::need_buffer) ec = {};
+                             if (!ec) parse_buffered();
+                             std::size_t n = size - parser_->get().body().size;
+                             if (ec) broken_ = true;
+                             h(ec, n, !ec && parser_->is_done());
+                           });
+  });
+}
 
 struct pool_options {
   std::size_t max_idle_per_key = 256;
