@@ -371,8 +371,8 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   relay_len_ += n;
   std::string_view data(relay_.data(), relay_len_);
   std::size_t boundary = scanner_.scan(data, scanned_, [this](std::string_view event) {
-    // Usage is in the last chunk(s); only those mention it with a value.
-    if (event.find("\"usage\"") == std::string_view::npos) return;
+    // Usage comes in the last chunk; the others say "usage":null or nothing.
+    if (!providers::may_carry_usage(event)) return;
     auto payload = http::sse_event_data(event, sse_scratch_);
     if (!payload.empty() && payload.front() == '{') providers::read_usage(payload, usage_);
   });

@@ -163,6 +163,10 @@ void session::on_header(error_code ec) {
   }
   auto& r = parser_->get();
   keep_alive_ = r.keep_alive() && !server_.draining();
+  // Beast reads at most the buffer's free space: make room for the whole body so it
+  // arrives in one or two reads, not a dozen small ones.
+  if (auto cl = parser_->content_length(); cl && *cl > buffer_.capacity() - buffer_.size())
+    buffer_.reserve(buffer_.size() + static_cast<std::size_t>(*cl));
   auto expect = r[bhttp::field::expect];
   if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";

@@ -370,6 +370,19 @@ bool read_usage(std::string_view json, usage& out, std::string* response_model) 
   });
 }
 
+bool may_carry_usage(std::string_view text) noexcept {
+  static constexpr std::string_view key = "\"usage\"";
+  for (auto pos = text.find(key); pos != std::string_view::npos; pos = text.find(key, pos + 1)) {
+    std::size_t i = pos + key.size();
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    if (i >= text.size() || text[i] != ':') continue;
+    ++i;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    if (i < text.size() && text[i] == '{') return true;
+  }
+  return false;
+}
+
 bool is_openai_error(std::string_view json) {
   bool found = false;
   for_each_field(json, [&](std::string_view key, od::value) {

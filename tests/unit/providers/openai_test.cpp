@@ -127,3 +127,15 @@ TEST(IsOpenAIError, Detects) {
 
 }  // namespace
 }  // namespace gw::providers
+
+namespace gw::providers {
+namespace {
+TEST(MayCarryUsage, OnlyObjects) {
+  EXPECT_TRUE(may_carry_usage(R"(data: {"choices":[],"usage":{"prompt_tokens":1}})"));
+  EXPECT_TRUE(may_carry_usage(R"(data: {"usage" :  {"prompt_tokens":1}})"));
+  EXPECT_FALSE(may_carry_usage(R"(data: {"choices":[{"delta":{"content":"x"}}],"usage":null})"));
+  EXPECT_FALSE(may_carry_usage(R"(data: {"choices":[{"delta":{"content":"the \"usage\" word"}}]})"));
+  EXPECT_TRUE(may_carry_usage(R"(data: {"usage":null,"x":{"usage":{"a":1}}})")) << "a nested one is parsed too";
+}
+}  // namespace
+}  // namespace gw::providers

@@ -4,6 +4,7 @@
 /// Lines may end in LF, CRLF or CR; an empty line ends an event (WHATWG SSE).
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,37 @@ std::string_view sse_event_data(std::string_view event, std::string& scratch);
 template <class F>
 std::size_t sse_scanner::scan(std::string_view data, std::size_t from, F&& on_event) {
   std::size_t last_end = event_start_;
+  if (from >= data.size()) return last_end;
+  // Fast path, what providers send: LF line ends only. memchr finds the line ends.
+  if (!prev_cr_ && std::memchr(data.data() + from, '\r', data.size() - from) == nullptr) {
+    std::size_t pos = from;
+    while (pos < data.size()) {
+      const void* hit = std::memchr(data.data() + pos, '\n', data.size() - pos);
+      if (!hit) {
+        line_len_ += data.size() - pos;
+        any_line_ = true;
+        break;
+      }
+      std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - data.data());
+      if (nl > pos) {
+        line_len_ += nl - pos;
+        any_line_ = true;
+      }
+      if (line_len_ == 0) {
+        if (any_line_) {
+          std::size_t text_end = nl;
+          if (text_end > event_start_ && data[text_end - 1] == '\n') --text_end;
+          on_event(data.substr(event_start_, text_end - event_start_));
+        }
+        any_line_ = false;
+        last_end = event_start_ = nl + 1;
+      } else {
+        line_len_ = 0;
+      }
+      pos = nl + 1;
+    }
+    return last_end;
+  }
   for (std::size_t i = from; i < data.size(); ++i) {
     char c = data[i];
     if (c == '\n' && prev_cr_) {  // second half of CRLF

@@ -49,6 +49,10 @@ struct usage {
 /// Returns false if the text is not a JSON object; `out` is untouched if no usage.
 bool read_usage(std::string_view json, usage& out, std::string* response_model = nullptr);
 
+/// Cheap pre-check for stream chunks: true if the text has a "usage" key whose value
+/// is an object (not null), so that only those chunks are parsed.
+bool may_carry_usage(std::string_view text) noexcept;
+
 /// True if `json` is an object with a top-level "error" member (an OpenAI error body).
 bool is_openai_error(std::string_view json);
 
