@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # From a fresh Debian 12: install what is missing, build, and pass every test:
 # unit and integration tests (real gateway and mock-provider processes), the
-# official OpenAI SDK against the gateway, then the whole suite again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# official OpenAI SDK against the gateway, the benchmark in quick mode, then the
+# whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer. Exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -18,6 +19,9 @@ echo "== build (RelWithDebInfo)"
 scripts/build.sh dev
 echo "== tests"
 ctest --test-dir build/dev --output-on-failure -j "$jobs"
+
+echo "== benchmark, quick mode (checks the harness and zero errors, not the figures)"
+python3 benchmarks/run.py --quick --build-dir build/dev --out build/dev/benchmark-quick.json
 
 echo "== build (address,undefined sanitizers)"
 scripts/build.sh asan

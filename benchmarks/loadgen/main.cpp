@@ -100,6 +100,11 @@ class conn : public std::enable_shared_from_this<conn> {
   bool idle() const { return idle_; }
 
   void send(clk::time_point due) {
+    if (watching_) {
+      watching_ = false;
+      error_code ignored;
+      sock_.cancel(ignored);  // stop the idle watch; its handler sees operation_aborted
+    }
     idle_ = false;
     due_ = due;
     got_first_ = false;
@@ -149,17 +154,43 @@ class conn : public std::enable_shared_from_this<conn> {
       ++s_.warm;
     }
     idle_ = true;
+    reused_ = true;
     if (!parser_->get().keep_alive()) {
       error_code ignored;
       sock_.close(ignored);
       reconnect();
       return;
     }
+    watch_idle();
     if (on_idle) on_idle();
+  }
+
+  /// While idle, notice a server closing the connection (keep-alive timeout) and
+  /// reconnect, as HTTP clients do, instead of failing the next request on it.
+  void watch_idle() {
+    if (s_.opt.mode == "hold") return;
+    watching_ = true;
+    sock_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (ec == asio::error::operation_aborted || !self->watching_ || !self->idle_) return;
+      self->watching_ = false;
+      error_code ignored;
+      self->sock_.close(ignored);
+      self->reconnect();
+    });
   }
 
   void fail() {
     if (s_.stopping && s_.opt.mode == "hold") return;
+    if (reused_ && !parser_->got_some() && s_.opt.mode != "hold") {
+      // The server closed this kept-alive connection as we sent (its idle timeout):
+      // nothing was answered, so send the request again, as HTTP clients do. Its
+      // latency still counts from its due time.
+      s_.due.push_front(due_);
+      error_code ignored;
+      sock_.close(ignored);
+      reconnect();
+      return;
+    }
     ++s_.errors;
     error_code ignored;
     sock_.close(ignored);
@@ -168,6 +199,7 @@ class conn : public std::enable_shared_from_this<conn> {
 
   void reconnect() {
     idle_ = false;
+    reused_ = false;
     sock_ = tcp::socket(s_.io);
     connect([self = shared_from_this()](bool ok) {
       if (ok && self->on_idle) self->on_idle();
@@ -179,7 +211,7 @@ class conn : public std::enable_shared_from_this<conn> {
   beast::flat_buffer flat_;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
   char buf_[16384];
-  bool idle_ = false, got_first_ = false;
+  bool idle_ = false, got_first_ = false, watching_ = false, reused_ = false;
   clk::time_point due_, first_;
 };
 

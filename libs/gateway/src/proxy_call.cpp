@@ -282,6 +282,14 @@ void proxy_call::read_buffered() {
     room = body_.capacity() - http::json_padding - used;
   }
   body_.resize(used + room);
+  if (conn_->buffered() > 0) {
+    // The body (or part of it) came with the head: take it without another read.
+    bool done = false;
+    std::size_t n = conn_->take_buffered_body(body_.data() + used, room, done);
+    body_.resize(used + n);
+    if (done) return on_buffered({}, n, true);
+    if (n > 0) return read_buffered();
+  }
   conn_->async_read_body(body_.data() + used, room, [self = shared_from_this(), used](error_code ec, std::size_t n, bool done) {
     self->body_.resize(used + n);
     self->on_buffered(ec, n, done);
@@ -323,7 +331,11 @@ void proxy_call::start_stream() {
   head_pending_ = true;
   // When the first events came with the head (a fast upstream), send our head with
   // them in one write; otherwise send the head now so the client is not kept waiting.
-  if (conn_->buffered() > 0) return read_stream();
+  if (conn_->buffered() > 0) {
+    bool done = false;
+    std::size_t n = conn_->take_buffered_body(relay_.data(), relay_.size(), done);
+    return on_stream_read({}, n, done);
+  }
   send_head_alone();
 }
 

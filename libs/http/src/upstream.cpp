@@ -146,6 +146,15 @@ void upstream_connection::start_response(std::size_t header_limit) {
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
 }
 
+std::size_t upstream_connection::take_buffered_body(char* data, std::size_t size, bool& done) {
+  auto& body = parser_->get().body();
+  body.data = data;
+  body.size = size;
+  parse_buffered();
+  done = parser_->is_done();
+  return size - body.size;
+}
+
 void upstream_connection::parse_buffered() {
   // Beast's read_some stops after one chunk; the next chunks may already be here.
   // Parse them from memory (never touching the socket) so the caller gets every

@@ -372,7 +372,14 @@ bool read_usage(std::string_view json, usage& out, std::string* response_model) 
 
 bool may_carry_usage(std::string_view text) noexcept {
   static constexpr std::string_view key = "\"usage\"";
-  for (auto pos = text.find(key); pos != std::string_view::npos; pos = text.find(key, pos + 1)) {
+  // memmem, not string_view::find: JSON is full of '"', and find() runs memchr from
+  // each of them.
+  auto find = [&](std::size_t from) -> std::size_t {
+    if (from >= text.size()) return std::string_view::npos;
+    const void* hit = ::memmem(text.data() + from, text.size() - from, key.data(), key.size());
+    return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - text.data()) : std::string_view::npos;
+  };
+  for (auto pos = find(0); pos != std::string_view::npos; pos = find(pos + 1)) {
     std::size_t i = pos + key.size();
     while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
     if (i >= text.size() || text[i] != ':') continue;

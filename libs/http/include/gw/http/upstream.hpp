@@ -76,6 +76,9 @@ class upstream_connection {
   void async_read_body(char* data, std::size_t size, Handler&& h);
   /// Bytes read from the socket but not yet parsed (e.g. body bytes that came with the head).
   std::size_t buffered() const noexcept { return buffer_.size(); }
+  /// Moves body bytes already read (they came with the head) into [data, data+size)
+  /// without I/O. Returns how many; `done` when the body is complete.
+  std::size_t take_buffered_body(char* data, std::size_t size, bool& done);
   /// After a complete exchange: true if the connection can go back to the pool.
   bool reusable() const noexcept;
   /// Marks an exchange complete (counts uses, remembers when it went idle).
