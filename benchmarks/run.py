@@ -220,6 +220,35 @@ litellm_settings:
         r["bad"] = r["errors"] + r["non2xx"] + r["unfinished"]
         return r
 
+    def measure(self, targets, body, label, mode="rate", rate=1000, seconds=10, conns=32):
+        """Runs the same open-loop load at every target in interleaved rounds (the order
+        rotates each round) so that the machine's drift hits all targets alike; returns
+        per target the median over rounds of each percentile."""
+        rounds = 1 if self.quick else 5
+        per_round = max(1.0, seconds / rounds)
+        names = list(targets)
+        got = {t: [] for t in names}
+        for r in range(rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for t in order:
+                port, path = targets[t]
+                res = self.loadgen(port, path, body, mode=mode, rate=rate, seconds=per_round, conns=conns,
+                                   warmup=0.5 if self.quick else 1)
+                self.check_errors(label, t, res["bad"])
+                got[t].append(res)
+
+        def med(vals):
+            vals = sorted(vals)
+            return vals[len(vals) // 2]
+
+        out = {}
+        for t, results in got.items():
+            self.raw[f"{label}/{t}"] = results
+            out[t] = {k: med([x["latency"][k] for x in results]) for k in ("p50_us", "p99_us", "p999_us")}
+            if mode == "stream":
+                out[t].update({"ttft_" + k: med([x["first_byte"][k] for x in results]) for k in ("p50_us", "p99_us")})
+        return out
+
     # -------------------------------------------------------------- recording
     def row(self, scenario, metric, unit, values, better="higher"):
         d, n, g = values.get("direct"), values.get("nginx"), values.get("gateway")
@@ -256,52 +285,30 @@ litellm_settings:
         rates = [1000] if self.quick else [1000, 5000, 10000]
         body = self.body(20)
         for rate in rates:
-            p50, p99, p999 = {}, {}, {}
-            for t, (port, path) in self.targets.items():
-                r = self.loadgen(port, path, body, rate=rate, seconds=secs, warmup=0.5 if self.quick else 2)
-                self.check_errors(f"fixed rate {rate}/s", t, r["bad"])
-                self.raw[f"rate/{rate}/{t}"] = r
-                p50[t], p99[t], p999[t] = r["latency"]["p50_us"], r["latency"]["p99_us"], r["latency"]["p999_us"]
-            self.row(f"fixed rate {rate}/s, small chat", "p50 latency", "us", p50, "lower")
-            self.row(f"fixed rate {rate}/s, small chat", "p99 latency", "us", p99, "lower")
-            self.row(f"fixed rate {rate}/s, small chat", "p99.9 latency", "us", p999, "lower")
+            m = self.measure(self.targets, body, f"fixed rate {rate}/s", rate=rate, seconds=secs)
+            for key, name in (("p50_us", "p50 latency"), ("p99_us", "p99 latency"), ("p999_us", "p99.9 latency")):
+                self.row(f"fixed rate {rate}/s, small chat", name, "us", {t: v[key] for t, v in m.items()}, "lower")
         if self.quick:
             return
         for label, size in (("10KB prompt", 10 * 1024), ("100KB prompt", 100 * 1024)):
-            body = self.body(size)
-            p50, p99 = {}, {}
-            for t, (port, path) in self.targets.items():
-                r = self.loadgen(port, path, body, rate=1000, seconds=secs, warmup=2)
-                self.check_errors(f"fixed rate {label}", t, r["bad"])
-                self.raw[f"rate/{label}/{t}"] = r
-                p50[t], p99[t] = r["latency"]["p50_us"], r["latency"]["p99_us"]
-            self.row(f"fixed rate 1000/s, {label}", "p50 latency", "us", p50, "lower")
-            self.row(f"fixed rate 1000/s, {label}", "p99 latency", "us", p99, "lower")
+            m = self.measure(self.targets, self.body(size), f"fixed rate {label}", rate=1000, seconds=secs)
+            for key, name in (("p50_us", "p50 latency"), ("p99_us", "p99 latency")):
+                self.row(f"fixed rate 1000/s, {label}", name, "us", {t: v[key] for t, v in m.items()}, "lower")
         # A 50 ms upstream: the gateway holds ~50 requests in flight at 1000/s.
-        body = self.body(20, model="mock-slow")
-        p50, p99 = {}, {}
-        for t, (port, path) in self.slow_targets.items():
-            r = self.loadgen(port, path, body, rate=1000, seconds=secs, conns=256, warmup=2)
-            self.check_errors("fixed rate, 50 ms upstream", t, r["bad"])
-            self.raw[f"rate/slow/{t}"] = r
-            p50[t], p99[t] = r["latency"]["p50_us"], r["latency"]["p99_us"]
-        self.row("fixed rate 1000/s, upstream 50 ms", "p50 latency", "us", p50, "lower")
-        self.row("fixed rate 1000/s, upstream 50 ms", "p99 latency", "us", p99, "lower")
+        m = self.measure(self.slow_targets, self.body(20, model="mock-slow"), "fixed rate, 50 ms upstream",
+                         rate=1000, seconds=secs, conns=256)
+        for key, name in (("p50_us", "p50 latency"), ("p99_us", "p99 latency")):
+            self.row("fixed rate 1000/s, upstream 50 ms", name, "us", {t: v[key] for t, v in m.items()}, "lower")
 
     def streaming(self):
         secs = 1 if self.quick else 10
         body = self.body(20, stream=True, x_mock={"tokens": 20})
-        ttft50, ttft99, tot50, tot99 = {}, {}, {}, {}
-        for t, (port, path) in self.targets.items():
-            r = self.loadgen(port, path, body, mode="stream", rate=1000, seconds=secs, warmup=0.5 if self.quick else 2)
-            self.check_errors("streams", t, r["bad"])
-            self.raw[f"stream/{t}"] = r
-            ttft50[t], ttft99[t] = r["first_byte"]["p50_us"], r["first_byte"]["p99_us"]
-            tot50[t], tot99[t] = r["latency"]["p50_us"], r["latency"]["p99_us"]
-        self.row("streams at 1000/s, 20 chunks", "time to first token p50", "us", ttft50, "lower")
-        self.row("streams at 1000/s, 20 chunks", "time to first token p99", "us", ttft99, "lower")
-        self.row("streams at 1000/s, 20 chunks", "total p50", "us", tot50, "lower")
-        self.row("streams at 1000/s, 20 chunks", "total p99", "us", tot99, "lower")
+        m = self.measure(self.targets, body, "streams", mode="stream", rate=1000, seconds=secs)
+        label = "streams at 1000/s, 20 chunks"
+        self.row(label, "time to first token p50", "us", {t: v["ttft_p50_us"] for t, v in m.items()}, "lower")
+        self.row(label, "time to first token p99", "us", {t: v["ttft_p99_us"] for t, v in m.items()}, "lower")
+        self.row(label, "total p50", "us", {t: v["p50_us"] for t, v in m.items()}, "lower")
+        self.row(label, "total p99", "us", {t: v["p99_us"] for t, v in m.items()}, "lower")
 
     def hold_streams(self, n):
         """Opens n slow streams through the gateway and nginx; returns RSS (KB) with all open."""
