@@ -150,6 +150,9 @@ litellm_settings:
         self.gw = self.spawn("gateway", [gw, "--config", cfg, "--host", "127.0.0.1", "--port", str(self.gw_port)],
                              env={**os.environ, "LITELLM_LOG": "WARNING"})
         wait_port(self.gw_port, self.gw)
+        # Virtual keys for the auth comparison: one plain, one with a (large) budget.
+        self.vkey = self.make_key({"key_alias": "bench"})
+        self.vkey_budget = self.make_key({"key_alias": "bench-budget", "max_budget": 1000000})
         self.targets = {
             "direct": (self.mock_port, "/v1/chat/completions"),
             "nginx": (self.nginx_port, "/v1/chat/completions"),
@@ -160,6 +163,18 @@ litellm_settings:
             "nginx": (self.nginx_slow_port, "/v1/chat/completions"),
             "gateway": (self.gw_port, "/v1/chat/completions"),
         }
+
+    def make_key(self, fields):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.gw_port, timeout=10)
+        c.request("POST", "/key/generate", body=json.dumps(fields),
+                  headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        if r.status != 200:
+            raise RuntimeError(f"/key/generate failed: {r.status} {data!r}")
+        return json.loads(data)["key"]
 
     def stop(self):
         for p in reversed(self.procs):
@@ -189,12 +204,12 @@ litellm_settings:
         return path
 
     # ---------------------------------------------------------------- drivers
-    def wrk(self, port, path, body_file, conns, seconds):
-        lua = body_file + ".lua"
+    def wrk(self, port, path, body_file, conns, seconds, key=KEY):
+        lua = f"{body_file}.{key[-6:]}.lua"
         with open(lua, "w") as f:
             f.write(f'wrk.method = "POST"\nlocal f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
                     f'wrk.headers["Content-Type"] = "application/json"\n'
-                    f'wrk.headers["Authorization"] = "Bearer {KEY}"\n')
+                    f'wrk.headers["Authorization"] = "Bearer {key}"\n')
         out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", lua,
                               f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -279,6 +294,28 @@ litellm_settings:
                     self.raw[f"wrk/{label}/c{conns}/{t}"] = r
                 self.row(f"closed loop, {label}, wrk -c{conns}", "throughput", "req/s", vals)
                 self.row(f"closed loop, {label}, wrk -c{conns}", "p50 latency", "us", p50s, "lower")
+
+    def auth(self):
+        """Master key vs virtual key (and a virtual key with a budget) through the gateway,
+        closed loop, in alternating rounds; the median of each."""
+        secs = 2 if self.quick else 5
+        rounds = 1 if self.quick else 5
+        body = self.body(20)
+        who = {"master key": KEY, "virtual key": self.vkey, "virtual key with budget": self.vkey_budget}
+        got = {w: [] for w in who}
+        names = list(who)
+        for r in range(rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for w in order:
+                x = self.wrk(self.gw_port, "/v1/chat/completions", body, 32, secs, key=who[w])
+                self.check_errors(f"auth {w}", "gateway", x["errors"])
+                got[w].append(x["rps"])
+        med = {w: sorted(v)[len(v) // 2] for w, v in got.items()}
+        for w in names:
+            self.row(f"gateway auth, wrk -c32, {w}", "throughput", "req/s", {"gateway": med[w]})
+        self.raw["auth"] = got
+        self.auth_ratio = med["virtual key"] / med["master key"]
+        self.auth_budget_ratio = med["virtual key with budget"] / med["master key"]
 
     def fixed_rate(self):
         secs = 1 if self.quick else 10
@@ -401,6 +438,9 @@ litellm_settings:
         if many:
             checks.append((f"RSS with {self.args.max_streams} streams <= 300 MB", many["gateway"], "<= 300 MB",
                            many["gateway"] <= 300))
+        if hasattr(self, "auth_ratio"):
+            checks.append(("virtual-key throughput >= 0.97 x master-key (same run, noise band 3%)",
+                           self.auth_ratio, ">= 0.97", self.auth_ratio >= 0.97))
         if hasattr(self, "leak_growth_mb"):
             checks.append(("no RSS growth over the leak run (< 5 MB)", self.leak_growth_mb, "< 5 MB",
                            self.leak_growth_mb < 5))
@@ -464,7 +504,7 @@ def main():
     ap.add_argument("--max-streams", type=int, default=9900,
                     help="largest number of open streams (2 fds each in a proxy; 20000-fd limit here)")
     ap.add_argument("--leak-minutes", type=float, default=5)
-    ap.add_argument("--only", default="", help="comma list: closed,rate,stream,memory,leak")
+    ap.add_argument("--only", default="", help="comma list: closed,auth,rate,stream,memory,leak")
     args = ap.parse_args()
     if args.out is None:
         args.out = os.path.join(ROOT, "benchmarks/results", "latest-quick.json" if args.quick else "latest.json")
@@ -476,7 +516,7 @@ def main():
         warm = b.body(20)
         for t, (port, path) in b.targets.items():
             b.wrk(port, path, warm, 32, 1)
-        for name, fn in (("closed", b.closed_loop), ("rate", b.fixed_rate), ("stream", b.streaming),
+        for name, fn in (("closed", b.closed_loop), ("auth", b.auth), ("rate", b.fixed_rate), ("stream", b.streaming),
                          ("memory", b.memory), ("leak", b.leak)):
             if not only or name in only:
                 log(f"running {name}")

@@ -30,3 +30,6 @@ endif()
 if(GW_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED)
 endif()
+
+# libpqxx 6.4 (and libpq) ship pkg-config files only.
+pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)

@@ -7,6 +7,9 @@ namespace gw::app {
 std::string usage_text() {
   return R"(Usage: llm-gateway [--config FILE] [--host ADDR] [--port N] [--env-file FILE]
                    [--check-config] [--num_workers N] [--detailed_debug] [--help] [--version]
+       llm-gateway migrate [--config FILE] [--env-file FILE]
+                   apply the database migrations (general_settings.database_url or
+                   DATABASE_URL) and exit; the gateway also applies them at start
 
 An OpenAI-compatible LLM gateway that reads LiteLLM's config.yaml.
 
@@ -55,7 +58,9 @@ bool parse_cli(const std::vector<std::string>& args, cli_options& out, std::stri
       return true;
     };
     std::string v;
-    if (a == "--config" || a == "-c") {
+    if (i == 0 && a == "migrate") {
+      out.migrate = true;
+    } else if (a == "--config" || a == "-c") {
       if (!value(v)) return false;
       out.config = v;
     } else if (a == "--host") {

@@ -14,6 +14,7 @@ struct cli_options {
   std::uint16_t port = 4000;
   std::optional<std::string> env_file;  ///< explicit --env-file (must exist)
   bool check_config = false;
+  bool migrate = false;                 ///< `llm-gateway migrate`: apply database migrations, exit
   bool help = false;
   bool version = false;
   bool debug = false;

@@ -16,6 +16,7 @@
 #include "gw/core/files.hpp"
 #include "gw/core/log.hpp"
 #include "gw/gateway/app.hpp"
+#include "gw/store/pg_store.hpp"
 #include "gw/mock/mock_server.hpp"
 
 namespace {
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
   if (opts.config) {
     loaded = gw::config::load_file(*opts.config);
   } else {
-    if (!opts.check_config) {
+    if (!opts.check_config && !opts.migrate) {
       gw::mock::options mo;
       mo.host = "127.0.0.1";
       mo.port = 0;
@@ -115,11 +116,29 @@ int main(int argc, char** argv) {
   const auto& cfg = std::get<gw::config::gateway_config>(loaded);
   apply_log_level(opts.debug);  // environment_variables may have set LITELLM_LOG
 
+  if (opts.migrate) {
+    if (cfg.general.database_url.empty()) {
+      std::cerr << "llm-gateway migrate: no database (set general_settings.database_url or DATABASE_URL)\n";
+      return 1;
+    }
+    try {
+      std::vector<std::string> log_lines;
+      int version = gw::store::migrate(cfg.general.database_url, log_lines);
+      for (auto& l : log_lines) std::cout << l << "\n";
+      std::cout << "database schema at version " << version << "\n";
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "llm-gateway migrate: " << e.what() << "\n";
+      return 1;
+    }
+  }
+
   std::vector<std::string> warnings = cfg.warnings;
   gw::gateway::app_options ao;
   ao.host = opts.host;
   ao.port = opts.port;
   ao.io_threads = opts.num_workers;
+  ao.offline = opts.check_config;  // --check-config does not touch the database
   std::unique_ptr<gw::gateway::app> gateway;
   try {
     gateway = std::make_unique<gw::gateway::app>(cfg, ao, warnings);

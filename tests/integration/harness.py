@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,6 +46,8 @@ class Process:
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
+        # None removes a variable (e.g. so that a .env file can set it).
+        full_env = {k: v for k, v in full_env.items() if v is not None}
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=full_env,
                                      cwd=cwd or workdir)
 
@@ -172,6 +175,9 @@ class TempDir:
         self.path = tempfile.mkdtemp(prefix="gw-it-")
 
     def cleanup(self):
+        if os.environ.get("GW_KEEP_TMP"):  # keep logs for a post-mortem
+            print(f"kept {self.path}", file=sys.stderr)
+            return
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -194,3 +200,41 @@ def run_parallel(n, fn):
     if errors:
         raise AssertionError(f"{len(errors)} of {n} failed; first: {errors[0]}")
     return results
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class Postgres:
+    """A real PostgreSQL server in a temp dir on an ephemeral port (scripts/pg-temp.sh).
+    pause()/resume() stop and start the same cluster on the same port (an outage)."""
+
+    def __init__(self, workdir):
+        self.dir = os.path.join(workdir, "pg")
+        script = os.path.join(REPO, "scripts", "pg-temp.sh")
+        self.script = script
+        out = subprocess.run([script, "start", self.dir], check=True, capture_output=True, text=True, timeout=120)
+        self.url = out.stdout.strip().splitlines()[-1]
+        with open(os.path.join(self.dir, "port")) as f:
+            self.port = int(f.read().strip())
+
+    def _pg_ctl(self, *args):
+        bin_dir = subprocess.run(["bash", "-c", "ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5 -n -r | head -1"],
+                                 capture_output=True, text=True).stdout.strip()
+        argv = [os.path.join(bin_dir, "pg_ctl"), "-D", os.path.join(self.dir, "data"), *args]
+        if os.getuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+    def pause(self):
+        # Fast, not immediate: the test server runs with synchronous_commit=off, and an
+        # immediate stop would also lose the last commits, which a real outage does not.
+        self._pg_ctl("-w", "-t", "60", "-m", "fast", "stop")
+
+    def resume(self):
+        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self._pg_ctl("-l", os.path.join(self.dir, "server.log"), "-w", "-t", "60", "-o", opts, "start")
+
+    def stop(self):
+        subprocess.run([self.script, "stop", self.dir], capture_output=True, timeout=120)

@@ -11,12 +11,18 @@ model_list:
     litellm_params:
       model: openai/mock-gpt
       api_base: os.environ/GW_EMBEDDED_MOCK_BASE
+    model_info:
+      # Priced like gpt-4o-mini, so spend and budgets can be tried on the default.
+      input_cost_per_token: 0.00000015
+      output_cost_per_token: 0.0000006
   - model_name: mock-embed
     litellm_params:
       model: openai/mock-embed
       api_base: os.environ/GW_EMBEDDED_MOCK_BASE
     model_info:
       mode: embedding
+      input_cost_per_token: 0.00000002
+      output_cost_per_token: 0
 )";
 }
 

@@ -34,12 +34,13 @@ const key_set k_params_implemented{"model",       "api_base",        "api_key", 
 const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_params",
                                     "success_callback", "failure_callback", "callbacks"};
 
-const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb"};
+const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb",
+                                    "database_connection_pool_limit", "maximum_spend_logs_retention_period"};
 const key_set k_general_later{
     "completion_model", "disable_spend_logs", "disable_master_key_return",
     "disable_retry_on_max_parallel_request_limit_error", "disable_reset_budget",
     "disable_adding_master_key_hash_to_db", "enable_jwt_auth", "enforce_user_param", "allowed_routes",
-    "key_management_system", "key_management_settings", "database_connection_pool_limit",
+    "key_management_system", "key_management_settings",
     "database_connection_timeout", "allow_requests_on_db_unavailable", "custom_auth", "custom_auth_settings",
     "max_parallel_requests", "global_max_parallel_requests", "infer_model_from_keys", "background_health_checks",
     "health_check_interval", "health_check_details", "alerting", "alerting_threshold", "alert_types",
@@ -48,7 +49,7 @@ const key_set k_general_later{
     "store_model_in_db", "store_prompts_in_spend_logs", "max_response_size_mb",
     "proxy_budget_rescheduler_min_time", "proxy_budget_rescheduler_max_time", "proxy_batch_write_at",
     "custom_key_generate", "custom_sso", "public_routes", "admin_only_routes", "use_redis_transaction_buffer",
-    "maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval", "litellm_key_header_name",
+    "maximum_spend_logs_retention_interval", "litellm_key_header_name",
     "user_header_name", "forward_client_headers_to_llm_api", "require_auth_for_metrics_endpoint",
     "user_api_key_cache_ttl", "service_account_settings", "key_generation_settings", "allowed_ips",
     "enforced_params", "use_client_credentials_pass_through_routes", "disable_prisma_schema_update",
@@ -69,7 +70,8 @@ const key_set k_router_later{
 const key_set k_gateway_keys{"io_threads",        "actor_threads",           "max_connections",
                              "max_header_bytes",  "keepalive_timeout",       "request_read_timeout",
                              "connect_timeout",   "drain_timeout",           "upstream_max_idle_per_host",
-                             "upstream_idle_timeout"};
+                             "upstream_idle_timeout", "price_file",              "spend_flush_interval",
+                             "budget_lease_ttl",  "budget_slice_fraction",   "spend_spool_path"};
 
 const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
                                                  "usage-based-routing",   "usage-based-routing-v2",
@@ -399,6 +401,21 @@ class loader {
         g.database_url = scalar(v, kp).value_or("");
       } else if (k == "max_request_size_mb") {
         if (auto x = number(v, kp, true)) g.max_request_size_bytes = static_cast<std::size_t>(*x * 1024.0 * 1024.0);
+      } else if (k == "database_connection_pool_limit") {
+        if (auto x = integer(v, kp, 1)) g.database_connection_pool_limit = static_cast<int>(*x);
+      } else if (k == "maximum_spend_logs_retention_period") {
+        // LiteLLM writes "30d", "7d", "12h"; whole days are kept (at least one).
+        if (auto sv = scalar(v, kp)) {
+          std::string t = *sv;
+          int days = 0;
+          bool ok = !t.empty();
+          char unit = ok ? t.back() : 0;
+          std::string num = (unit == 'd' || unit == 'h') ? t.substr(0, t.size() - 1) : t;
+          ok = ok && !num.empty() && num.find_first_not_of("0123456789") == std::string::npos && num.size() < 7;
+          if (ok) days = unit == 'h' ? std::max(1, (std::stoi(num) + 23) / 24) : std::stoi(num);
+          if (!ok || days <= 0) fail(v, kp, "expected a retention such as '30d' or '12h', got '" + t + "'");
+          g.spend_logs_retention_days = days;
+        }
       } else if (k_general_later.count(k)) {
         warn_later(kp);
       } else {
@@ -469,6 +486,15 @@ class loader {
       else if (k == "connect_timeout") seconds(g.connect_timeout);
       else if (k == "drain_timeout") seconds(g.drain_timeout);
       else if (k == "upstream_idle_timeout") seconds(g.upstream_idle_timeout);
+      else if (k == "spend_flush_interval") seconds(g.spend_flush_interval);
+      else if (k == "budget_lease_ttl") seconds(g.budget_lease_ttl);
+      else if (k == "budget_slice_fraction") {
+        if (auto x = number(v, kp, true)) {
+          if (*x <= 0 || *x > 1) fail(v, kp, "expected a fraction in (0, 1]");
+          g.budget_slice_fraction = *x;
+        }
+      } else if (k == "price_file") g.price_file = scalar(v, kp).value_or("");
+      else if (k == "spend_spool_path") g.spend_spool_path = scalar(v, kp).value_or("");
       else warn_unknown(kp);
     }
   }

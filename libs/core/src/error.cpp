@@ -9,7 +9,11 @@ int http_status(errc code) noexcept {
     case errc::invalid_json:
     case errc::invalid_request:
     case errc::missing_parameter:
-    case errc::invalid_type: return 400;
+    case errc::invalid_type:
+    case errc::conflict: return 400;
+    case errc::forbidden: return 403;
+    case errc::not_found: return 404;
+    case errc::budget_exceeded: return 429;
     case errc::auth_error: return 401;
     case errc::route_not_found:
     case errc::model_not_found: return 404;
@@ -40,7 +44,11 @@ std::string_view error_type(errc code) noexcept {
     case errc::method_not_allowed:
     case errc::request_timeout:
     case errc::payload_too_large:
-    case errc::headers_too_large: return "invalid_request_error";
+    case errc::headers_too_large:
+    case errc::not_found:
+    case errc::conflict: return "invalid_request_error";
+    case errc::forbidden: return "permission_error";
+    case errc::budget_exceeded: return "budget_exceeded";
     case errc::auth_error: return "auth_error";
     case errc::rate_limited: return "rate_limit_error";
     case errc::not_implemented: return "not_implemented_error";
@@ -61,6 +69,10 @@ std::string_view error_code_string(errc code) noexcept {
     case errc::missing_parameter: return "missing_required_parameter";
     case errc::invalid_type: return "invalid_type";
     case errc::auth_error: return "invalid_api_key";
+    case errc::forbidden: return "forbidden";
+    case errc::not_found: return "not_found";
+    case errc::conflict: return "already_exists";
+    case errc::budget_exceeded: return "budget_exceeded";
     case errc::route_not_found: return "route_not_found";
     case errc::model_not_found: return "model_not_found";
     case errc::method_not_allowed: return "method_not_allowed";

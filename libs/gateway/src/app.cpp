@@ -4,9 +4,12 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/all.hpp>
 
+#include <future>
 #include <thread>
 
+#include "gw/accounts/accounts.hpp"
 #include "gw/core/log.hpp"
+#include "gw/pricing/prices.hpp"
 #include "gw/gateway/actors.hpp"
 #include "gw/gateway/context.hpp"
 #include "gw/gateway/handler.hpp"
@@ -18,6 +21,8 @@
 
 namespace gw::gateway {
 namespace {
+
+namespace asio = boost::asio;
 
 std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
@@ -43,6 +48,36 @@ caf::actor_system_config& make_caf_config(caf::actor_system_config& c, std::size
   return c;
 }
 
+/// Each deployment's price: the built-in table (or price file) by model_info.base_model
+/// or litellm_params.model, overridden by model_info's *_cost_per_token. A group's
+/// worst price is the highest of its deployments'.
+void assign_prices(model_registry& reg, const pricing::price_table& table, std::vector<std::string>& warnings) {
+  for (auto& d : reg.deployments()) {
+    const auto& info = d->cfg->model_info;
+    const pricing::model_price* base = nullptr;
+    if (auto it = info.find("base_model"); it != info.end()) base = table.find(it->second);
+    if (!base) base = table.find(d->cfg->model);
+    bool ok = true;
+    std::string err;
+    d->price = pricing::with_overrides(base, info, ok, err);
+    if (!ok) throw std::runtime_error("model '" + d->cfg->model_name + "': model_info: " + err);
+    if (!d->price)
+      warnings.push_back("model '" + d->cfg->model_name + "' (" + d->cfg->model +
+                         "): no price known; its spend counts as 0 (set model_info.input_cost_per_token and "
+                         "output_cost_per_token, or gateway_settings.price_file)");
+  }
+  for (auto& g : reg.groups()) {
+    auto& w = g->worst_price;
+    for (auto* d : g->deployments) {
+      if (!d->price) continue;
+      const auto& p = *d->price;
+      w.input_per_token = std::max(w.input_per_token, p.input_per_token);
+      w.output_per_token = std::max(w.output_per_token, p.output_per_token);
+      w.max_output_tokens = std::max(w.max_output_tokens, p.max_output_tokens);
+    }
+  }
+}
+
 }  // namespace
 
 struct app::impl {
@@ -56,6 +91,8 @@ struct app::impl {
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
   std::unique_ptr<model_registry> registry;
+  pricing::price_table prices;
+  std::unique_ptr<accounts::service> accounts;
   gateway_context ctx;
   std::vector<std::unique_ptr<outcome_batcher>> batchers;
   std::unique_ptr<gateway_handler> handler;
@@ -71,6 +108,12 @@ struct app::impl {
         threads(io_count) {
     system = std::make_unique<caf::actor_system>(make_caf_config(caf_cfg, actor_count));
     registry = std::make_unique<model_registry>(cfg, metrics, warnings);
+    if (!cfg.gateway.price_file.empty()) {
+      std::string err;
+      if (!prices.load_file(cfg.gateway.price_file, err))
+        throw std::runtime_error("gateway_settings.price_file: " + err);
+    }
+    assign_prices(*registry, prices, warnings);
     for (auto& g : registry->groups()) {
       g->router = spawn_router(*system, g.get());
       for (auto* d : g->deployments) d->actor = spawn_deployment(*system, d, g->router);
@@ -80,10 +123,36 @@ struct app::impl {
     ctx.metrics = &metrics;
     ctx.master_key = cfg.general.master_key;
     ctx.connect_timeout = ms(cfg.gateway.connect_timeout);
+
+    accounts::settings as;
+    as.database_url = opts.offline ? std::string() : cfg.general.database_url;
+    as.flush_interval = ms(cfg.gateway.spend_flush_interval);
+    as.lease_ttl = std::chrono::seconds(std::max<std::int64_t>(10, static_cast<std::int64_t>(cfg.gateway.budget_lease_ttl)));
+    as.slice_fraction = cfg.gateway.budget_slice_fraction;
+    as.spool_path = cfg.gateway.spend_spool_path;
+    if (as.spool_path.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      as.spool_path = std::string(tmp && *tmp ? tmp : "/tmp") + "/llm-gateway-spend-spool-" +
+                      std::to_string(opts.port) + ".jsonl";
+    }
+    as.spend_log_retention_days = cfg.general.spend_logs_retention_days;
+    as.db_pool_size = static_cast<std::size_t>(std::max(1, cfg.general.database_connection_pool_limit));
+    auto* th = &threads;
+    accounts = std::make_unique<accounts::service>(
+        *system, as, threads.size(),
+        [th](std::size_t i, std::function<void()> job) { asio::post((*th)[i].io(), std::move(job)); });
+    ctx.accounts = accounts.get();
+    if (const char* k = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY"); k && *k) {
+      const char* alias = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY_ALIAS");
+      accounts->ensure_key(k, alias && *alias ? alias : "default");
+    }
     for (std::size_t i = 0; i < threads.size(); ++i) {
       batchers.push_back(std::make_unique<outcome_batcher>(*registry));
       ctx.batchers.push_back(batchers.back().get());
-      threads[i].add_tick_hook([b = batchers.back().get()] { b->flush(); });
+      threads[i].add_tick_hook([b = batchers.back().get(), a = &accounts->io(i)] {
+        b->flush();
+        a->flush();
+      });
     }
     handler = std::make_unique<gateway_handler>(ctx);
 
@@ -112,15 +181,36 @@ struct app::impl {
     });
   }
 
+  /// Sends every io thread's buffered charges to the ledger, then has the ledger write
+  /// (or spool) all spend and return this node's leases.
+  void flush_spend(std::chrono::milliseconds timeout) {
+    if (!accounts) return;
+    std::vector<std::future<void>> done;
+    for (std::size_t i = 0; i < threads.size(); ++i) {
+      auto p = std::make_shared<std::promise<void>>();
+      done.push_back(p->get_future());
+      asio::post(threads[i].io(), [p, a = &accounts->io(i)] {
+        a->flush();
+        p->set_value();
+      });
+    }
+    for (auto& f : done) f.wait_for(std::chrono::seconds(2));
+    accounts->shutdown(timeout);
+  }
+
   void shutdown() {
     if (stopped) return;
     stopped = true;
+    flush_spend(std::chrono::seconds(10));
     threads.stop();
     server->close();
     for (auto& g : registry->groups()) {
       caf::anon_send_exit(g->router, caf::exit_reason::user_shutdown);
       for (auto* d : g->deployments) caf::anon_send_exit(d->actor, caf::exit_reason::user_shutdown);
     }
+    // The accounts actors get their exit messages here; the service object itself stays
+    // until the queued io handlers (which may still report charges) are destroyed.
+    accounts->stop_actors();
     system.reset();  // waits for the actors; tickets they held are released
     // Queued handlers hold sessions and calls that refer to ctx, registry and metrics:
     // destroy them while those are alive.

@@ -3,10 +3,14 @@
 #include "gw/core/json_writer.hpp"
 #include "gw/core/strings.hpp"
 #include "gw/gateway/proxy_call.hpp"
+#include "gw/http/asio.hpp"
+#include "gw/keys/admin_json.hpp"
 #include "gw/providers/openai.hpp"
 
 namespace gw::gateway {
 namespace {
+
+namespace asio = boost::asio;
 
 namespace bhttp = http::bhttp;
 
@@ -63,10 +67,44 @@ route match_route(std::string_view path, std::string_view& model_id) {
   return route::unknown;
 }
 
+namespace {
+
+bool is_admin_path(std::string_view p) {
+  auto starts = [&](std::string_view x) { return p.substr(0, x.size()) == x; };
+  return starts("/key/") || starts("/user/") || starts("/team/") || starts("/spend/") || p == "/global/spend" ||
+         starts("/global/spend/");
+}
+
+std::string expiry_message(keys::sys_time expires, keys::sys_time now) {
+  return "Authentication Error - Expired Key. Key Expiry time " + keys::iso_time(expires) + " and current time " +
+         keys::iso_time(now);
+}
+
+/// Worst-case cost of a request before it runs: the prompt (a generous token estimate
+/// from its bytes) at the group's highest input price, plus max_tokens (or the model's
+/// maximum output) at the highest output price, for every choice asked for.
+keys::money worst_case_cost(const model_group& g, const providers::inspected_request& r, providers::operation op,
+                            std::int64_t default_max_output) {
+  const auto& p = g.worst_price;
+  std::int64_t in_tokens = static_cast<std::int64_t>(r.text_bytes / 3) + 16;
+  std::int64_t out_tokens = 0;
+  if (op != providers::operation::embedding) {
+    out_tokens = r.max_tokens >= 0 ? r.max_tokens : (p.max_output_tokens > 0 ? p.max_output_tokens : default_max_output);
+    out_tokens *= std::max<std::int64_t>(1, r.n);
+  }
+  pricing::token_usage u;
+  u.prompt_tokens = in_tokens;
+  u.completion_tokens = out_tokens;
+  return pricing::cost_of(p, u);
+}
+
+}  // namespace
+
 void gateway_handler::on_request(const http::session_ptr& s) {
   auto& req = s->req();
   std::string_view target = sv(req.target());
   std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query = path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view{};
   std::string_view model_id;
   route r = match_route(path, model_id);
   auto method = req.method();
@@ -81,29 +119,93 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                         ""},
                   "allow: " + std::string(allowed) + "\r\n");
   };
-  auto authorized = [&]() {
-    if (ctx_.master_key.empty()) return true;
-    auto key = presented_key(req);
-    if (key.empty()) {
-      ctx_.metrics->count_unrouted(shard, 401);
-      respond_error(s, error{errc::auth_error,
-                             "Authentication Error: no API key passed in. Send it as 'Authorization: Bearer <key>'.", ""});
-      return false;
-    }
-    if (!secure_equals(key, ctx_.master_key)) {
-      ctx_.metrics->count_unrouted(shard, 401);
-      respond_error(s, error{errc::auth_error, "Authentication Error: invalid API key.", ""});
-      return false;
-    }
-    return true;
+  auto refuse = [&](errc code, std::string msg) {
+    ctx_.metrics->count_unrouted(shard, http_status(code));
+    respond_error(s, error{code, std::move(msg), ""});
   };
+
+  // Who is calling. `master`: the master key (or no master key configured: open).
+  // `entry`: a virtual key. Unknown keys may need one database look-up (then the
+  // request is handled again, the answer being in this thread's table).
+  bool master = false;
+  accounts::auth_entry_ptr entry;
+  auto authenticate = [&]() -> bool {
+    auto key = presented_key(req);
+    if (!ctx_.master_key.empty() && !key.empty() && secure_equals(key, ctx_.master_key)) {
+      master = true;
+      return true;
+    }
+    if (key.empty()) {
+      if (ctx_.master_key.empty()) {
+        master = true;
+        return true;
+      }
+      refuse(errc::auth_error, "Authentication Error: no API key passed in. Send it as 'Authorization: Bearer <key>'.");
+      return false;
+    }
+    if (!ctx_.accounts) {
+      if (ctx_.master_key.empty()) {
+        master = true;
+        return true;
+      }
+      refuse(errc::auth_error, "Authentication Error: invalid API key.");
+      return false;
+    }
+    auto& io = ctx_.accounts->io(shard);
+    std::string token;
+    switch (io.find(key, token, entry)) {
+      case accounts::io_accounts::lookup_status::found: {
+        auto now = std::chrono::system_clock::now();
+        if (entry->expires && *entry->expires <= now) {
+          refuse(errc::auth_error, expiry_message(*entry->expires, now));
+          return false;
+        }
+        if (entry->blocked) {
+          refuse(errc::auth_error, "Authentication Error, " + entry->blocked_reason);
+          return false;
+        }
+        return true;
+      }
+      case accounts::io_accounts::lookup_status::unknown:
+        if (ctx_.master_key.empty()) {
+          master = true;
+          return true;
+        }
+        refuse(errc::auth_error, "Authentication Error: invalid API key.");
+        return false;
+      case accounts::io_accounts::lookup_status::ask:
+        io.ask(token, [this, s, token, &io](accounts::auth_entry_ptr e) {
+          asio::post(s->io(), [this, s, token, e = std::move(e), &io] {
+            if (e) io.upsert(e);
+            else io.remember_miss(token);
+            on_request(s);  // found or negatively cached now: no second look-up
+          });
+        });
+        return false;
+    }
+    return false;
+  };
+
+  if (r == route::unknown && is_admin_path(path)) {
+    if (!authenticate()) return;
+    if (!master)
+      return refuse(errc::forbidden, "Only the master key may call " + std::string(path) + ".");
+    if (!ctx_.accounts) return refuse(errc::service_unavailable, "The admin API is not available.");
+    ctx_.accounts->admin(std::string(sv(req.method_string())) + " " + std::string(path), req.body(),
+                         std::string(query), [s](int status, std::string body) {
+                           asio::post(s->io(), [s, status, body = std::move(body)]() mutable {
+                             s->respond(static_cast<unsigned>(status), "application/json", std::move(body));
+                           });
+                         });
+    return;
+  }
 
   switch (r) {
     case route::chat:
     case route::completions:
     case route::embeddings: {
       if (method != bhttp::verb::post) return wrong_method("POST");
-      if (!authorized()) return;
+      if (!authenticate()) return;
       auto op = r == route::chat          ? providers::operation::chat
                 : r == route::completions ? providers::operation::completion
                                           : providers::operation::embedding;
@@ -120,19 +222,49 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                                           "' does not exist on this gateway. GET /v1/models lists the model groups.",
                                       "model"});
       }
-      auto call = std::make_shared<proxy_call>(ctx_, s, op, std::move(ir), g);
+      if (entry && !entry->allows(g->name)) {
+        std::string allowed;
+        for (auto& m : entry->models) allowed += (allowed.empty() ? "'" : ", '") + m + "'";
+        for (auto& m : entry->team_models) allowed += (allowed.empty() ? "team: '" : ", team: '") + m + "'";
+        ctx_.metrics->count_unrouted(shard, 401);
+        return respond_error(s, error{errc::auth_error,
+                                      "key not allowed to access model. This key can only access models=[" + allowed +
+                                          "]. Tried to access " + ir.model,
+                                      "model"});
+      }
+      if (entry && entry->budgeted_for(g->name)) {
+        auto amount = worst_case_cost(*g, ir, op, ctx_.accounts->config().default_max_output_tokens);
+        auto ir_shared = std::make_shared<providers::inspected_request>(std::move(ir));
+        ctx_.accounts->reserve(entry, g->name, amount,
+                               [this, s, op, g, entry, ir_shared](accounts::reserve_result res) mutable {
+                                 asio::post(s->io(), [this, s, op, g, entry, ir_shared, res = std::move(res)]() mutable {
+                                   if (res.refusal) {
+                                     ctx_.metrics->count_unrouted(s->thread().index(), http_status(res.refusal->code));
+                                     return respond_error(s, *res.refusal);
+                                   }
+                                   auto call = std::make_shared<proxy_call>(ctx_, s, op, std::move(*ir_shared), g,
+                                                                            entry, res.reservation);
+                                   call->start();
+                                 });
+                               });
+        return;
+      }
+      auto call = std::make_shared<proxy_call>(ctx_, s, op, std::move(ir), g, entry);
       call->start();
       return;
     }
     case route::models:
       if (method != bhttp::verb::get) return wrong_method("GET");
-      if (!authorized()) return;
+      if (!authenticate()) return;
+      if (entry && (!entry->models.empty() || !entry->team_models.empty()))
+        return s->respond(200, "application/json",
+                          ctx_.registry->models_json_for([&](std::string_view m) { return entry->allows(m); }));
       return s->respond(200, "application/json", ctx_.registry->models_json());
     case route::model_by_id: {
       if (method != bhttp::verb::get) return wrong_method("GET");
-      if (!authorized()) return;
+      if (!authenticate()) return;
       auto body = ctx_.registry->model_json(model_id);
-      if (body.empty())
+      if (body.empty() || (entry && !entry->allows(model_id)))
         return respond_error(s, error{errc::model_not_found, "The model '" + std::string(model_id) + "' does not exist.", "model"});
       return s->respond(200, "application/json", std::move(body));
     }
@@ -144,13 +276,24 @@ void gateway_handler::on_request(const http::session_ptr& s) {
       bool draining = ctx_.server && ctx_.server->draining();
       std::size_t usable = 0;
       for (auto& d : ctx_.registry->deployments()) usable += d->usable ? 1 : 0;
+      bool persistent = ctx_.accounts && ctx_.accounts->persistent();
+      bool db_ok = !ctx_.accounts || ctx_.accounts->state().db_ok.load();
+      std::int64_t spooled = ctx_.accounts ? ctx_.accounts->state().spooled_batches.load() : 0;
+      bool degraded = persistent && (!db_ok || spooled > 0);
       std::string b = R"({"status":)";
-      append_json_string(b, draining ? "draining" : "healthy");
-      b += R"(,"db":"Not connected","cache":null,"litellm_version":)";
+      append_json_string(b, draining ? "draining" : degraded ? "degraded" : "healthy");
+      b += R"(,"db":)";
+      append_json_string(b, !persistent ? "Not connected" : db_ok ? "connected" : "disconnected");
+      b += R"(,"cache":null,"litellm_version":)";
       append_json_string(b, std::string("llm-gateway ") + GW_VERSION);
       b += R"(,"success_callbacks":[],"last_updated":)";
       append_json_string(b, iso8601(ctx_.started_at));
-      b += R"(,"dependencies":{"database":{"status":"not_configured"},"redis":{"status":"not_configured"}})";
+      b += R"(,"dependencies":{"database":{"status":)";
+      append_json_string(b, !persistent ? "in_memory" : db_ok ? "ok" : "unavailable");
+      if (!persistent) b += R"(,"note":"no database_url: keys made through the API live in memory and are lost at restart")";
+      b += R"(,"spooled_spend_batches":)";
+      append_json_number(b, spooled);
+      b += R"(},"redis":{"status":"not_configured"}})";
       b += R"(,"model_groups":)";
       append_json_number(b, static_cast<std::int64_t>(ctx_.registry->groups().size()));
       b += R"(,"deployments":{"total":)";

@@ -67,16 +67,81 @@ bool passes_through(std::string_view name) {
 
 }  // namespace
 
+std::string format_cost(keys::money m) {
+  // Exact decimal, trailing zeros removed: "0.000123", "0".
+  std::string s = keys::to_decimal(m);
+  while (!s.empty() && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
 proxy_call::proxy_call(const gateway_context& ctx, http::session_ptr s, providers::operation op,
-                       providers::inspected_request req, const model_group* group)
-    : ctx_(ctx), session_(std::move(s)), op_(op), req_(std::move(req)), group_(group) {
+                       providers::inspected_request req, const model_group* group,
+                       accounts::auth_entry_ptr entry, std::uint64_t reservation)
+    : ctx_(ctx),
+      session_(std::move(s)),
+      op_(op),
+      req_(std::move(req)),
+      group_(group),
+      entry_(std::move(entry)),
+      reservation_(reservation) {
   t_received_ = session_->received_at();
+  wall_start_ = std::chrono::system_clock::now() -
+                std::chrono::duration_cast<std::chrono::system_clock::duration>(clock::now() - t_received_);
   call_id_ = new_request_id();
   ctx_.metrics->in_flight_add(session_->thread().index(), 1);
 }
 
 proxy_call::~proxy_call() {
   if (!finished_) ctx_.metrics->in_flight_add(session_->thread().index(), -1);
+  if (!charged_) charge(499);  // never finished (shutdown): still release the reservation
+}
+
+keys::money proxy_call::compute_cost() const {
+  if (!dep_ || !dep_->price || !usage_.known()) return 0;
+  pricing::token_usage u;
+  u.prompt_tokens = std::max<std::int64_t>(0, usage_.prompt_tokens);
+  u.completion_tokens = std::max<std::int64_t>(0, usage_.completion_tokens);
+  return pricing::cost_of(*dep_->price, u);
+}
+
+void proxy_call::charge(int status) {
+  if (charged_ || !ctx_.accounts) return;
+  charged_ = true;
+  accounts::charge c;
+  c.reservation = reservation_;
+  c.cost = compute_cost();
+  if (entry_ && c.cost != 0) c.entities = entry_->spend_entities(group_->name);
+  auto& l = c.log;
+  l.request_id = call_id_;
+  l.call_type = providers::operation_name(op_);
+  if (entry_) {
+    l.api_key = entry_->token;
+    l.key_alias = entry_->key_alias;
+    l.user_id = entry_->user_id;
+    l.team_id = entry_->team_id;
+  }
+  l.model_group = group_->name;
+  if (dep_) {
+    l.model_id = dep_->cfg->id;
+    l.model = dep_->cfg->model;
+    l.api_base = dep_->target.base_url;
+  }
+  if (usage_.known()) {
+    l.prompt_tokens = std::max<std::int64_t>(0, usage_.prompt_tokens);
+    l.completion_tokens = std::max<std::int64_t>(0, usage_.completion_tokens);
+    l.total_tokens = usage_.total_tokens >= 0 ? usage_.total_tokens : l.prompt_tokens + l.completion_tokens;
+  }
+  l.spend = c.cost;
+  l.start_time = wall_start_;
+  auto now = clock::now();
+  l.end_time = wall_start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t_received_);
+  if (t_first_byte_ != clock::time_point{})
+    l.completion_start_time =
+        wall_start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t_first_byte_ - t_received_);
+  l.status = status / 100 == 2 ? "success" : "failure";
+  l.http_status = status;
+  ctx_.accounts->io(session_->thread().index()).add_charge(std::move(c));
 }
 
 void proxy_call::start() {
@@ -309,6 +374,11 @@ void proxy_call::respond_buffered() {
   bool ok = status_ / 100 == 2;
   if (ok) providers::read_usage(body_, usage_);
   std::string headers = timing_headers();
+  if (ok && dep_->price) {
+    headers += "x-litellm-response-cost: ";
+    headers += format_cost(compute_cost());
+    headers += "\r\n";
+  }
   if (ok || providers::is_openai_error(body_)) {
     session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
                       std::move(body_), headers);
@@ -508,6 +578,7 @@ void proxy_call::finish(int status, bool upstream_ok) {
   finished_ = true;
   phase_ = phase::done;
   clear_deadline();
+  charge(status);
   auto now = clock::now();
   std::size_t shard = session_->thread().index();
   ctx_.metrics->in_flight_add(shard, -1);

@@ -119,6 +119,19 @@ model_registry::model_registry(const config::gateway_config& cfg, telemetry::met
   models_json_ += R"(],"object":"list"})";
 }
 
+std::string model_registry::models_json_for(const std::function<bool(std::string_view)>& allowed) const {
+  std::string out = R"({"data":[)";
+  bool first = true;
+  for (auto& g : groups_) {
+    if (g->wildcard || !allowed(g->name)) continue;
+    if (!first) out += ',';
+    first = false;
+    append_model_object(out, g->name);
+  }
+  out += R"(],"object":"list"})";
+  return out;
+}
+
 std::size_t pick_deployment(const model_group& g, const std::vector<bool>* tried, double r01) noexcept {
   const auto& deps = g.deployments;
   auto open = [&](std::size_t i) { return deps[i]->usable && !(tried && i < tried->size() && (*tried)[i]); };

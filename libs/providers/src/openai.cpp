@@ -255,8 +255,26 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
           return json_error(ec);
         }
       }
-    } else if (key == "temperature" || key == "top_p" || key == "max_tokens" ||
-               key == "max_completion_tokens" || key == "n" || key == "presence_penalty" ||
+    } else if (key == "max_tokens" || key == "max_completion_tokens") {
+      od::json_type t;
+      if (auto ec = v.type().get(t)) return json_error(ec);
+      if (t != od::json_type::null) {
+        std::int64_t n;
+        if (v.get_int64().get(n) || n < 0)
+          return error{errc::invalid_request,
+                       "Invalid '" + std::string(key) + "': expected a non-negative integer.", std::string(key)};
+        out.max_tokens = std::max(out.max_tokens, n);
+      }
+    } else if (key == "n") {
+      od::json_type t;
+      if (auto ec = v.type().get(t)) return json_error(ec);
+      if (t != od::json_type::null) {
+        std::int64_t n;
+        if (v.get_int64().get(n) || n < 1)
+          return error{errc::invalid_request, "Invalid 'n': expected an integer >= 1.", "n"};
+        out.n = n;
+      }
+    } else if (key == "temperature" || key == "top_p" || key == "presence_penalty" ||
                key == "frequency_penalty" || key == "dimensions") {
       if (auto c = check_number(v, key)) return c;
     } else {

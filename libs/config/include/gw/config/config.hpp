@@ -50,6 +50,8 @@ struct general_settings {
   std::string master_key;     ///< general_settings.master_key, else $LITELLM_MASTER_KEY
   std::string database_url;   ///< general_settings.database_url, else $DATABASE_URL
   std::size_t max_request_size_bytes = 32u * 1024u * 1024u;  ///< max_request_size_mb
+  int database_connection_pool_limit = 4;  ///< database connections for admin work
+  int spend_logs_retention_days = 30;      ///< maximum_spend_logs_retention_period ("30d")
 };
 
 /// litellm_settings: the parts the gateway reads.
@@ -83,6 +85,11 @@ struct gateway_settings {
   double drain_timeout = 30;               ///< SIGTERM: wait this long for in-flight work
   std::size_t upstream_max_idle_per_host = 256;  ///< per io thread
   double upstream_idle_timeout = 30;       ///< close idle upstream connections after, seconds
+  std::string price_file;                  ///< LiteLLM-format price JSON merged over the built-in table
+  double spend_flush_interval = 1;         ///< seconds between spend batches to the database
+  double budget_lease_ttl = 60;            ///< seconds a node's unspent budget slice stays reserved
+  double budget_slice_fraction = 0.05;     ///< a slice is this share of max_budget (at least $0.000001)
+  std::string spend_spool_path;            ///< where unwritten spend waits; default in $TMPDIR
 };
 
 /// A whole loaded configuration.

@@ -13,6 +13,10 @@ enum class errc {
   missing_parameter,         // 400 required field missing
   invalid_type,              // 400 field of the wrong JSON type
   auth_error,                // 401 missing or wrong key
+  forbidden,                 // 403 authenticated, but not allowed (e.g. admin route with a virtual key)
+  not_found,                 // 404 no such key, user, team or trace
+  conflict,                  // 400 already exists (LiteLLM answers 400)
+  budget_exceeded,           // 429 a budget would be exceeded
   route_not_found,           // 404 no such route
   model_not_found,           // 404 no such model group
   method_not_allowed,        // 405

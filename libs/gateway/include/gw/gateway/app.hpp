@@ -18,6 +18,7 @@ struct app_options {
   std::uint16_t port = 4000;
   int io_threads = 0;     ///< 0: from the config, else one per core
   int actor_threads = 0;  ///< 0: from the config, else chosen from io_threads
+  bool offline = false;   ///< validate only: keys in memory, no database connection
 };
 
 class app {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "gw/accounts/accounts.hpp"
 #include "gw/config/config.hpp"
 #include "gw/gateway/runtime.hpp"
 #include "gw/telemetry/metrics.hpp"
@@ -33,6 +34,8 @@ struct gateway_context {
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
   /// One per io thread (by io_thread::index()); each used only by its thread.
   std::vector<outcome_batcher*> batchers;
+  /// Virtual keys, budgets and spend (always set in the running gateway).
+  accounts::service* accounts = nullptr;
 };
 
 }  // namespace gw::gateway

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "gw/accounts/accounts.hpp"
 #include "gw/gateway/actors.hpp"
 #include "gw/gateway/context.hpp"
 #include "gw/http/server.hpp"
@@ -16,12 +17,16 @@
 
 namespace gw::gateway {
 
+/// Cost as exact decimal USD without trailing zeros ("0.000123"), for headers.
+std::string format_cost(keys::money m);
+
 class proxy_call : public http::deadline_target, public std::enable_shared_from_this<proxy_call> {
  public:
   using clock = std::chrono::steady_clock;
 
   proxy_call(const gateway_context& ctx, http::session_ptr s, providers::operation op,
-             providers::inspected_request req, const model_group* group);
+             providers::inspected_request req, const model_group* group,
+             accounts::auth_entry_ptr entry = nullptr, std::uint64_t reservation = 0);
   ~proxy_call() override;
 
   /// Asks the group's router for a deployment; everything else follows from there.
@@ -57,6 +62,10 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void respond_error(const error& e);
   void finish(int status, bool upstream_ok);
   void build_client_headers();
+  /// The request's cost from the usage read so far and the deployment's price.
+  keys::money compute_cost() const;
+  /// Reports the request to the ledger (spend, spend log, reservation release). Once.
+  void charge(int status);
   std::string timing_headers();
 
   const gateway_context& ctx_;
@@ -73,6 +82,10 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   bool admitted_by_actor_ = false;
   bool head_pending_ = false;  ///< stream head not sent yet (goes with the first events)
   std::string call_id_;
+  accounts::auth_entry_ptr entry_;  ///< null: master key or no auth
+  std::uint64_t reservation_ = 0;
+  bool charged_ = false;
+  std::chrono::system_clock::time_point wall_start_;
 
   // upstream request
   std::string head_;

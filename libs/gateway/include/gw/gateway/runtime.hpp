@@ -5,7 +5,9 @@
 #include <caf/actor.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -13,6 +15,7 @@
 
 #include "gw/config/config.hpp"
 #include "gw/http/upstream.hpp"
+#include "gw/pricing/prices.hpp"
 #include "gw/providers/openai.hpp"
 #include "gw/providers/provider.hpp"
 #include "gw/telemetry/metrics.hpp"
@@ -39,6 +42,8 @@ struct deployment_runtime {
   std::chrono::milliseconds stream_timeout{600'000};
   telemetry::deployment_probe* probe = nullptr;
   caf::actor actor;                ///< the deployment actor: admission, outcomes
+  /// Prices (built-in table, price file, model_info); none: spend counts as 0.
+  std::optional<pricing::model_price> price;
 };
 
 /// A model group: the deployments sharing a model_name. Immutable after start.
@@ -51,6 +56,9 @@ struct model_group {
   /// deployment actors in batches.
   bool local_routing = false;
   caf::actor router;
+  /// The highest price of each kind among the group's deployments: a request's
+  /// worst-case cost is reserved against budgets before the deployment is chosen.
+  pricing::model_price worst_price;
 };
 
 /// simple-shuffle: a weighted random choice among the usable deployments not yet
@@ -70,6 +78,8 @@ class model_registry {
   const std::vector<std::unique_ptr<deployment_runtime>>& deployments() const noexcept { return deployments_; }
   /// The body of GET /v1/models, rendered once.
   const std::string& models_json() const noexcept { return models_json_; }
+  /// The same, listing only the groups `allowed` accepts (a virtual key's models).
+  std::string models_json_for(const std::function<bool(std::string_view)>& allowed) const;
   /// The body of GET /v1/models/{id}, or empty if unknown.
   std::string model_json(std::string_view id) const;
 

@@ -27,6 +27,8 @@ struct inspected_request {
   bool stream = false;
   bool include_usage = false;        ///< stream_options.include_usage
   std::size_t text_bytes = 0;        ///< bytes of prompt text (messages/prompt/input)
+  std::int64_t max_tokens = -1;      ///< max_tokens / max_completion_tokens; -1 = not given
+  std::int64_t n = 1;                ///< choices asked for
   std::int64_t estimated_input_tokens() const noexcept {
     return static_cast<std::int64_t>(text_bytes / 4 + 1);
   }

@@ -1,0 +1,499 @@
+// The ledger actor: budgets exact across a cluster without a database round trip per
+// request.
+//
+// Each budgeted entity (key, user, team, key x model) has an account here. The node
+// leases slices of the entity's budget from the backend (which never grants more than
+// max_budget - spend - every node's unexpired leases), reserves each request's
+// worst-case cost from its lease, and on completion replaces the reservation with the
+// actual cost. Spend is written in batches (one transaction per flush interval) that
+// also shrink this node's lease by what was spent, so spend + all leases never exceeds
+// max_budget. A batch the database cannot take is appended to a spool file and
+// re-sent (idempotently, by batch id) until it is applied.
+//
+// Local bookkeeping per account:
+//   own_lease  what the backend holds for this node (as of the last reply)
+//   reserved   worst-case cost of requests in flight
+//   unflushed  actual cost spent since the last batch
+//   flushing   spent, in batches not yet applied
+//   returning  unused lease being given back, in batches not yet applied
+//   available = own_lease - reserved - unflushed - flushing - returning
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <unordered_map>
+
+#include "gw/core/log.hpp"
+#include "internal.hpp"
+
+namespace gw::accounts {
+namespace {
+
+using steady = std::chrono::steady_clock;
+using keys::money;
+
+struct account {
+  std::optional<money> max;
+  money own_lease = 0, reserved = 0, unflushed = 0, flushing = 0, returning = 0;
+  money spend_seen = 0, leased_by_others = 0;
+  std::optional<keys::sys_time> reset_at;
+  std::optional<money> soft;
+  bool soft_logged = false;
+  bool known = false;      // a lease reply has been seen
+  bool refilling = false;  // a lease request is out
+  steady::time_point valid_until{};      // lease usable until (renewed by DB contact)
+  steady::time_point exhausted_until{};  // the backend had nothing more to give
+  steady::time_point failed_until{};     // the backend failed; do not ask again yet
+  steady::time_point last_used{};
+  std::string name;
+
+  money available(steady::time_point now) const {
+    money lease = now < valid_until ? own_lease : 0;
+    return lease - reserved - unflushed - flushing - returning;
+  }
+  bool idle() const { return reserved == 0 && unflushed == 0 && flushing == 0 && returning == 0; }
+};
+
+struct reservation {
+  std::vector<entity_ref> entities;
+  money amount = 0;
+};
+
+struct batch_effect {
+  std::map<entity_ref, money> spent, returned;
+};
+
+struct ledger_state {
+  service* svc = nullptr;
+  caf::actor db;
+  std::map<entity_ref, account> accounts;
+  std::unordered_map<std::uint64_t, reservation> reservations;
+  std::uint64_t next_reservation = 1;
+  std::deque<reserve_request> waiting;
+  // spend not yet in a batch
+  spend_batch current;
+  // batches not yet applied, oldest first; the head may be in flight
+  std::deque<pending_batch> pending;
+  std::map<std::string, batch_effect> effects;
+  std::map<std::string, bool> spooled;  // batch id -> written to the spool file
+  bool in_flight = false;
+  bool db_down = false;
+  std::uint64_t batch_seq = 0;
+  std::vector<caf::response_promise> final_waiters;
+  bool finalizing = false;
+  static inline const char* name = "gw.ledger";
+};
+
+using ledger_actor = caf::stateful_actor<ledger_state>;
+
+std::string usd(money m) {
+  // Short, human form for messages: up to 6 decimals, trailing zeros removed.
+  std::string s = keys::to_decimal(m);
+  auto dot = s.find('.');
+  s.resize(std::min(s.size(), dot + 7));
+  while (!s.empty() && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return "$" + s;
+}
+
+std::string when(const std::optional<keys::sys_time>& t) {
+  if (!t) return "never (no budget_duration)";
+  auto tt = std::chrono::system_clock::to_time_t(*t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+money slice_for(const ledger_state& st, const account& a, money need) {
+  const auto& cfg = st.svc->config();
+  money slice = cfg.min_slice;
+  if (a.max) slice = std::max<money>(slice, static_cast<money>(static_cast<double>(*a.max) * cfg.slice_fraction));
+  return std::max(need, slice);
+}
+
+error budget_error(const account& a, money amount) {
+  money spent = a.spend_seen + a.unflushed + a.flushing;
+  std::string msg = "Budget has been exceeded! " + a.name + ": Current cost: " + usd(spent) +
+                    ", Max budget: " + usd(a.max.value_or(0));
+  money in_flight = a.reserved + a.leased_by_others;
+  if (in_flight > 0) msg += ", reserved by requests in flight: " + usd(in_flight);
+  msg += "; this request may cost up to " + usd(amount) + ". The budget resets at " + when(a.reset_at) + ".";
+  return error{errc::budget_exceeded, std::move(msg), ""};
+}
+
+void request_lease(ledger_actor* self, const entity_ref& e, account& a, money want) {
+  a.refilling = true;
+  self->send(self->state.db, lease_atom::value, e, want);
+}
+
+enum class try_result { reserved, waiting, refused };
+
+try_result try_reserve(ledger_actor* self, reserve_request& r, bool may_ask) {
+  auto& st = self->state;
+  auto now = steady::now();
+  const auto& entry = *r.entry;
+  std::vector<account*> accts;
+  std::vector<entity_ref> refs;
+  bool wait = false;
+  for (std::size_t i = 0; i < entry.budgets.size(); ++i) {
+    const auto& e = entry.budgets[i];
+    if (e.kind == entity_kind::key_model && e.model != r.model_group) continue;
+    auto& a = st.accounts[e];
+    if (a.name.empty()) a.name = entry.budget_names[i];
+    a.soft = entry.soft_budgets[i];
+    a.last_used = now;
+    refs.push_back(e);
+    accts.push_back(&a);
+    if (!entry.hard[i]) continue;  // soft only: followed, never refused
+    if (a.known && !a.max) continue;  // the backend says: no cap (any more)
+    money avail = a.available(now);
+    if (a.known && avail >= r.amount) continue;
+    // Short of budget here.
+    if (a.refilling) {
+      wait = true;
+      continue;
+    }
+    if (a.known && now < a.exhausted_until) {
+      ++st.svc->state().budget_refusals;
+      r.cb(reserve_result{0, budget_error(a, r.amount)});
+      return try_result::refused;
+    }
+    if (now < a.failed_until || !may_ask) {
+      if (now < a.failed_until) {
+        r.cb(reserve_result{0, error{errc::service_unavailable,
+                                     "The budget of " + a.name +
+                                         " cannot be checked: the database is unavailable and this node holds no "
+                                         "unused part of it. Try again shortly.",
+                                     ""}});
+        return try_result::refused;
+      }
+      ++st.svc->state().budget_refusals;
+      r.cb(reserve_result{0, budget_error(a, r.amount)});
+      return try_result::refused;
+    }
+    request_lease(self, e, a, slice_for(st, a, r.amount - std::max<money>(avail, 0)));
+    wait = true;
+  }
+  if (wait) return try_result::waiting;
+  for (auto* a : accts) a->reserved += r.amount;
+  auto id = st.next_reservation++;
+  st.reservations.emplace(id, reservation{std::move(refs), r.amount});
+  r.cb(reserve_result{id, std::nullopt});
+  return try_result::reserved;
+}
+
+void retry_waiting(ledger_actor* self) {
+  auto& st = self->state;
+  std::deque<reserve_request> still;
+  auto w = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& r : w) {
+    // A lease reply came: ask again only for accounts not refused just now.
+    if (try_reserve(self, r, true) == try_result::waiting) still.push_back(std::move(r));
+  }
+  for (auto& r : still) st.waiting.push_back(std::move(r));
+}
+
+void check_soft(ledger_state& st, account& a) {
+  if (!a.soft || a.soft_logged) return;
+  money spent = a.spend_seen + a.unflushed + a.flushing;
+  if (spent < *a.soft) return;
+  a.soft_logged = true;
+  ++st.svc->state().soft_budget_crossings;
+  log::warn("soft budget crossed: " + a.name + " has spent " + usd(spent) + " of a soft budget of " + usd(*a.soft));
+}
+
+void on_charges(ledger_actor* self, std::vector<charge>& cs) {
+  auto& st = self->state;
+  for (auto& c : cs) {
+    if (c.reservation != 0) {
+      if (auto it = st.reservations.find(c.reservation); it != st.reservations.end()) {
+        for (auto& e : it->second.entities)
+          if (auto a = st.accounts.find(e); a != st.accounts.end())
+            a->second.reserved = std::max<money>(a->second.reserved - it->second.amount, 0);
+        st.reservations.erase(it);
+      }
+    }
+    if (c.cost != 0) {
+      for (auto& e : c.entities) {
+        st.current.entity_spend[e] += c.cost;
+        if (auto a = st.accounts.find(e); a != st.accounts.end()) {
+          a->second.unflushed += c.cost;
+          check_soft(st, a->second);
+        }
+      }
+      if (!c.log.api_key.empty()) st.current.key_model_spend[{c.log.api_key, c.log.model_group}] += c.cost;
+    }
+    st.current.logs.push_back(std::move(c.log));
+  }
+  if (!st.waiting.empty()) retry_waiting(self);
+}
+
+void send_head(ledger_actor* self) {
+  auto& st = self->state;
+  if (st.in_flight || st.pending.empty()) return;
+  st.in_flight = true;
+  self->send(st.db, apply_atom::value, st.pending.front());
+}
+
+/// Turns what was spent (and idle leases) into a batch at the back of the queue.
+void cut_batch(ledger_actor* self, bool return_all) {
+  auto& st = self->state;
+  auto now = steady::now();
+  // Idle accounts give their unused lease back; an account with nothing left is dropped.
+  for (auto it = st.accounts.begin(); it != st.accounts.end();) {
+    auto& a = it->second;
+    bool idle_long = now - a.last_used > std::chrono::seconds(10);
+    if ((return_all || idle_long) && a.reserved == 0) {
+      money free = a.own_lease - a.unflushed - a.flushing - a.returning;
+      if (free > 0) {
+        st.current.lease_returns[it->first] += free;
+        a.returning += free;
+      }
+    }
+    if (idle_long && a.idle() && a.own_lease <= 0 && !a.refilling) {
+      it = st.accounts.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  auto& b = st.current;
+  if (b.entity_spend.empty() && b.logs.empty() && b.lease_returns.empty() && b.key_model_spend.empty()) return;
+  pending_batch p;
+  p.id = st.svc->config().node_id + "-" + std::to_string(++st.batch_seq);
+  b.node_id = st.svc->config().node_id;
+  batch_effect eff;
+  for (auto& [e, m] : b.entity_spend) {
+    if (auto a = st.accounts.find(e); a != st.accounts.end()) {
+      a->second.unflushed -= m;
+      a->second.flushing += m;
+      eff.spent[e] = m;
+    }
+  }
+  eff.returned = b.lease_returns;
+  p.batch = std::move(b);
+  st.current = spend_batch{};
+  st.effects[p.id] = std::move(eff);
+  if (st.db_down) {
+    // The database is away: keep it on disk at once.
+    if (append_spool(st.svc->config().spool_path, p)) {
+      st.spooled[p.id] = true;
+      ++st.svc->state().spooled_batches;
+    }
+  }
+  st.pending.push_back(std::move(p));
+}
+
+void on_applied(ledger_actor* self, apply_reply& r) {
+  auto& st = self->state;
+  st.in_flight = false;
+  auto now = steady::now();
+  if (st.pending.empty() || st.pending.front().id != r.id) return;
+  if (!r.ok) {
+    if (!st.db_down) log::warn("spend batch not written (" + r.failure + "); spooling and retrying");
+    st.db_down = true;
+    st.svc->state().db_ok = false;
+    ++st.svc->state().flush_failures;
+    // Everything waiting goes to disk, so SIGKILL now loses at most the next interval.
+    for (auto& p : st.pending) {
+      if (st.spooled.count(p.id)) continue;
+      if (append_spool(st.svc->config().spool_path, p)) {
+        st.spooled[p.id] = true;
+        ++st.svc->state().spooled_batches;
+      }
+    }
+    if (st.finalizing) {
+      for (auto& w : st.final_waiters) w.deliver(false);
+      st.final_waiters.clear();
+    }
+    return;
+  }
+  if (st.db_down) log::info("database back: writing spooled spend");
+  st.db_down = false;
+  st.svc->state().db_ok = true;
+  ++st.svc->state().flushed_batches;
+  auto lease_valid = now + st.svc->config().lease_ttl - std::chrono::seconds(5);
+  if (auto e = st.effects.find(r.id); e != st.effects.end()) {
+    for (auto& [ref, m] : e->second.spent)
+      if (auto a = st.accounts.find(ref); a != st.accounts.end()) {
+        a->second.flushing -= m;
+        a->second.own_lease = std::max<money>(a->second.own_lease - m, 0);
+        a->second.spend_seen += m;
+      }
+    for (auto& [ref, m] : e->second.returned)
+      if (auto a = st.accounts.find(ref); a != st.accounts.end()) {
+        a->second.returning -= m;
+        a->second.own_lease = std::max<money>(a->second.own_lease - m, 0);
+      }
+    st.effects.erase(e);
+  }
+  // Every lease of this node was renewed by the apply.
+  for (auto& [_, a] : st.accounts)
+    if (a.known) a.valid_until = lease_valid;
+  bool was_spooled = st.spooled.erase(r.id) > 0;
+  st.pending.pop_front();
+  if (was_spooled) {
+    std::deque<pending_batch> rest;
+    for (auto& p : st.pending)
+      if (st.spooled.count(p.id)) rest.push_back(p);
+    rewrite_spool(st.svc->config().spool_path, rest);
+    st.svc->state().spooled_batches = static_cast<std::int64_t>(rest.size());
+  }
+  send_head(self);
+  if (st.finalizing && st.pending.empty()) {
+    for (auto& w : st.final_waiters) w.deliver(true);
+    st.final_waiters.clear();
+  }
+}
+
+void on_lease(ledger_actor* self, lease_reply& r) {
+  auto& st = self->state;
+  auto now = steady::now();
+  auto it = st.accounts.find(r.entity);
+  if (it == st.accounts.end()) return;
+  auto& a = it->second;
+  a.refilling = false;
+  if (!r.grant) {
+    a.failed_until = now + std::chrono::seconds(1);
+    st.svc->state().db_ok = false;
+    retry_waiting(self);
+    return;
+  }
+  const auto& g = *r.grant;
+  a.known = true;
+  if (!g.exists) {
+    // Deleted meanwhile: no budget to hold (auth refuses the key once the change lands).
+    a.max.reset();
+  } else {
+    a.max = g.max_budget;
+  }
+  a.own_lease = g.own_lease;
+  a.spend_seen = g.spend;
+  a.leased_by_others = g.leased_by_others;
+  if (a.reset_at != g.budget_reset_at) a.soft_logged = false;  // a new period
+  a.reset_at = g.budget_reset_at;
+  a.valid_until = now + st.svc->config().lease_ttl - std::chrono::seconds(5);
+  if (g.granted < r.want) a.exhausted_until = now + std::chrono::seconds(1);
+  retry_waiting(self);
+}
+
+caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::vector<pending_batch> spooled) {
+  self->set_default_handler(caf::drop);
+  auto& st = self->state;
+  st.svc = svc;
+  st.db = std::move(db);
+  for (auto& p : spooled) {
+    st.spooled[p.id] = true;
+    st.pending.push_back(std::move(p));
+  }
+  svc->state().spooled_batches = static_cast<std::int64_t>(st.pending.size());
+  send_head(self);
+  self->delayed_send(self, svc->config().flush_interval, flush_atom::value);
+  return {
+      [=](reserve_atom, reserve_request& r) {
+        if (try_reserve(self, r, true) == try_result::waiting) self->state.waiting.push_back(std::move(r));
+      },
+      [=](charges_atom, std::vector<charge>& cs) { on_charges(self, cs); },
+      [=](flush_atom) {
+        auto& s = self->state;
+        cut_batch(self, false);
+        if (!s.in_flight) send_head(self);
+        if (!s.finalizing) self->delayed_send(self, s.svc->config().flush_interval, flush_atom::value);
+      },
+      [=](apply_atom, apply_reply& r) { on_applied(self, r); },
+      [=](lease_atom, lease_reply& r) { on_lease(self, r); },
+      [=](budget_atom, entity_ref& e) {
+        // The entity's budget changed: forget what we knew; the next request re-leases.
+        auto& s = self->state;
+        auto it = s.accounts.find(e);
+        if (it == s.accounts.end()) return;
+        it->second.known = false;
+        it->second.exhausted_until = {};
+        it->second.soft_logged = false;
+      },
+      [=](final_atom) -> caf::result<bool> {
+        auto& s = self->state;
+        s.finalizing = true;
+        cut_batch(self, true);
+        send_head(self);
+        if (s.pending.empty()) return true;
+        if (s.db_down) {
+          // Written to the spool already (or now): nothing is lost.
+          for (auto& p : s.pending)
+            if (!s.spooled.count(p.id) && append_spool(s.svc->config().spool_path, p)) s.spooled[p.id] = true;
+          return false;
+        }
+        auto rp = self->make_response_promise();
+        s.final_waiters.push_back(rp);
+        return rp;
+      },
+      [=](release_atom) {
+        // Shutdown timed out waiting for the database: make sure all is spooled.
+        auto& s = self->state;
+        for (auto& p : s.pending)
+          if (!s.spooled.count(p.id) && append_spool(s.svc->config().spool_path, p)) s.spooled[p.id] = true;
+        return true;
+      },
+  };
+}
+
+// ------------------------------------------------------------------ database side
+
+struct ledger_db_state {
+  std::unique_ptr<backend> b;
+  settings cfg;
+  static inline const char* name = "gw.ledger_db";
+};
+using ledger_db_actor = caf::stateful_actor<ledger_db_state>;
+
+caf::behavior ledger_db_fn(ledger_db_actor* self, std::unique_ptr<backend> b, settings cfg) {
+  self->set_default_handler(caf::drop);
+  self->state.b = std::move(b);
+  self->state.cfg = std::move(cfg);
+  return {
+      [=](lease_atom, entity_ref& e, money want) {
+        lease_reply r;
+        r.entity = e;
+        r.want = want;
+        try {
+          r.grant = self->state.b->lease(e, self->state.cfg.node_id, want, self->state.cfg.lease_ttl);
+        } catch (const std::exception& ex) {
+          r.failure = ex.what();
+        }
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()), lease_atom::value, std::move(r));
+      },
+      [=](apply_atom, pending_batch& p) {
+        apply_reply r;
+        r.id = p.id;
+        try {
+          self->state.b->apply(p.batch, p.id, self->state.cfg.lease_ttl);
+          r.ok = true;  // applied now, or found applied before (idempotent)
+        } catch (const std::exception& ex) {
+          r.failure = ex.what();
+        }
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()), apply_atom::value, std::move(r));
+      },
+      [=](release_atom) {
+        try {
+          self->state.b->release_leases(self->state.cfg.node_id);
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_ledger(caf::actor_system& sys, service* svc, caf::actor db, std::vector<pending_batch> spooled) {
+  return sys.spawn(ledger_fn, svc, std::move(db), std::move(spooled));
+}
+
+caf::actor spawn_ledger_db(caf::actor_system& sys, std::unique_ptr<backend> b, settings s) {
+  return sys.spawn<caf::detached>(ledger_db_fn, std::move(b), std::move(s));
+}
+
+}  // namespace gw::accounts
