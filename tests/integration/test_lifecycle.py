@@ -85,6 +85,22 @@ class StartupTest(unittest.TestCase):
         self.assertIn("bad.yaml:5", r.stderr)
         self.assertIn("model_list[0].litellm_params.rpm", r.stderr)
 
+    def test_unknown_budget_time_zone_fails_at_start(self):
+        cfg = os.path.join(self.tmp.path, "tz.yaml")
+        with open(cfg, "w") as f:
+            f.write("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_base: 'http://127.0.0.1:1/v1'}\n"
+                    "litellm_settings:\n  timezone: Mars/Olympus_Mons\n")
+        r = run([GATEWAY_BIN, "--check-config", "--config", cfg], cwd=self.tmp.path)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("litellm_settings.timezone", r.stderr)
+        self.assertIn("Mars/Olympus_Mons", r.stderr)
+        with open(cfg, "w") as f:
+            f.write("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_base: 'http://127.0.0.1:1/v1'}\n"
+                    "litellm_settings:\n  timezone: US/Eastern\n")
+        r = run([GATEWAY_BIN, "--check-config", "--config", cfg], cwd=self.tmp.path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("timezone", r.stderr)
+
     def test_unimplemented_keys_warn_but_load(self):
         cfg = os.path.join(self.tmp.path, "future.yaml")
         with open(cfg, "w") as f:

@@ -86,9 +86,7 @@ void lazy_reset(keys::budget& b, keys::sys_time now) {
   keys::duration_spec d;
   if (!keys::parse_duration(b.budget_duration, d)) return;
   b.spend = 0;
-  auto t = *b.budget_reset_at;
-  while (t <= now) t = keys::add_duration(t, d);
-  b.budget_reset_at = t;
+  b.budget_reset_at = keys::next_reset(*b.budget_reset_at, now, d);
 }
 
 void lazy_reset(keys::model_budget& b, keys::sys_time now) {
@@ -96,9 +94,7 @@ void lazy_reset(keys::model_budget& b, keys::sys_time now) {
   keys::duration_spec d;
   if (!keys::parse_duration(b.time_period, d)) return;
   b.spend = 0;
-  auto t = *b.reset_at;
-  while (t <= now) t = keys::add_duration(t, d);
-  b.reset_at = t;
+  b.reset_at = keys::next_reset(*b.reset_at, now, d);
 }
 
 class memory_backend final : public backend {

@@ -71,7 +71,8 @@ const key_set k_gateway_keys{"io_threads",        "actor_threads",           "ma
                              "max_header_bytes",  "keepalive_timeout",       "request_read_timeout",
                              "connect_timeout",   "drain_timeout",           "upstream_max_idle_per_host",
                              "upstream_idle_timeout", "price_file",              "spend_flush_interval",
-                             "budget_lease_ttl",  "budget_slice_fraction",   "spend_spool_path"};
+                             "budget_lease_ttl",  "budget_slice_fraction",   "spend_spool_path",
+                             "budget_reset_calendar"};
 
 const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
                                                  "usage-based-routing",   "usage-based-routing-v2",
@@ -380,6 +381,9 @@ class loader {
         s.failure_callback = string_list(v, kp);
       } else if (k == "callbacks") {
         s.callbacks = string_list(v, kp);
+      } else if (k == "timezone") {
+        s.timezone = scalar(v, kp).value_or("UTC");
+        if (s.timezone.empty()) s.timezone = "UTC";
       } else {
         // litellm_settings takes any attribute of the litellm module: all are LiteLLM's.
         warn_later(kp);
@@ -495,6 +499,9 @@ class loader {
         }
       } else if (k == "price_file") g.price_file = scalar(v, kp).value_or("");
       else if (k == "spend_spool_path") g.spend_spool_path = scalar(v, kp).value_or("");
+      else if (k == "budget_reset_calendar") {
+        if (auto x = boolean(v, kp)) g.budget_reset_calendar = *x;
+      }
       else warn_unknown(kp);
     }
   }

@@ -9,6 +9,7 @@
 
 #include "gw/accounts/accounts.hpp"
 #include "gw/core/log.hpp"
+#include "gw/keys/model.hpp"
 #include "gw/pricing/prices.hpp"
 #include "gw/gateway/actors.hpp"
 #include "gw/gateway/context.hpp"
@@ -106,6 +107,12 @@ struct app::impl {
         actor_count(choose_actor_threads(opts, cfg, io_count)),
         metrics(io_count),
         threads(io_count) {
+    {
+      // Budget periods: process-wide, set before the actor threads run.
+      std::string err;
+      if (!keys::set_reset_calendar(cfg.gateway.budget_reset_calendar, cfg.litellm.timezone, err))
+        throw std::runtime_error("litellm_settings.timezone: " + err);
+    }
     system = std::make_unique<caf::actor_system>(make_caf_config(caf_cfg, actor_count));
     registry = std::make_unique<model_registry>(cfg, metrics, warnings);
     if (!cfg.gateway.price_file.empty()) {

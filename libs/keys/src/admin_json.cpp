@@ -638,7 +638,7 @@ void apply_budget_duration(const patch<std::optional<std::string>>& r, budget& b
   duration_spec d;
   if (*r && !(*r)->empty() && parse_duration(**r, d)) {
     b.budget_duration = **r;
-    b.budget_reset_at = add_duration(now, d);
+    b.budget_reset_at = first_reset(now, d);
   } else {
     b.budget_duration.clear();
     b.budget_reset_at.reset();
@@ -839,7 +839,7 @@ void apply(const key_request& r, key_record& k, sys_time now) {
       if (old != k.model_max_budget.end() && old->second.time_period == nb.time_period)
         nb.reset_at = old->second.reset_at;
       else if (!nb.time_period.empty() && parse_duration(nb.time_period, d))
-        nb.reset_at = add_duration(now, d);
+        nb.reset_at = first_reset(now, d);
       else
         nb.reset_at.reset();
       next.emplace(model, std::move(nb));

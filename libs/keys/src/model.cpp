@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <stdexcept>
@@ -156,6 +159,128 @@ sys_time add_duration(sys_time from, const duration_spec& d) noexcept {
     }
   }
   return from;
+}
+
+namespace {
+
+struct calendar_state {
+  bool aligned = true;
+  bool utc = true;
+};
+calendar_state g_calendar;
+
+bool aligned_unit(const duration_spec& d) noexcept {
+  using u = duration_spec::unit;
+  return d.u == u::days || d.u == u::weeks || d.u == u::months;
+}
+
+/// The local calendar date of `t` in the configured zone.
+std::chrono::year_month_day local_date(sys_time t) noexcept {
+  using namespace std::chrono;
+  if (g_calendar.utc) return year_month_day{floor<days>(t)};
+  std::time_t tt = system_clock::to_time_t(t);
+  std::tm tm{};
+  ::localtime_r(&tt, &tm);
+  return year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} / day{static_cast<unsigned>(tm.tm_mday)};
+}
+
+/// 00:00 local time on `date`, as a UTC instant (the first valid local time when a
+/// DST change skips midnight).
+sys_time local_midnight(std::chrono::year_month_day date) noexcept {
+  using namespace std::chrono;
+  if (!date.ok()) return sys_time::max();
+  if (g_calendar.utc) return sys_days{date};
+  std::tm tm{};
+  tm.tm_year = static_cast<int>(date.year()) - 1900;
+  tm.tm_mon = static_cast<int>(static_cast<unsigned>(date.month())) - 1;
+  tm.tm_mday = static_cast<int>(static_cast<unsigned>(date.day()));
+  tm.tm_isdst = -1;
+  std::time_t tt = ::mktime(&tm);
+  if (tt == static_cast<std::time_t>(-1)) return sys_days{date};
+  return system_clock::from_time_t(tt);
+}
+
+/// The first aligned boundary after `now` for a day, week or month duration.
+sys_time calendar_boundary(sys_time now, const duration_spec& d) noexcept {
+  using namespace std::chrono;
+  using u = duration_spec::unit;
+  if (d.n > 400000) return sys_time::max();  // past any clock we care about
+  auto today = sys_days{local_date(now)};
+  sys_days target{};
+  if ((d.u == u::days && d.n == 30) || d.u == u::months) {
+    std::int64_t n = d.u == u::months ? d.n : 1;
+    year_month_day ymd{today};
+    std::int64_t index = static_cast<std::int64_t>(static_cast<int>(ymd.year())) * 12 +
+                         static_cast<std::int64_t>(static_cast<unsigned>(ymd.month())) - 1 + n;
+    if (index / 12 > 30000) return sys_time::max();
+    target = sys_days{year{static_cast<int>(index / 12)} / month{static_cast<unsigned>(index % 12) + 1} / 1};
+  } else if ((d.u == u::days && d.n == 7) || d.u == u::weeks) {
+    std::int64_t weeks_on = d.u == u::weeks ? d.n : 1;
+    weekday wd{today};
+    // Days from today to the next Monday (a Monday goes to the one after).
+    unsigned to_monday = (8 - wd.iso_encoding()) % 7;
+    if (to_monday == 0) to_monday = 7;
+    target = today + days{to_monday} + days{7 * (weeks_on - 1)};
+  } else {
+    target = today + days{d.n};
+  }
+  return local_midnight(year_month_day{target});
+}
+
+}  // namespace
+
+bool set_reset_calendar(bool aligned, const std::string& time_zone, std::string& err) {
+  std::string tz = time_zone.empty() ? "UTC" : time_zone;
+  bool utc = tz == "UTC" || tz == "Etc/UTC" || tz == "GMT" || tz == "Z" || tz == "utc";
+  if (!utc) {
+    // An IANA name: it must be a zone file (glibc silently falls back to UTC otherwise).
+    const char* dir = std::getenv("TZDIR");
+    std::string base = dir && *dir ? dir : "/usr/share/zoneinfo";
+    bool sane = tz.find("..") == std::string::npos && tz.front() != '/';
+    std::FILE* f = sane ? std::fopen((base + "/" + tz).c_str(), "rb") : nullptr;
+    char magic[4] = {0, 0, 0, 0};
+    bool ok = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "TZif", 4) == 0;
+    if (f) std::fclose(f);
+    if (!ok) {
+      err = "unknown time zone '" + tz + "' (an IANA name such as Europe/Berlin or US/Eastern, from " + base + ")";
+      return false;
+    }
+    ::setenv("TZ", tz.c_str(), 1);
+    ::tzset();
+  }
+  g_calendar.aligned = aligned;
+  g_calendar.utc = utc;
+  return true;
+}
+
+/// "24h" is a day to LiteLLM's calendar.
+duration_spec calendar_spec(const duration_spec& d) noexcept {
+  if (d.u == duration_spec::unit::hours && d.n == 24) return {duration_spec::unit::days, 1};
+  return d;
+}
+
+sys_time first_reset(sys_time now, const duration_spec& spec) noexcept {
+  auto d = calendar_spec(spec);
+  if (d.n <= 0) return now;
+  if (g_calendar.aligned && aligned_unit(d)) return calendar_boundary(now, d);
+  return add_duration(now, d);
+}
+
+sys_time next_reset(sys_time reset_at, sys_time now, const duration_spec& spec) noexcept {
+  auto d = calendar_spec(spec);
+  if (d.n <= 0) return now;
+  if (g_calendar.aligned && aligned_unit(d)) return calendar_boundary(now, d);
+  auto t = reset_at;
+  while (t <= now) {
+    auto next = add_duration(t, d);
+    if (next <= t) return sys_time::max();  // saturated at the clock's end
+    // Fixed-length periods far behind (a "1s" budget idle for a month): jump.
+    auto period = next - t;
+    auto behind = (now - t) / period;
+    if (d.u != duration_spec::unit::months && behind > 1) next = t + behind * period;
+    t = next;
+  }
+  return t;
 }
 
 std::string hash_key(std::string_view plain) {

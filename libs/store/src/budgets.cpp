@@ -82,13 +82,13 @@ params entity_params(const entity_ref& e) {
 }
 
 /// Moves the period forward when budget_reset_at has passed: spend restarts from 0 and
-/// reset_at advances by whole periods until it is in the future. A duration without a
-/// reset time starts its first period now.
+/// reset_at moves to the end of the period that holds `now` (keys::next_reset). A
+/// duration without a reset time starts its first period now.
 void roll_period(budget_period& b) {
   keys::duration_spec d;
   if (b.duration.empty() || !keys::parse_duration(b.duration, d)) return;
   if (!b.reset_at) {
-    b.reset_at = keys::add_duration(b.now, d);
+    b.reset_at = keys::first_reset(b.now, d);
     b.changed = true;
     return;
   }
@@ -96,15 +96,7 @@ void roll_period(budget_period& b) {
   b.spend = 0;
   b.reset = true;
   b.changed = true;
-  while (*b.reset_at <= b.now) {
-    auto next = keys::add_duration(*b.reset_at, d);
-    if (next <= *b.reset_at) break;  // saturated at the clock's end
-    // Fixed-length periods far behind (a "1s" budget idle for a month): jump.
-    auto period = next - *b.reset_at;
-    auto behind = (b.now - *b.reset_at) / period;
-    if (d.u != keys::duration_spec::unit::months && behind > 1) next = *b.reset_at + behind * period;
-    *b.reset_at = next;
-  }
+  b.reset_at = keys::next_reset(*b.reset_at, b.now, d);
 }
 
 /// Locks the entity's row and returns its budget period after a lazy reset (not yet

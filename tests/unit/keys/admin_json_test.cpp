@@ -613,7 +613,8 @@ TEST(Apply, DurationsSetExpiryAndResetTimes) {
   apply(r, k, now);
   EXPECT_EQ(k.expires, now + hours(24 * 30));
   EXPECT_EQ(k.budget.budget_duration, "1mo");
-  EXPECT_EQ(k.budget.budget_reset_at, at(2026, 2, 28, 8, 30));
+  // Calendar-aligned (LiteLLM's rule, UTC by default): 1mo ends on the 1st.
+  EXPECT_EQ(k.budget.budget_reset_at, at(2026, 2, 1));
   EXPECT_EQ(k.budget.max_budget, std::optional<money>(100'000'000'000));
   EXPECT_EQ(k.budget.spend, 0);
   EXPECT_TRUE(k.blocked);
@@ -625,7 +626,8 @@ TEST(Apply, DurationsSetExpiryAndResetTimes) {
   EXPECT_EQ(k.model_max_budget["gpt-4o"].spend, usd / 10);
   EXPECT_EQ(k.model_max_budget["gpt-4o"].reset_at, std::optional<sys_time>(at(2026, 1, 2)));
   EXPECT_EQ(k.model_max_budget["o3"].spend, 0);
-  EXPECT_EQ(k.model_max_budget["o3"].reset_at, std::optional<sys_time>(now + hours(24 * 7)));
+  // 2026-01-31 is a Saturday: a weekly budget ends on Monday.
+  EXPECT_EQ(k.model_max_budget["o3"].reset_at, std::optional<sys_time>(at(2026, 2, 2)));
 
   // A new record gets created_at; "" budget_duration clears.
   key_request r2;
@@ -652,7 +654,7 @@ TEST(Apply, UserAndTeam) {
   EXPECT_EQ(u.user_role, "proxy_admin");
   EXPECT_EQ(u.teams, std::vector<std::string>{"t1"});
   EXPECT_EQ(u.budget.max_budget, std::optional<money>(3 * usd));
-  EXPECT_EQ(u.budget.budget_reset_at, std::optional<sys_time>(now + hours(24)));
+  EXPECT_EQ(u.budget.budget_reset_at, std::optional<sys_time>(at(2026, 3, 2)));  // next midnight
   EXPECT_EQ(u.limits.rpm_limit, std::optional<std::int64_t>(7));
   EXPECT_EQ(u.metadata, R"({"x":true})");
   EXPECT_EQ(u.created_at, now);

@@ -177,6 +177,76 @@ TEST(Duration, HugeDurationsSaturateInsteadOfOverflowing) {
   EXPECT_EQ(add_duration(t, {u::months, 12 * 200}), at(2226, 1, 1));
 }
 
+// Restores the default calendar (aligned, UTC) when a test changes it.
+struct calendar_guard {
+  ~calendar_guard() {
+    std::string err;
+    set_reset_calendar(true, "UTC", err);
+  }
+};
+
+TEST(ResetCalendar, AlignedInUtcByDefault) {
+  using u = duration_spec::unit;
+  auto sat = at(2026, 1, 31, 8, 30);  // a Saturday
+  EXPECT_EQ(first_reset(sat, {u::days, 1}), at(2026, 2, 1));
+  EXPECT_EQ(first_reset(sat, {u::hours, 24}), at(2026, 2, 1));  // 24h is a day
+  EXPECT_EQ(first_reset(sat, {u::days, 7}), at(2026, 2, 2));     // Monday
+  EXPECT_EQ(first_reset(sat, {u::weeks, 1}), at(2026, 2, 2));
+  EXPECT_EQ(first_reset(sat, {u::weeks, 2}), at(2026, 2, 9));
+  EXPECT_EQ(first_reset(sat, {u::days, 30}), at(2026, 2, 1));  // the 1st
+  EXPECT_EQ(first_reset(sat, {u::months, 1}), at(2026, 2, 1));
+  EXPECT_EQ(first_reset(sat, {u::months, 3}), at(2026, 4, 1));
+  EXPECT_EQ(first_reset(at(2026, 12, 15), {u::months, 1}), at(2027, 1, 1));
+  EXPECT_EQ(first_reset(sat, {u::days, 3}), at(2026, 2, 3));  // other counts: midnights on
+  // A Monday goes to the next Monday, midnight to the next midnight.
+  EXPECT_EQ(first_reset(at(2026, 2, 2), {u::days, 7}), at(2026, 2, 9));
+  EXPECT_EQ(first_reset(at(2026, 2, 2), {u::days, 1}), at(2026, 2, 3));
+  // Shorter units roll from the moment.
+  EXPECT_EQ(first_reset(sat, {u::hours, 5}), sat + hours(5));
+  EXPECT_EQ(first_reset(sat, {u::minutes, 30}), sat + minutes(30));
+  // After a passed reset: the boundary after now.
+  EXPECT_EQ(next_reset(at(2026, 1, 1), sat, {u::days, 1}), at(2026, 2, 1));
+  EXPECT_EQ(next_reset(at(2026, 1, 1), sat, {u::months, 1}), at(2026, 2, 1));
+  // Rolling units keep their phase: whole periods on from the old reset.
+  EXPECT_EQ(next_reset(sat - minutes(95), sat, {u::minutes, 30}), sat + minutes(25));
+}
+
+TEST(ResetCalendar, RollingWhenNotAligned) {
+  calendar_guard g;
+  std::string err;
+  ASSERT_TRUE(set_reset_calendar(false, "UTC", err)) << err;
+  using u = duration_spec::unit;
+  auto t = at(2026, 1, 31, 8, 30);
+  EXPECT_EQ(first_reset(t, {u::days, 1}), t + hours(24));
+  EXPECT_EQ(first_reset(t, {u::months, 1}), at(2026, 2, 28, 8, 30));
+  EXPECT_EQ(next_reset(t - hours(50), t, {u::days, 1}), t + hours(22));
+}
+
+TEST(ResetCalendar, MidnightInTheConfiguredZoneAcrossDst) {
+  calendar_guard g;
+  std::string err;
+  ASSERT_TRUE(set_reset_calendar(true, "America/New_York", err)) << err;
+  using u = duration_spec::unit;
+  // 2026-03-07 23:00 New York (EST, UTC-5) = 2026-03-08 04:00 UTC. The next local
+  // midnight is 2026-03-08 00:00 EST = 05:00 UTC.
+  EXPECT_EQ(first_reset(at(2026, 3, 8, 4), {u::days, 1}), at(2026, 3, 8, 5));
+  // DST starts on 2026-03-08 at 02:00: the midnight after is EDT (UTC-4).
+  EXPECT_EQ(first_reset(at(2026, 3, 8, 12), {u::days, 1}), at(2026, 3, 9, 4));
+  // Monthly: 1 April 00:00 EDT.
+  EXPECT_EQ(first_reset(at(2026, 3, 8, 12), {u::months, 1}), at(2026, 4, 1, 4));
+  // Already 1 March in UTC but still 28 February in New York: the 1st is today, locally.
+  EXPECT_EQ(first_reset(at(2026, 3, 1, 3), {u::days, 30}), at(2026, 3, 1, 5));
+}
+
+TEST(ResetCalendar, UnknownZoneIsRefused) {
+  calendar_guard g;
+  std::string err;
+  EXPECT_FALSE(set_reset_calendar(true, "Mars/Olympus_Mons", err));
+  EXPECT_NE(err.find("Mars/Olympus_Mons"), std::string::npos);
+  EXPECT_FALSE(set_reset_calendar(true, "../../etc/passwd", err));
+  EXPECT_TRUE(set_reset_calendar(true, "UTC", err));
+}
+
 TEST(Keys, HashKeyIsSha256Hex) {
   // printf %s sk-1234 | sha256sum
   EXPECT_EQ(hash_key("sk-1234"), "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b");

@@ -11,8 +11,16 @@
 #include <string>
 
 // Counts heap allocations so that the test can check find() allocates nothing. Every
-// (non-aligned) form is replaced so that allocation and release always pair up, also
-// under AddressSanitizer, which intercepts the forms left alone.
+// (non-aligned) form is replaced so that allocation and release always pair up. Not
+// under AddressSanitizer: it owns the allocator there (and GCC's -O1 inlining then
+// flags the malloc/free pairing as mismatched).
+#if defined(__SANITIZE_ADDRESS__)
+#define GW_COUNT_ALLOCATIONS 0
+#else
+#define GW_COUNT_ALLOCATIONS 1
+#endif
+
+#if GW_COUNT_ALLOCATIONS
 namespace {
 std::atomic<long> g_allocations{0};
 
@@ -38,6 +46,11 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+#else
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+#endif
 
 namespace gw::pricing {
 namespace {
@@ -425,6 +438,7 @@ TEST(Find, DoesNotAllocate) {
                          "anthropic/claude-3-5-haiku-latest",
                          "gpt-4o-mini-2024-07-18-some-very-long-unknown-name-past-sso",
                          "unknown-model-with-a-name-longer-than-the-small-string-buffer"};
+  if (!GW_COUNT_ALLOCATIONS) GTEST_SKIP() << "allocation counting is off under AddressSanitizer";
   const long before = g_allocations.load();
   int found = 0;
   for (int i = 0; i < 100; ++i) {

@@ -629,12 +629,17 @@ TEST_F(pg_store_test, lazy_reset_when_the_period_has_passed) {
   auto g = db.lease({store::entity_kind::key, "tok", ""}, "node-a", 4 * usd, 60s);
   EXPECT_EQ(g.spend, 0);
   EXPECT_EQ(g.granted, 4 * usd);
-  EXPECT_EQ(g.budget_reset_at, passed + 24h);
+  // A daily budget's new period ends at the next midnight (UTC: the default calendar).
+  ASSERT_TRUE(g.budget_reset_at);
+  auto midnight = std::chrono::floor<std::chrono::days>(*g.budget_reset_at);
+  EXPECT_EQ(*g.budget_reset_at, keys::sys_time(midnight));
+  EXPECT_GT(*g.budget_reset_at, now_micros() - 1s);
+  EXPECT_LE(*g.budget_reset_at, now_micros() + 24h);
   auto loaded = db.load_key("tok");
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->budget.spend, 0);
   EXPECT_EQ(loaded->total_spend, 20 * usd);  // lifetime spend is never reset
-  EXPECT_EQ(loaded->budget.budget_reset_at, passed + 24h);
+  EXPECT_EQ(loaded->budget.budget_reset_at, g.budget_reset_at);
 
   // Far behind with a short period: one jump, to the first reset time in the future.
   auto u = full_user("user-1");
@@ -661,7 +666,11 @@ TEST_F(pg_store_test, lazy_reset_when_the_period_has_passed) {
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->budget.spend, 3);
   EXPECT_EQ(loaded->total_spend, 3);
-  EXPECT_GT(*loaded->budget.budget_reset_at, now_micros() + 24h * 27);
+  // Monthly: the 1st of next month, 00:00 UTC.
+  auto reset_day = std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(*loaded->budget.budget_reset_at)};
+  EXPECT_EQ(reset_day.day(), std::chrono::day{1});
+  EXPECT_GT(*loaded->budget.budget_reset_at, now_micros());
+  EXPECT_LE(*loaded->budget.budget_reset_at, now_micros() + 24h * 31);
 
   // A duration without a reset time starts its first period.
   auto t = full_team("team-1");
@@ -671,7 +680,12 @@ TEST_F(pg_store_test, lazy_reset_when_the_period_has_passed) {
   auto before = now_micros();
   auto gt = db.lease({store::entity_kind::team, "team-1", ""}, "node-a", 1, 60s);
   ASSERT_TRUE(gt.budget_reset_at);
-  EXPECT_GE(*gt.budget_reset_at, before + 24h * 7 - 1s);
+  // 7d: the next Monday, 00:00 UTC.
+  auto reset_date = std::chrono::floor<std::chrono::days>(*gt.budget_reset_at);
+  EXPECT_EQ(std::chrono::weekday{reset_date}, std::chrono::Monday);
+  EXPECT_EQ(*gt.budget_reset_at, keys::sys_time(reset_date));
+  EXPECT_GT(*gt.budget_reset_at, before);
+  EXPECT_LE(*gt.budget_reset_at, before + 24h * 7);
 }
 
 // ---- apply ----

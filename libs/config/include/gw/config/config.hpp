@@ -62,6 +62,7 @@ struct litellm_settings {
   std::vector<std::string> success_callback;
   std::vector<std::string> failure_callback;
   std::vector<std::string> callbacks;
+  std::string timezone = "UTC";   ///< IANA zone budget periods align to (midnight, Monday, the 1st)
 };
 
 /// router_settings: the parts the gateway reads.
@@ -90,6 +91,7 @@ struct gateway_settings {
   double budget_lease_ttl = 60;            ///< seconds a node's unspent budget slice stays reserved
   double budget_slice_fraction = 0.05;     ///< a slice is this share of max_budget (at least $0.000001)
   std::string spend_spool_path;            ///< where unwritten spend waits; default in $TMPDIR
+  bool budget_reset_calendar = true;       ///< day/week/month budgets end on calendar boundaries (LiteLLM's rule)
 };
 
 /// A whole loaded configuration.

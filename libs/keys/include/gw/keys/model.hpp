@@ -113,6 +113,24 @@ bool parse_duration(std::string_view text, duration_spec& out) noexcept;
 /// `from` + the duration (months are calendar months in UTC, clamped to the month's end).
 sys_time add_duration(sys_time from, const duration_spec& d) noexcept;
 
+/// When budget periods end. LiteLLM's rule: with calendar alignment (the default),
+/// 1d/24h budgets reset at the next midnight, 7d/1w on Monday, 30d/1mo on the 1st of
+/// the month, other day, week and month counts at the midnight (Monday, 1st) that many
+/// units on, all in the configured time zone (`litellm_settings.timezone`, default UTC);
+/// shorter durations (s, m, h) roll from the moment they are set. Without alignment
+/// every period is the duration long.
+///
+/// Process-wide: set once at start, before other threads run (a zone other than UTC
+/// sets TZ for the process; the gateway's own logs are in UTC regardless). false and
+/// `err` when the zone is unknown.
+bool set_reset_calendar(bool aligned, const std::string& time_zone, std::string& err);
+/// The end of a period that starts at `now`.
+sys_time first_reset(sys_time now, const duration_spec& d) noexcept;
+/// The end of the period that contains `now`, for a budget whose period ended at
+/// `reset_at` (<= now): whole periods on from reset_at when rolling, the next calendar
+/// boundary after `now` when aligned.
+sys_time next_reset(sys_time reset_at, sys_time now, const duration_spec& d) noexcept;
+
 /// SHA-256 hex of a plain key (what is stored and looked up).
 std::string hash_key(std::string_view plain);
 /// A new random key "sk-" + 22 URL-safe characters (128 bits from the OS).
