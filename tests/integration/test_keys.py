@@ -21,7 +21,8 @@ def config(mock):
 model_list:
   - model_name: mock-gpt
     litellm_params: {{model: openai/upstream-gpt, api_base: {mock.base}}}
-    model_info: {{input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}}
+    model_info: {{input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006,
+                  cache_read_input_token_cost: 0.000000075}}
   - model_name: other-model
     litellm_params: {{model: openai/other, api_base: {mock.base}}}
     model_info: {{input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
@@ -292,6 +293,20 @@ class KeysTest(unittest.TestCase):
         self.admin("/team/info?team_id=team-a", method="GET", expect=404)
         self.admin("/user/delete", {"user_ids": ["user-a"]})
         self.admin("/user/info?user_id=user-a", method="GET", expect=404)
+
+    def test_cached_prompt_tokens_cost_less(self):
+        k = self.new_key(key_alias="cache-reader")
+        raw = json.dumps({"id": "chatcmpl-c", "object": "chat.completion", "model": "upstream-gpt",
+                          "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                       "finish_reason": "stop"}],
+                          "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
+                                    "prompt_tokens_details": {"cached_tokens": 600}}})
+        status, hdrs, body, data = self.call(k["key"], x_mock={"status": 200, "raw_body": raw, "content_type": "application/json"})
+        self.assertEqual(status, 200, data)
+        # 400 uncached at 0.15/M, 600 cached at 0.075/M, 10 out at 0.6/M.
+        want = 400 * IN_PRICE + 600 * Decimal("0.000000075") + 10 * OUT_PRICE
+        self.assertEqual(Decimal(hdrs["x-litellm-response-cost"]), want)
+        self.assertEqual(self.wait_spend(k["key"], want), want)
 
     def test_global_spend(self):
         k = self.new_key(key_alias="global-spender")

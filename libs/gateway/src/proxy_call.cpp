@@ -102,6 +102,9 @@ keys::money proxy_call::compute_cost() const {
   pricing::token_usage u;
   u.prompt_tokens = std::max<std::int64_t>(0, usage_.prompt_tokens);
   u.completion_tokens = std::max<std::int64_t>(0, usage_.completion_tokens);
+  // Cached parts are part of prompt_tokens; a provider reporting more is not trusted.
+  u.cache_read_tokens = std::min(usage_.cached_tokens, u.prompt_tokens);
+  u.cache_creation_tokens = std::min(usage_.cache_creation_tokens, u.prompt_tokens - u.cache_read_tokens);
   return pricing::cost_of(*dep_->price, u);
 }
 

@@ -374,10 +374,25 @@ bool read_usage(std::string_view json, usage& out, std::string* response_model) 
         od::value uv;
         std::int64_t n = 0;
         if (uf.unescaped_key().get(uk) || uf.value().get(uv)) return false;
-        if (uv.get_int64().get(n)) continue;
+        od::json_type t;
+        if (uv.type().get(t)) return false;
+        if (t == od::json_type::object && uk == "prompt_tokens_details") {
+          od::object details;
+          if (uv.get_object().get(details)) return false;
+          for (auto df : details) {
+            std::string_view dk;
+            od::value dv;
+            if (df.unescaped_key().get(dk) || df.value().get(dv)) return false;
+            if (dk == "cached_tokens" && !dv.get_int64().get(n) && n > 0) got.cached_tokens = n;
+          }
+          continue;
+        }
+        if (t != od::json_type::number || uv.get_int64().get(n)) continue;
         if (uk == "prompt_tokens") got.prompt_tokens = n;
         else if (uk == "completion_tokens") got.completion_tokens = n;
         else if (uk == "total_tokens") got.total_tokens = n;
+        else if (uk == "cache_read_input_tokens" && n > 0 && got.cached_tokens == 0) got.cached_tokens = n;
+        else if (uk == "cache_creation_input_tokens" && n > 0) got.cache_creation_tokens = n;
       }
       out = got;
     } else if (key == "model" && response_model) {

@@ -101,6 +101,24 @@ TEST(InspectRequest, AcceptsNullOptionalsAndTokenInputs) {
   EXPECT_FALSE(inspect(operation::completion, R"({"model":"m","prompt":["a","b"]})", r));
 }
 
+TEST(ReadUsage, CachedTokens) {
+  usage u;
+  ASSERT_TRUE(read_usage(R"({"usage":{"prompt_tokens":2000,"completion_tokens":5,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":1536},"completion_tokens_details":{"reasoning_tokens":3}}})", u));
+  EXPECT_EQ(u.prompt_tokens, 2000);
+  EXPECT_EQ(u.cached_tokens, 1536);
+  EXPECT_EQ(u.cache_creation_tokens, 0);
+  // Anthropic's fields as LiteLLM passes them on.
+  usage a;
+  ASSERT_TRUE(read_usage(R"({"usage":{"prompt_tokens":300,"completion_tokens":1,"cache_creation_input_tokens":100,"cache_read_input_tokens":150}})", a));
+  EXPECT_EQ(a.cached_tokens, 150);
+  EXPECT_EQ(a.cache_creation_tokens, 100);
+  // Wrong types are ignored, not fatal.
+  usage w;
+  ASSERT_TRUE(read_usage(R"({"usage":{"prompt_tokens":3,"prompt_tokens_details":null,"cache_read_input_tokens":"x"}})", w));
+  EXPECT_EQ(w.prompt_tokens, 3);
+  EXPECT_EQ(w.cached_tokens, 0);
+}
+
 TEST(ReadUsage, FromResponseAndChunks) {
   usage u;
   std::string model;

@@ -43,10 +43,14 @@ struct usage {
   std::int64_t prompt_tokens = -1;
   std::int64_t completion_tokens = -1;
   std::int64_t total_tokens = -1;
+  std::int64_t cached_tokens = 0;          ///< of prompt_tokens, read from the provider's cache
+  std::int64_t cache_creation_tokens = 0;  ///< of prompt_tokens, written to it (Anthropic)
   bool known() const noexcept { return prompt_tokens >= 0 || completion_tokens >= 0; }
 };
 
-/// Reads the top-level "usage" object (and "model") of a JSON response or stream chunk.
+/// Reads the top-level "usage" object (and "model") of a JSON response or stream chunk:
+/// prompt/completion/total tokens, `prompt_tokens_details.cached_tokens` (or
+/// `cache_read_input_tokens`) and `cache_creation_input_tokens`.
 /// `json` needs no padding (copied into a padded thread-local buffer when needed).
 /// Returns false if the text is not a JSON object; `out` is untouched if no usage.
 bool read_usage(std::string_view json, usage& out, std::string* response_model = nullptr);
