@@ -308,6 +308,55 @@ class KeysTest(unittest.TestCase):
         self.assertEqual(Decimal(hdrs["x-litellm-response-cost"]), want)
         self.assertEqual(self.wait_spend(k["key"], want), want)
 
+    def test_stream_spend_when_the_client_asks_no_usage(self):
+        k = self.new_key(key_alias="streamer")
+        key = k["key"]
+        status, hdrs, _, raw = self.call(key, x_mock={"tokens": 5})
+        self.assertEqual(status, 200, raw)
+        cost = Decimal(hdrs["x-litellm-response-cost"])
+        status, _, events, raw = self.gw.stream("/v1/chat/completions",
+                                                chat("hello there, budget", stream=True, x_mock={"tokens": 5}),
+                                                bearer(key))
+        self.assertEqual(status, 200, raw)
+        # The gateway asked the provider for usage...
+        last = self.mock.get_json("/_mock/last_request")
+        self.assertTrue(last["body"].startswith('{"stream_options":{"include_usage":true},'), last["body"][:80])
+        # ...and the client, which did not, gets no usage-only chunk.
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = [json.loads(e) for e in events[:-1]]
+        self.assertTrue(all(c["choices"] for c in chunks), events)
+        self.assertEqual(len("".join(c["choices"][0]["delta"].get("content", "") for c in chunks).split()), 5)
+        # The stream cost what the same call cost unstreamed.
+        self.assertEqual(self.wait_spend(key, 2 * cost), 2 * cost)
+        # A client that set stream_options itself gets exactly what it asked for.
+        status, _, events, _ = self.gw.stream(
+            "/v1/chat/completions",
+            chat("hello there, budget", stream=True, stream_options={"include_usage": True}, x_mock={"tokens": 5}),
+            bearer(key))
+        self.assertEqual(json.loads(events[-2])["choices"], [])
+        self.assertEqual(self.wait_spend(key, 3 * cost), 3 * cost)
+
+    def test_stream_without_usage_is_estimated_not_free(self):
+        k = self.new_key(key_alias="no-usage-stream")
+        chunk = lambda delta: "data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "model": "m",
+                                                    "choices": [{"index": 0, "delta": delta,
+                                                                 "finish_reason": None}]}) + "\n\n"
+        sse = chunk({"role": "assistant"}) + "".join(chunk({"content": w}) for w in ["a ", "b ", "c ", "d"])
+        sse += "data: [DONE]\n\n"
+        status, _, events, raw = self.gw.stream(
+            "/v1/chat/completions",
+            chat("hello", stream=True, x_mock={"status": 200, "raw_body": sse, "content_type": "text/event-stream"}),
+            bearer(k["key"]))
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(events[-1], "[DONE]")
+        deadline = time.time() + 5
+        got = Decimal(0)
+        while got == 0 and time.time() < deadline:
+            got = Decimal(repr(self.admin(f"/key/info?key={k['key']}", method="GET")["info"]["spend"]))
+            time.sleep(0.05)
+        self.assertGreaterEqual(got, 4 * OUT_PRICE + IN_PRICE, "4 content chunks and a prompt")
+        self.assertLess(got, 4 * OUT_PRICE + 100 * IN_PRICE)
+
     def test_global_spend(self):
         k = self.new_key(key_alias="global-spender")
         status, hdrs, body, _ = self.call(k["key"])

@@ -2,6 +2,7 @@
 
 #include <caf/send.hpp>
 
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <random>
@@ -97,6 +98,8 @@ proxy_call::~proxy_call() {
   if (!charged_) charge(499);  // never finished (shutdown): still release the reservation
 }
 
+const std::string_view proxy_call::k_usage_option = R"("stream_options":{"include_usage":true},)";
+
 keys::money proxy_call::compute_cost() const {
   if (!dep_ || !dep_->price || !usage_.known()) return 0;
   pricing::token_usage u;
@@ -111,6 +114,17 @@ keys::money proxy_call::compute_cost() const {
 void proxy_call::charge(int status) {
   if (charged_ || !ctx_.accounts) return;
   charged_ = true;
+  if (req_.stream && !usage_.known() && data_events_ > 0 && status / 100 == 2) {
+    // A provider that ignored stream_options: estimate rather than charge nothing
+    // (prompt from its size, one token per content chunk; the role chunk and [DONE]
+    // are not tokens).
+    usage_.prompt_tokens = req_.estimated_input_tokens();
+    usage_.completion_tokens = std::max<std::int64_t>(0, data_events_ - 2);
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      log::warn("deployment '" + (dep_ ? dep_->cfg->model_name : std::string("?")) +
+                "' streamed without usage: its cost is estimated from the stream (once-only warning)");
+  }
   accounts::charge c;
   c.reservation = reservation_;
   c.cost = compute_cost();
@@ -197,6 +211,18 @@ void proxy_call::on_routed(route_decision d) {
     body_suffix_ = req_.model_token_end;
   }
   std::size_t length = body_prefix_ + model_json_.size() + (body.size() - body_suffix_);
+  // Spend needs the usage a provider sends in streams only when asked: ask, unless the
+  // client set stream_options itself (then it is the client's choice, passed on as is).
+  inject_usage_ = req_.stream && !req_.has_stream_options;
+  if (inject_usage_) {
+    const void* brace = std::memchr(body.data(), '{', body_prefix_);
+    if (brace) {
+      brace_ = static_cast<std::size_t>(static_cast<const char*>(brace) - body.data()) + 1;
+      length += k_usage_option.size();
+    } else {
+      inject_usage_ = false;
+    }
+  }
   const auto& prefix = dep_->head_prefix[static_cast<int>(op_)];
   head_.reserve(prefix.size() + 64);
   head_.assign(prefix);
@@ -233,9 +259,14 @@ void proxy_call::write_request() {
   else
     set_deadline(t_upstream_start_ + dep_->timeout);
   const auto& body = session_->req().body();
-  std::array<asio::const_buffer, 4> bufs{
-      asio::buffer(head_), asio::buffer(body.data(), body_prefix_), asio::buffer(model_json_),
-      asio::buffer(body.data() + body_suffix_, body.size() - body_suffix_)};
+  std::string_view option = inject_usage_ ? k_usage_option : std::string_view{};
+  std::size_t split = inject_usage_ ? brace_ : 0;
+  std::array<asio::const_buffer, 6> bufs{asio::buffer(head_),
+                                         asio::buffer(body.data(), split),
+                                         asio::buffer(option.data(), option.size()),
+                                         asio::buffer(body.data() + split, body_prefix_ - split),
+                                         asio::buffer(model_json_),
+                                         asio::buffer(body.data() + body_suffix_, body.size() - body_suffix_)};
   conn_->async_write(bufs, [self = shared_from_this()](error_code ec) { self->on_written(ec); });
 }
 
@@ -455,13 +486,39 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   if (n > 0 && t_first_byte_ == clock::time_point{}) t_first_byte_ = clock::now();
   relay_len_ += n;
   std::string_view data(relay_.data(), relay_len_);
-  std::size_t boundary = scanner_.scan(data, scanned_, [this](std::string_view event) {
+  std::size_t boundary = scanner_.scan(data, scanned_, [this, data](std::string_view event) {
+    bool inside = event.data() >= data.data() && event.data() <= data.data() + data.size();
+    std::size_t offset = inside ? static_cast<std::size_t>(event.data() - data.data()) : 0;
+    if (cut_open_) {  // the dropped event ends where this one starts
+      cut_end_ = offset;
+      cut_open_ = false;
+    }
+    ++data_events_;
     // Usage comes in the last chunk; the others say "usage":null or nothing.
     if (!providers::may_carry_usage(event)) return;
     auto payload = http::sse_event_data(event, sse_scratch_);
-    if (!payload.empty() && payload.front() == '{') providers::read_usage(payload, usage_);
+    if (payload.empty() || payload.front() != '{') return;
+    providers::read_usage(payload, usage_);
+    // The client did not ask for usage: the chunk we asked for is not passed on.
+    if (inject_usage_ && inside && !cut_ && providers::has_empty_choices(payload)) {
+      cut_ = cut_open_ = true;
+      cut_begin_ = offset;
+    }
   });
   scanned_ = relay_len_;
+  if (cut_ && !cut_done_) {
+    cut_done_ = true;
+    std::size_t end = cut_open_ ? boundary : cut_end_;
+    cut_open_ = false;
+    if (end > cut_begin_ && end <= relay_len_) {
+      std::size_t gone = end - cut_begin_;
+      std::memmove(relay_.data() + cut_begin_, relay_.data() + end, relay_len_ - end);
+      relay_len_ -= gone;
+      scanned_ -= gone;
+      scanner_.shift(gone);
+      boundary -= gone;
+    }
+  }
   if (ec) {
     if (timed_out_) return stream_broke("upstream stream timed out after " + ms_string(dep_->stream_timeout) + " ms without data");
     return stream_broke("upstream stream broke: " + ec.message());

@@ -242,6 +242,7 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
       if (t == od::json_type::null) continue;
       od::object so;
       if (v.get_object().get(so)) return type_error("stream_options", "an object");
+      out.has_stream_options = true;
       for (auto sf : so) {
         std::string_view sk;
         if (auto ec = sf.unescaped_key().get(sk)) return json_error(ec);
@@ -419,6 +420,27 @@ bool may_carry_usage(std::string_view text) noexcept {
     ++i;
     while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
     if (i < text.size() && text[i] == '{') return true;
+  }
+  return false;
+}
+
+bool has_empty_choices(std::string_view text) noexcept {
+  static constexpr std::string_view key = "\"choices\"";
+  auto ws = [&](std::size_t i) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) ++i;
+    return i;
+  };
+  for (std::size_t from = 0; from < text.size();) {
+    const void* hit = ::memmem(text.data() + from, text.size() - from, key.data(), key.size());
+    if (!hit) return false;
+    std::size_t i = static_cast<std::size_t>(static_cast<const char*>(hit) - text.data()) + key.size();
+    from = i;
+    i = ws(i);
+    if (i >= text.size() || text[i] != ':') continue;
+    i = ws(i + 1);
+    if (i >= text.size() || text[i] != '[') continue;
+    i = ws(i + 1);
+    return i < text.size() && text[i] == ']';
   }
   return false;
 }

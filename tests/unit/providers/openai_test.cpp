@@ -101,6 +101,15 @@ TEST(InspectRequest, AcceptsNullOptionalsAndTokenInputs) {
   EXPECT_FALSE(inspect(operation::completion, R"({"model":"m","prompt":["a","b"]})", r));
 }
 
+TEST(ReadUsage, EmptyChoices) {
+  EXPECT_TRUE(has_empty_choices(R"({"id":"c","choices":[],"usage":{"prompt_tokens":1}})"));
+  EXPECT_TRUE(has_empty_choices(R"({"choices" :  [ ] })"));
+  EXPECT_FALSE(has_empty_choices(R"({"choices":[{"index":0}],"usage":{"prompt_tokens":1}})"));
+  EXPECT_FALSE(has_empty_choices(R"({"usage":{"prompt_tokens":1}})"));
+  EXPECT_FALSE(has_empty_choices(R"({"choices":)"));
+  EXPECT_FALSE(has_empty_choices(R"({"x":"\"choices\"", "choices":[1]})"));
+}
+
 TEST(ReadUsage, CachedTokens) {
   usage u;
   ASSERT_TRUE(read_usage(R"({"usage":{"prompt_tokens":2000,"completion_tokens":5,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":1536},"completion_tokens_details":{"reasoning_tokens":3}}})", u));

@@ -91,6 +91,11 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   std::string head_;
   std::string model_json_;
   std::size_t body_prefix_ = 0, body_suffix_ = 0;
+  /// Streams whose client set no stream_options: the gateway asks the provider for usage
+  /// (inserted after the body's '{' at brace_) and drops the usage-only chunk again.
+  static const std::string_view k_usage_option;
+  bool inject_usage_ = false;
+  std::size_t brace_ = 0;
 
   // upstream response
   int status_ = 0;
@@ -104,6 +109,9 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   std::string sse_scratch_;
   std::string event_out_;
   providers::usage usage_;
+  std::int64_t data_events_ = 0;           ///< events relayed (a fallback token count)
+  std::size_t cut_begin_ = 0, cut_end_ = 0;  ///< the usage-only event to drop, in relay_
+  bool cut_ = false, cut_open_ = false, cut_done_ = false;
 
   // timing
   clock::time_point t_received_, t_upstream_start_, t_first_byte_, t_upstream_done_;

@@ -63,9 +63,9 @@ class upstream_connection {
   // The per-request operations take their handler as a template parameter (no
   // std::function): Asio then recycles the operation's memory per thread.
 
-  /// Writes the request (up to four buffers). `h(ec)`.
-  template <class Handler>
-  void async_write(const std::array<asio::const_buffer, 4>& bufs, Handler&& h);
+  /// Writes the request (a gather list of N buffers). `h(ec)`.
+  template <std::size_t N, class Handler>
+  void async_write(const std::array<asio::const_buffer, N>& bufs, Handler&& h);
   /// Reads the response head; afterwards response() holds status and fields. `h(ec)`.
   template <class Handler>
   void async_read_head(std::size_t header_limit, Handler&& h);
@@ -113,8 +113,8 @@ class upstream_connection {
   clock::time_point idle_since_{};
 };
 
-template <class Handler>
-void upstream_connection::async_write(const std::array<asio::const_buffer, 4>& bufs, Handler&& h) {
+template <std::size_t N, class Handler>
+void upstream_connection::async_write(const std::array<asio::const_buffer, N>& bufs, Handler&& h) {
   with_stream([&](auto& s) {
     asio::async_write(s, bufs, [this, h = std::forward<Handler>(h)](error_code ec, std::size_t) mutable {
       if (ec) broken_ = true;

@@ -26,6 +26,7 @@ struct inspected_request {
   std::size_t model_token_end = 0;   ///< quotes included, in the body
   bool stream = false;
   bool include_usage = false;        ///< stream_options.include_usage
+  bool has_stream_options = false;   ///< "stream_options" present (not null)
   std::size_t text_bytes = 0;        ///< bytes of prompt text (messages/prompt/input)
   std::int64_t max_tokens = -1;      ///< max_tokens / max_completion_tokens; -1 = not given
   std::int64_t n = 1;                ///< choices asked for
@@ -58,6 +59,10 @@ bool read_usage(std::string_view json, usage& out, std::string* response_model =
 /// Cheap pre-check for stream chunks: true if the text has a "usage" key whose value
 /// is an object (not null), so that only those chunks are parsed.
 bool may_carry_usage(std::string_view text) noexcept;
+
+/// True if a stream chunk has `"choices": []` (the usage-only chunk that
+/// stream_options.include_usage adds at the end).
+bool has_empty_choices(std::string_view json) noexcept;
 
 /// True if `json` is an object with a top-level "error" member (an OpenAI error body).
 bool is_openai_error(std::string_view json);
