@@ -495,7 +495,39 @@ litellm_settings:
         return doc
 
 
+def markdown(path):
+    """Prints a results JSON as the Markdown tables of docs/PERFORMANCE.md."""
+    with open(path) as f:
+        doc = json.load(f)
+
+    def fmt(v, unit):
+        if v is None:
+            return "–"
+        return f"{v:.1f}" if unit == "MB" else f"{v:,.0f}"
+
+    def ratio(v):
+        return "–" if v is None else f"{v:.2f}"
+
+    print(f"Run {doc['when']} on {doc['machine']['cpus']} cores, kernel {doc['machine']['kernel']}.\n")
+    print("| scenario | metric | unit | direct | nginx | gateway | gw/nginx | gw/direct |")
+    print("|---|---|---|--:|--:|--:|--:|--:|")
+    for r in doc["rows"]:
+        print(f"| {r['scenario']} | {r['metric']} | {r['unit']} | {fmt(r['direct'], r['unit'])} | "
+              f"{fmt(r['nginx'], r['unit'])} | {fmt(r['gateway'], r['unit'])} | {ratio(r['gw_nginx'])} | "
+              f"{ratio(r['gw_direct'])} |")
+    print("\n| target | value | limit | met |")
+    print("|---|--:|---|---|")
+    for t in doc["targets"]:
+        v = t["value"]
+        print(f"| {t['target']} | {v:.2f} | {t['limit']} | {'yes' if t['met'] else '**no**'} |")
+    if doc.get("errors"):
+        print("\nErrors: " + "; ".join(doc["errors"]))
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        markdown(sys.argv[2])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few seconds: checks the harness, not the targets")
     ap.add_argument("--build-dir", default="build/release")

@@ -377,7 +377,7 @@ int main(int argc, char** argv) {
   s.measure_from = s.start + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.warmup));
   s.stop_at = s.measure_from + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.duration));
   std::uint64_t scheduled = 0;
-  std::function<void(error_code)> tick;
+  std::function<void(error_code)> tick, drained;
   tick = [&](error_code) {
     auto now = clk::now();
     // Enqueue every request that is due by now.
@@ -389,9 +389,25 @@ int main(int argc, char** argv) {
     }
     dispatch();
     auto next = s.start + std::chrono::duration_cast<clk::duration>(interval * static_cast<double>(scheduled));
-    if (next >= s.stop_at) return;  // done scheduling; the io loop drains the rest
+    if (next >= s.stop_at) {
+      // Done scheduling: stop once every request is answered (the idle watches on the
+      // kept-alive connections would otherwise keep the loop running until the timeout).
+      timer.expires_after(std::chrono::milliseconds(2));
+      timer.async_wait(drained);
+      return;
+    }
     timer.expires_at(next);
     timer.async_wait(tick);
+  };
+  drained = [&](error_code) {
+    bool busy = !s.due.empty() || std::any_of(conns.begin(), conns.end(), [](auto& c) { return !c->idle(); });
+    if (!busy) {
+      s.stopping = true;
+      io.stop();
+      return;
+    }
+    timer.expires_after(std::chrono::milliseconds(2));
+    timer.async_wait(drained);
   };
   timer.expires_at(s.start);
   timer.async_wait(tick);

@@ -16,7 +16,7 @@ IN_PRICE = Decimal("0.00000015")
 OUT_PRICE = Decimal("0.0000006")
 
 
-def config(mock):
+def config(mock, general_extra=""):
     return f"""
 model_list:
   - model_name: mock-gpt
@@ -28,7 +28,7 @@ model_list:
     model_info: {{input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
 general_settings:
   master_key: {MASTER}
-gateway_settings:
+{general_extra}gateway_settings:
   spend_flush_interval: 0.2
 """
 
@@ -43,17 +43,29 @@ def expected_cost(body, in_price=IN_PRICE, out_price=OUT_PRICE):
 
 
 class KeysTest(unittest.TestCase):
+    general_extra = ""  # a subclass runs the same tests on PostgreSQL (test_keys_pg.py)
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = TempDir()
+        cls.start_database()
         cls.mock = Mock(cls.tmp.path)
-        cls.gw = Gateway(cls.tmp.path, config(cls.mock),
+        cls.gw = Gateway(cls.tmp.path, config(cls.mock, cls.general_extra),
                          env={"TMPDIR": cls.tmp.path})
+
+    @classmethod
+    def start_database(cls):
+        pass
+
+    @classmethod
+    def stop_database(cls):
+        pass
 
     @classmethod
     def tearDownClass(cls):
         rc = cls.gw.terminate()
         cls.mock.terminate()
+        cls.stop_database()
         cls.tmp.cleanup()
         assert rc == 0, f"gateway exited with {rc}"
 

@@ -12,6 +12,7 @@ import unittest
 from decimal import Decimal
 
 from harness import GATEWAY_BIN, SLOW, Gateway, Mock, Postgres, TempDir, chat
+import test_keys
 
 MASTER = "sk-master-pg"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -26,7 +27,12 @@ class PgKeysTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = TempDir()
         cls.pg = Postgres(cls.tmp.path)
-        cls.mock = Mock(cls.tmp.path)
+        try:
+            cls.mock = Mock(cls.tmp.path)
+        except BaseException:
+            cls.pg.stop()  # tearDownClass does not run when setUpClass fails
+            cls.tmp.cleanup()
+            raise
         cls.nodes = []
 
     @classmethod
@@ -240,6 +246,30 @@ gateway_settings:
         self.assertFalse(os.path.exists(f"{self.tmp.path}/spool-a.spool"), "the spool is emptied once written")
         self.assertEqual(self.stop(a2), 0)
 
+
+class AdminOnPostgresTest(test_keys.KeysTest):
+    """Every admin route, good and bad input, auth, budgets and spend: the same tests as
+    test_keys.py, on a real PostgreSQL."""
+
+    @classmethod
+    def start_database(cls):
+        cls.pg = Postgres(cls.tmp.path)
+        cls.general_extra = f"  database_url: {cls.pg.url}\n"
+
+    @classmethod
+    def stop_database(cls):
+        cls.pg.stop()
+
+    def test_readiness_says_in_memory(self):
+        status, _, data = self.gw.request("GET", "/health/readiness")
+        self.assertEqual(status, 200)
+        r = json.loads(data)
+        self.assertEqual(r["dependencies"]["database"]["status"], "ok", r)
+        self.assertEqual(r["db"], "connected")
+
+
+# Not collected twice: test_keys' own classes run in integration.test_keys.
+del test_keys
 
 if __name__ == "__main__":
     unittest.main()
