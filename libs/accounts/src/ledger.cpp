@@ -18,6 +18,8 @@
 //   returning  unused lease being given back, in batches not yet applied
 //   available = own_lease - reserved - unflushed - flushing - returning
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <deque>
 #include <map>
@@ -63,8 +65,12 @@ struct batch_effect {
   std::map<entity_ref, money> spent, returned;
 };
 
+/// Spend-log rows the memory backend keeps (the newest).
+constexpr std::size_t k_memory_log_rows = 10'000;
+
 struct ledger_state {
   service* svc = nullptr;
+  int trim_ticks = 0;  // flush ticks left to give freed memory back
   caf::actor db;
   std::map<entity_ref, account> accounts;
   std::unordered_map<std::uint64_t, reservation> reservations;
@@ -227,6 +233,12 @@ void on_charges(ledger_actor* self, std::vector<charge>& cs) {
       if (!c.log.api_key.empty()) st.current.key_model_spend[{c.log.api_key, c.log.model_group}] += c.cost;
     }
     st.current.logs.push_back(std::move(c.log));
+  }
+  // Without a database only the newest rows are kept anyway (memory_backend): do not
+  // carry a whole flush interval of rows (60k at full load) to throw most of them away.
+  if (!st.svc->persistent() && st.current.logs.size() >= 2 * k_memory_log_rows) {
+    auto& logs = st.current.logs;
+    logs.erase(logs.begin(), logs.end() - static_cast<std::ptrdiff_t>(k_memory_log_rows));
   }
   if (!st.waiting.empty()) retry_waiting(self);
 }
@@ -398,8 +410,16 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
       [=](charges_atom, std::vector<charge>& cs) { on_charges(self, cs); },
       [=](flush_atom) {
         auto& s = self->state;
+        // Trim while busy and for a few ticks after (rows are freed once applied).
+        if (s.current.logs.size() >= 1000) s.trim_ticks = 3;
+        bool big = s.trim_ticks > 0;
+        if (big) --s.trim_ticks;
         cut_batch(self, false);
         if (!s.in_flight) send_head(self);
+        // Batches of spend-log rows are allocated on the io threads and freed here or
+        // on the database thread: give the freed pages back to the OS instead of
+        // keeping every arena at its high-water mark.
+        if (big) ::malloc_trim(0);
         if (!s.finalizing) self->delayed_send(self, s.svc->config().flush_interval, flush_atom::value);
       },
       [=](apply_atom, apply_reply& r) { on_applied(self, r); },
