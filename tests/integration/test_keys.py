@@ -4,6 +4,7 @@ per-key model access, expiry, blocking, exact spend and budget refusals."""
 
 import hashlib
 import json
+import re
 import time
 import unittest
 from decimal import Decimal
@@ -257,6 +258,23 @@ class KeysTest(unittest.TestCase):
         # Raising the budget lets the key through again at once.
         self.admin("/key/update", {"key": key, "max_budget": 1})
         self.assertEqual(self.call(key, max_tokens=20)[0], 200)
+        self.assertGreaterEqual(self.metric("llm_gateway_budget_refusals_total"), 1)
+
+    def metric(self, name):
+        text = self.gw.request("GET", "/metrics")[2].decode()
+        m = re.search(rf"^{name} (\d+)$", text, re.M)
+        self.assertIsNotNone(m, f"{name} not in /metrics")
+        return int(m.group(1))
+
+    def test_soft_budget_is_followed_not_enforced(self):
+        before = self.metric("llm_gateway_soft_budget_crossings_total")
+        k = self.new_key(key_alias="soft", soft_budget=0.000001)
+        for _ in range(3):
+            self.assertEqual(self.call(k["key"], max_tokens=20)[0], 200)
+        deadline = time.time() + 5
+        while self.metric("llm_gateway_soft_budget_crossings_total") == before and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.metric("llm_gateway_soft_budget_crossings_total"), before + 1, "counted once per period")
 
     def test_budget_reset(self):
         k = self.new_key(max_budget=0.00004, budget_duration="2s")

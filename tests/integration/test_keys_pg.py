@@ -208,6 +208,8 @@ gateway_settings:
             ready = json.loads(data)
             self.assertEqual(ready["status"], "degraded", ready)
             self.assertEqual(ready["db"], "disconnected")
+            metrics = a.request("GET", "/metrics")[2].decode()
+            self.assertIn("\nllm_gateway_database_up 0\n", metrics)
         finally:
             self.pg.resume()
         drive(10)

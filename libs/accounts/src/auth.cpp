@@ -1,4 +1,4 @@
-#include <openssl/sha.h>
+#include "gw/keys/model.hpp"
 
 #include "internal.hpp"
 
@@ -16,17 +16,7 @@ bool list_allows(const std::vector<std::string>& list, std::string_view model) n
   return false;
 }
 
-std::string token_of(std::string_view plain) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(plain.data()), plain.size(), md);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out(2 * SHA256_DIGEST_LENGTH, '0');
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  return out;
-}
+std::string token_of(std::string_view plain) { return keys::hash_key(plain); }
 
 std::string describe_key(const keys::key_record& k) {
   return k.key_alias.empty() ? "key " + k.key_name : "key '" + k.key_alias + "'";

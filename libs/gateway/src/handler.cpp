@@ -98,6 +98,42 @@ keys::money worst_case_cost(const model_group& g, const providers::inspected_req
   return pricing::cost_of(p, u);
 }
 
+/// The accounts service's health and counters in Prometheus text format.
+std::string accounts_metrics_text(accounts::service* a) {
+  if (!a) return {};
+  const auto& h = a->state();
+  std::string o;
+  auto metric = [&](const char* name, const char* type, const char* help, std::int64_t v) {
+    o += "# HELP ";
+    o += name;
+    o += ' ';
+    o += help;
+    o += "\n# TYPE ";
+    o += name;
+    o += ' ';
+    o += type;
+    o += '\n';
+    o += name;
+    o += ' ';
+    o += std::to_string(v);
+    o += '\n';
+  };
+  if (a->persistent())
+    metric("llm_gateway_database_up", "gauge", "1 when PostgreSQL answers, 0 while it is away (degraded)",
+           h.db_ok.load() ? 1 : 0);
+  metric("llm_gateway_spend_spooled_batches", "gauge", "spend batches waiting in the local spool for the database",
+         h.spooled_batches.load());
+  metric("llm_gateway_spend_batches_written_total", "counter", "spend batches applied to the store",
+         h.flushed_batches.load());
+  metric("llm_gateway_spend_batch_failures_total", "counter", "spend batch writes that failed (then spooled)",
+         h.flush_failures.load());
+  metric("llm_gateway_budget_refusals_total", "counter", "requests refused because a budget would be exceeded",
+         h.budget_refusals.load());
+  metric("llm_gateway_soft_budget_crossings_total", "counter", "soft budgets crossed (logged once per period)",
+         h.soft_budget_crossings.load());
+  return o;
+}
+
 }  // namespace
 
 void gateway_handler::on_request(const http::session_ptr& s) {
@@ -305,7 +341,7 @@ void gateway_handler::on_request(const http::session_ptr& s) {
     }
     case route::metrics:
       if (method != bhttp::verb::get) return wrong_method("GET");
-      return s->respond(200, "text/plain; version=0.0.4; charset=utf-8", ctx_.metrics->scrape());
+      return s->respond(200, "text/plain; version=0.0.4; charset=utf-8", ctx_.metrics->scrape() + accounts_metrics_text(ctx_.accounts));
     case route::root:
       if (method != bhttp::verb::get) return wrong_method("GET");
       return s->respond(200, "application/json",

@@ -284,9 +284,19 @@ sys_time next_reset(sys_time reset_at, sys_time now, const duration_spec& spec) 
 }
 
 std::string hash_key(std::string_view plain) {
+  // On the request path for every virtual key: OpenSSL 3 looks the algorithm up (under
+  // locks) on every EVP_sha256()/SHA256() call; fetch it once and reuse one context
+  // per thread.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct ctx_holder {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~ctx_holder() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local ctx_holder h;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(plain.data(), plain.size(), md, &len, EVP_sha256(), nullptr) != 1)
+  if (!sha256 || !h.ctx || EVP_DigestInit_ex(h.ctx, sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(h.ctx, plain.data(), plain.size()) != 1 || EVP_DigestFinal_ex(h.ctx, md, &len) != 1)
     throw std::runtime_error("SHA-256 failed");
   static constexpr char hex[] = "0123456789abcdef";
   std::string out(len * 2, '0');
