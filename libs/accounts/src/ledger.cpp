@@ -411,7 +411,7 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
       [=](flush_atom) {
         auto& s = self->state;
         // Trim while busy and for a few ticks after (rows are freed once applied).
-        if (s.current.logs.size() >= 1000) s.trim_ticks = 3;
+        if (!s.current.logs.empty()) s.trim_ticks = 3;
         bool big = s.trim_ticks > 0;
         if (big) --s.trim_ticks;
         cut_batch(self, false);
