@@ -526,20 +526,33 @@ class admin_ops {
     return reply{200, keys::to_json(stored)};
   }
 
-  reply user_delete(const std::string& body) {
+  /// /user/delete and /team/delete: every id must exist (else 404, nothing deleted).
+  template <class Exists, class Delete>
+  reply delete_all(const std::string& body, const char* param, const char* what, const char* answer_field,
+                   Exists exists, Delete del) {
     std::vector<std::string> ids;
-    if (auto e = keys::parse_name_list(body, "user_ids", ids)) return fail(*e);
+    if (auto e = keys::parse_name_list(body, param, ids)) return fail(*e);
     for (auto& id : ids)
-      if (!db_.load_user(id)) return fail(errc::not_found, "User '" + id + "' not found.", "user_ids");
-    std::string o = "{\"deleted_users\":[";
+      if (!exists(id)) return fail(errc::not_found, std::string(what) + " '" + id + "' not found.", param);
+    std::string o = "{\"";
+    o += answer_field;
+    o += "\":[";
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      db_.delete_user(ids[i]);
-      changed_user(ids[i], std::nullopt);
+      del(ids[i]);
       if (i) o += ',';
       append_json_string(o, ids[i]);
     }
     o += "]}";
     return reply{200, std::move(o)};
+  }
+
+  reply user_delete(const std::string& body) {
+    return delete_all(
+        body, "user_ids", "User", "deleted_users", [&](const std::string& id) { return db_.load_user(id).has_value(); },
+        [&](const std::string& id) {
+          db_.delete_user(id);
+          changed_user(id, std::nullopt);
+        });
   }
 
   reply team_new(const std::string& body) {
@@ -587,19 +600,12 @@ class admin_ops {
   }
 
   reply team_delete(const std::string& body) {
-    std::vector<std::string> ids;
-    if (auto e = keys::parse_name_list(body, "team_ids", ids)) return fail(*e);
-    for (auto& id : ids)
-      if (!db_.load_team(id)) return fail(errc::not_found, "Team '" + id + "' not found.", "team_ids");
-    std::string o = "{\"deleted_teams\":[";
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      db_.delete_team(ids[i]);
-      changed_team(ids[i], std::nullopt);
-      if (i) o += ',';
-      append_json_string(o, ids[i]);
-    }
-    o += "]}";
-    return reply{200, std::move(o)};
+    return delete_all(
+        body, "team_ids", "Team", "deleted_teams", [&](const std::string& id) { return db_.load_team(id).has_value(); },
+        [&](const std::string& id) {
+          db_.delete_team(id);
+          changed_team(id, std::nullopt);
+        });
   }
 
   reply team_list() {

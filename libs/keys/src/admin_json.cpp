@@ -792,20 +792,20 @@ std::optional<error> parse_key_request(std::string_view body, key_request& out) 
     const std::string& n = root.keys[i];
     const jnode& v = root.items[i];
     opt_error e;
-    if (n == "key") e = key_string(v, n, out.key);
-    else if (n == "key_alias") e = clearable_string(v, n, out.key_alias);
-    else if (n == "user_id") e = clearable_string(v, n, out.user_id);
-    else if (n == "team_id") e = clearable_string(v, n, out.team_id);
-    else if (n == "duration") e = opt_duration(v, n, out.duration);
-    else if (n == "models") e = string_list(v, n, out.models);
-    else if (shared_field(n, v, out, e)) {
+    if (!shared_field(n, v, out, e)) {
+      if (n == "key") e = key_string(v, n, out.key);
+      else if (n == "key_alias") e = clearable_string(v, n, out.key_alias);
+      else if (n == "user_id") e = clearable_string(v, n, out.user_id);
+      else if (n == "team_id") e = clearable_string(v, n, out.team_id);
+      else if (n == "duration") e = opt_duration(v, n, out.duration);
+      else if (n == "models") e = string_list(v, n, out.models);
+      else if (n == "model_rpm_limit") e = count_map(v, n, out.model_rpm_limit);
+      else if (n == "model_tpm_limit") e = count_map(v, n, out.model_tpm_limit);
+      else if (n == "model_max_budget") e = model_budget_map(v, n, out.model_max_budget, out.ignored);
+      else if (n == "blocked") e = boolean(v, n, out.blocked);
+      else if (n == "spend") e = plain_money(v, n, out.spend);
+      else note_ignored(out.ignored, n);
     }
-    else if (n == "model_rpm_limit") e = count_map(v, n, out.model_rpm_limit);
-    else if (n == "model_tpm_limit") e = count_map(v, n, out.model_tpm_limit);
-    else if (n == "model_max_budget") e = model_budget_map(v, n, out.model_max_budget, out.ignored);
-    else if (n == "blocked") e = boolean(v, n, out.blocked);
-    else if (n == "spend") e = plain_money(v, n, out.spend);
-    else note_ignored(out.ignored, n);
     if (e) return e;
   }
   return std::nullopt;
@@ -859,16 +859,16 @@ std::optional<error> parse_user_request(std::string_view body, user_request& out
     const std::string& n = root.keys[i];
     const jnode& v = root.items[i];
     opt_error e;
-    if (n == "user_id") e = id_string(v, n, out.user_id);
-    else if (n == "user_alias") e = clearable_string(v, n, out.user_alias);
-    else if (n == "user_email") e = clearable_string(v, n, out.user_email);
-    else if (n == "user_role") e = user_role(v, n, out.user_role);
-    else if (n == "models") e = string_list(v, n, out.models);
-    else if (n == "teams") e = string_list(v, n, out.teams);
-    else if (shared_field(n, v, out, e)) {
+    if (!shared_field(n, v, out, e)) {
+      if (n == "user_id") e = id_string(v, n, out.user_id);
+      else if (n == "user_alias") e = clearable_string(v, n, out.user_alias);
+      else if (n == "user_email") e = clearable_string(v, n, out.user_email);
+      else if (n == "user_role") e = user_role(v, n, out.user_role);
+      else if (n == "models") e = string_list(v, n, out.models);
+      else if (n == "teams") e = string_list(v, n, out.teams);
+      else if (n == "spend") e = plain_money(v, n, out.spend);
+      else note_ignored(out.ignored, n);
     }
-    else if (n == "spend") e = plain_money(v, n, out.spend);
-    else note_ignored(out.ignored, n);
     if (e) return e;
   }
   return std::nullopt;
@@ -895,15 +895,15 @@ std::optional<error> parse_team_request(std::string_view body, team_request& out
     const std::string& n = root.keys[i];
     const jnode& v = root.items[i];
     opt_error e;
-    if (n == "team_id") e = id_string(v, n, out.team_id);
-    else if (n == "team_alias") e = clearable_string(v, n, out.team_alias);
-    else if (n == "members_with_roles") e = member_list(v, n, out.members_with_roles);
-    else if (n == "models") e = string_list(v, n, out.models);
-    else if (shared_field(n, v, out, e)) {
+    if (!shared_field(n, v, out, e)) {
+      if (n == "team_id") e = id_string(v, n, out.team_id);
+      else if (n == "team_alias") e = clearable_string(v, n, out.team_alias);
+      else if (n == "members_with_roles") e = member_list(v, n, out.members_with_roles);
+      else if (n == "models") e = string_list(v, n, out.models);
+      else if (n == "blocked") e = boolean(v, n, out.blocked);
+      else if (n == "spend") e = plain_money(v, n, out.spend);
+      else note_ignored(out.ignored, n);
     }
-    else if (n == "blocked") e = boolean(v, n, out.blocked);
-    else if (n == "spend") e = plain_money(v, n, out.spend);
-    else note_ignored(out.ignored, n);
     if (e) return e;
   }
   return std::nullopt;

@@ -237,12 +237,13 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
         out.stream = b;
       }
     } else if (key == "stream_options") {
+      // Present even when null: the gateway must not add a second "stream_options".
+      out.has_stream_options = true;
       od::json_type t;
       if (auto ec = v.type().get(t)) return json_error(ec);
       if (t == od::json_type::null) continue;
       od::object so;
       if (v.get_object().get(so)) return type_error("stream_options", "an object");
-      out.has_stream_options = true;
       for (auto sf : so) {
         std::string_view sk;
         if (auto ec = sf.unescaped_key().get(sk)) return json_error(ec);

@@ -101,6 +101,17 @@ TEST(InspectRequest, AcceptsNullOptionalsAndTokenInputs) {
   EXPECT_FALSE(inspect(operation::completion, R"({"model":"m","prompt":["a","b"]})", r));
 }
 
+TEST(Inspect, StreamOptionsPresenceIncludesNull) {
+  inspected_request r;
+  ASSERT_FALSE(inspect(operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true})", r));
+  EXPECT_FALSE(r.has_stream_options);
+  ASSERT_FALSE(inspect(operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":null})", r));
+  EXPECT_TRUE(r.has_stream_options);
+  EXPECT_FALSE(r.include_usage);
+  ASSERT_FALSE(inspect(operation::chat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{}})", r));
+  EXPECT_TRUE(r.has_stream_options);
+}
+
 TEST(ReadUsage, EmptyChoices) {
   EXPECT_TRUE(has_empty_choices(R"({"id":"c","choices":[],"usage":{"prompt_tokens":1}})"));
   EXPECT_TRUE(has_empty_choices(R"({"choices" :  [ ] })"));

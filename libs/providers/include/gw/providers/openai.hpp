@@ -26,7 +26,7 @@ struct inspected_request {
   std::size_t model_token_end = 0;   ///< quotes included, in the body
   bool stream = false;
   bool include_usage = false;        ///< stream_options.include_usage
-  bool has_stream_options = false;   ///< "stream_options" present (not null)
+  bool has_stream_options = false;   ///< "stream_options" present (null included)
   std::size_t text_bytes = 0;        ///< bytes of prompt text (messages/prompt/input)
   std::int64_t max_tokens = -1;      ///< max_tokens / max_completion_tokens; -1 = not given
   std::int64_t n = 1;                ///< choices asked for
