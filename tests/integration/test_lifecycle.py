@@ -105,11 +105,21 @@ class StartupTest(unittest.TestCase):
         cfg = os.path.join(self.tmp.path, "future.yaml")
         with open(cfg, "w") as f:
             f.write("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_base: 'http://127.0.0.1:1/v1'}\n"
-                    "litellm_settings:\n  cache: true\n  fallbacks: [{a: [b]}]\nrouter_settings:\n  redis_host: localhost\n")
+                    "  - model_name: b\n    litellm_params: {model: openai/b, api_base: 'http://127.0.0.1:1/v1'}\n"
+                    "litellm_settings:\n  cache: true\n  fallbacks: [{a: [b]}]\n"
+                    "router_settings:\n  enable_pre_call_checks: true\n")
         r = run([GATEWAY_BIN, "--check-config", "--config", cfg], cwd=self.tmp.path)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("litellm_settings.cache", r.stderr)
-        self.assertIn("router_settings.redis_host", r.stderr)
+        self.assertIn("router_settings.enable_pre_call_checks", r.stderr)
+        self.assertNotIn("fallbacks", r.stderr)  # implemented
+        # A fallback to a group that does not exist stops the start.
+        with open(cfg, "w") as f:
+            f.write("model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, api_base: 'http://127.0.0.1:1/v1'}\n"
+                    "router_settings:\n  fallbacks: [{a: [nope]}]\n")
+        r = run([GATEWAY_BIN, "--check-config", "--config", cfg], cwd=self.tmp.path)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("fallback target 'nope'", r.stderr)
 
     def test_cli_errors(self):
         for argv in (["--port", "x"], ["--bogus"], ["--config"], ["--config", "/no/such/file.yaml"]):

@@ -1,3 +1,5 @@
+#include <map>
+
 #include "gw/keys/model.hpp"
 
 #include "internal.hpp"
@@ -62,7 +64,45 @@ auth_entry_ptr derive_entry(const keys::key_record& k, const keys::user_record* 
   if (u) add(entity_ref{entity_kind::user, u->user_id, ""}, "user '" + u->user_id + "'", u->budget);
   if (t) add(entity_ref{entity_kind::team, t->team_id, ""},
              "team '" + (t->team_alias.empty() ? t->team_id : t->team_alias) + "'", t->budget);
+
+  // Rate limits: key, user, team, then key x model (LiteLLM's api_key, user, team and
+  // model_per_key scopes). Ids are stable across nodes (they name Redis keys).
+  auto limit = [&](std::string id, std::string label, const keys::limits& l) {
+    limits::scope sc;
+    sc.id = std::move(id);
+    sc.label = std::move(label);
+    sc.rpm = l.rpm_limit.value_or(-1);
+    sc.tpm = l.tpm_limit.value_or(-1);
+    sc.max_parallel = l.max_parallel_requests.value_or(-1);
+    if (sc.limited()) e->limit_scopes.push_back(std::move(sc));
+  };
+  limit("key:" + k.token, "api_key " + describe_key(k).substr(4), k.limits);
+  if (u) limit("user:" + u->user_id, "user '" + u->user_id + "'", u->limits);
+  if (t) limit("team:" + t->team_id, "team '" + (t->team_alias.empty() ? t->team_id : t->team_alias) + "'", t->limits);
+  std::map<std::string, limits::scope> per_model;
+  for (const auto& [model, n] : k.limits.model_rpm_limit) per_model[model].rpm = n;
+  for (const auto& [model, n] : k.limits.model_tpm_limit) per_model[model].tpm = n;
+  for (auto& [model, sc] : per_model) {
+    sc.id = "keymodel:" + k.token + ":" + model;
+    sc.label = "api_key " + describe_key(k).substr(4) + " for model '" + model + "'";
+    auto all = e->limit_scopes;
+    all.push_back(sc);
+    e->model_only_scopes.emplace_back(model, std::vector<limits::scope>{std::move(sc)});
+    e->model_limit_scopes.emplace_back(model, std::move(all));
+  }
   return e;
+}
+
+const std::vector<limits::scope>* auth_entry::scopes_for(std::string_view model_group) const noexcept {
+  for (const auto& [m, v] : model_limit_scopes)
+    if (m == model_group) return &v;
+  return limit_scopes.empty() ? nullptr : &limit_scopes;
+}
+
+const std::vector<limits::scope>* auth_entry::model_scope_for(std::string_view model_group) const noexcept {
+  for (const auto& [m, v] : model_only_scopes)
+    if (m == model_group) return &v;
+  return nullptr;
 }
 
 std::vector<entity_ref> auth_entry::spend_entities(std::string_view model_group) const {

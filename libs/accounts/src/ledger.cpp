@@ -232,7 +232,9 @@ void on_charges(ledger_actor* self, std::vector<charge>& cs) {
       }
       if (!c.log.api_key.empty()) st.current.key_model_spend[{c.log.api_key, c.log.model_group}] += c.cost;
     }
-    st.current.logs.push_back(std::move(c.log));
+    // A charge without a request id only gives a reservation back (a fallback to
+    // another model group reserves anew): no spend-log row.
+    if (!c.log.request_id.empty()) st.current.logs.push_back(std::move(c.log));
   }
   // Without a database only the newest rows are kept anyway (memory_backend): do not
   // carry a whole flush interval of rows (60k at full load) to throw most of them away.

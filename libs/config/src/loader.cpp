@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -29,13 +31,17 @@ const key_set k_top_later{"guardrails",   "include",        "credential_list",  
 
 const key_set k_params_implemented{"model",       "api_base",        "api_key", "api_version",
                                    "timeout",     "stream_timeout",  "rpm",     "tpm",
-                                   "max_retries", "max_parallel_requests", "weight", "organization"};
+                                   "max_retries", "max_parallel_requests", "weight", "organization",
+                                   "num_retries"};
 
 const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_params",
-                                    "success_callback", "failure_callback", "callbacks"};
+                                    "success_callback", "failure_callback", "callbacks",
+                                    "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
+                                    "default_fallbacks"};
 
 const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb",
-                                    "database_connection_pool_limit", "maximum_spend_logs_retention_period"};
+                                    "database_connection_pool_limit", "maximum_spend_logs_retention_period",
+                                    "token_rate_limit_type"};
 const key_set k_general_later{
     "completion_model", "disable_spend_logs", "disable_master_key_return",
     "disable_retry_on_max_parallel_request_limit_error", "disable_reset_budget",
@@ -56,23 +62,22 @@ const key_set k_general_later{
     "default_team_disabled", "embedding_model", "moderation_model", "use_shared_health_check",
     "supported_db_objects", "user_mcp_management_mode", "reject_clientside_metadata_tags"};
 
-const key_set k_router_implemented{"routing_strategy", "num_retries", "timeout", "allowed_fails", "cooldown_time"};
 const key_set k_router_later{
-    "redis_host", "redis_port", "redis_password", "redis_url", "redis_db", "enable_pre_call_checks",
-    "optional_pre_call_checks", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
-    "default_fallbacks", "retry_policy", "allowed_fails_policy", "model_group_alias", "model_group_retry_policy",
-    "routing_strategy_args", "cache_responses", "cache_kwargs", "client_ttl", "default_litellm_params",
-    "default_max_parallel_requests", "default_priority", "polling_interval", "max_fallbacks", "retry_after",
-    "provider_budget_config", "enable_tag_filtering", "tag_filtering_match_any", "disable_cooldowns",
-    "stream_timeout", "debug_level", "set_verbose", "alerting_config", "assistants_config",
-    "router_general_settings", "deployment_affinity"};
+    "enable_pre_call_checks", "optional_pre_call_checks", "retry_policy", "allowed_fails_policy",
+    "model_group_alias", "model_group_retry_policy", "routing_strategy_args", "cache_responses", "cache_kwargs",
+    "client_ttl", "default_litellm_params", "default_max_parallel_requests", "default_priority",
+    "polling_interval", "provider_budget_config", "enable_tag_filtering", "tag_filtering_match_any",
+    "debug_level", "set_verbose", "alerting_config", "assistants_config", "router_general_settings",
+    "deployment_affinity"};
 
 const key_set k_gateway_keys{"io_threads",        "actor_threads",           "max_connections",
                              "max_header_bytes",  "keepalive_timeout",       "request_read_timeout",
                              "connect_timeout",   "drain_timeout",           "upstream_max_idle_per_host",
                              "upstream_idle_timeout", "price_file",              "spend_flush_interval",
                              "budget_lease_ttl",  "budget_slice_fraction",   "spend_spool_path",
-                             "budget_reset_calendar"};
+                             "budget_reset_calendar", "rate_limit_window", "rate_limit_buckets",
+                             "redis_timeout", "rate_limit_local_share", "rate_limit_precheck",
+                             "retry_backoff_base", "retry_backoff_max", "retry_after_max"};
 
 const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
                                                  "usage-based-routing",   "usage-based-routing-v2",
@@ -342,7 +347,9 @@ class loader {
       else if (k == "stream_timeout") d.stream_timeout = number(v, kp, true);
       else if (k == "rpm") d.rpm = integer(v, kp);
       else if (k == "tpm") d.tpm = integer(v, kp);
-      else if (k == "max_retries") {
+      else if (k == "num_retries") {
+        if (auto r = integer(v, kp)) d.num_retries = static_cast<int>(*r);
+      } else if (k == "max_retries") {
         if (auto r = integer(v, kp)) d.max_retries = static_cast<int>(*r);
       } else if (k == "max_parallel_requests") d.max_parallel_requests = integer(v, kp, 1);
       else if (k == "weight") d.weight = number(v, kp);
@@ -384,6 +391,13 @@ class loader {
       } else if (k == "timezone") {
         s.timezone = scalar(v, kp).value_or("UTC");
         if (s.timezone.empty()) s.timezone = "UTC";
+      } else if (k == "fallbacks" || k == "context_window_fallbacks" || k == "content_policy_fallbacks") {
+        litellm_fallbacks_[k] = fallback_list(v, kp);
+      } else if (k == "default_fallbacks") {
+        litellm_default_fallbacks_ = string_list(v, kp);
+        has_litellm_default_fallbacks_ = true;
+      } else if (k == "cache_params") {
+        read_cache_params(v, kp);
       } else {
         // litellm_settings takes any attribute of the litellm module: all are LiteLLM's.
         warn_later(kp);
@@ -420,6 +434,11 @@ class loader {
           if (!ok || days <= 0) fail(v, kp, "expected a retention such as '30d' or '12h', got '" + t + "'");
           g.spend_logs_retention_days = days;
         }
+      } else if (k == "token_rate_limit_type") {
+        auto t = scalar(v, kp).value_or("output");
+        if (t != "output" && t != "input" && t != "total")
+          fail(v, kp, "expected output, input or total, got '" + t + "'");
+        g.token_rate_limit_type = t;
       } else if (k_general_later.count(k)) {
         warn_later(kp);
       } else {
@@ -453,15 +472,44 @@ class loader {
         if (auto x = integer(v, kp)) r.allowed_fails = static_cast<int>(*x);
       } else if (k == "cooldown_time") {
         if (auto x = number(v, kp)) r.cooldown_time = *x;
+      } else if (k == "stream_timeout") {
+        r.stream_timeout = number(v, kp, true);
+      } else if (k == "disable_cooldowns") {
+        if (auto x = boolean(v, kp)) r.disable_cooldowns = *x;
+      } else if (k == "retry_after") {
+        if (auto x = number(v, kp)) r.retry_after = *x;
+      } else if (k == "max_fallbacks") {
+        if (auto x = integer(v, kp)) r.max_fallbacks = static_cast<int>(*x);
+      } else if (k == "fallbacks") {
+        r.fallbacks = fallback_list(v, kp);
+        router_set_.insert(k);
+      } else if (k == "context_window_fallbacks") {
+        r.context_window_fallbacks = fallback_list(v, kp);
+        router_set_.insert(k);
+      } else if (k == "content_policy_fallbacks") {
+        r.content_policy_fallbacks = fallback_list(v, kp);
+        router_set_.insert(k);
+      } else if (k == "default_fallbacks") {
+        r.default_fallbacks = string_list(v, kp);
+        router_set_.insert(k);
+      } else if (k == "redis_host") {
+        router_redis_.host = scalar(v, kp).value_or("");
+      } else if (k == "redis_port") {
+        router_redis_.port = port_of(v, kp);
+      } else if (k == "redis_password") {
+        router_redis_.password = scalar(v, kp).value_or("");
+      } else if (k == "redis_username") {
+        router_redis_.username = scalar(v, kp).value_or("");
+      } else if (k == "redis_db") {
+        if (auto x = integer(v, kp)) router_redis_.db = static_cast<int>(*x);
+      } else if (k == "redis_url") {
+        if (auto u = scalar(v, kp); u && !u->empty()) router_redis_url_ = {*u, v};
       } else if (k_router_later.count(k)) {
         warn_later(kp);
       } else {
         warn_unknown(kp);
       }
     }
-    if (r.routing_strategy != "simple-shuffle")
-      warn("router_settings.routing_strategy", "router_settings.routing_strategy: '" + r.routing_strategy +
-                                                   "' is not implemented yet; using simple-shuffle");
   }
 
   void read_gateway(const YAML::Node& n) {
@@ -501,6 +549,26 @@ class loader {
       else if (k == "spend_spool_path") g.spend_spool_path = scalar(v, kp).value_or("");
       else if (k == "budget_reset_calendar") {
         if (auto x = boolean(v, kp)) g.budget_reset_calendar = *x;
+      } else if (k == "rate_limit_window") seconds(g.rate_limit_window);
+      else if (k == "rate_limit_buckets") {
+        if (auto x = integer(v, kp, 1)) {
+          if (*x > 3600) fail(v, kp, "must be at most 3600");
+          g.rate_limit_buckets = static_cast<int>(*x);
+        }
+      } else if (k == "redis_timeout") seconds(g.redis_timeout);
+      else if (k == "rate_limit_local_share") {
+        if (auto x = number(v, kp)) {
+          if (*x > 1) fail(v, kp, "expected a fraction in [0, 1] (0: one over the live nodes)");
+          g.rate_limit_local_share = *x;
+        }
+      } else if (k == "rate_limit_precheck") {
+        if (auto x = boolean(v, kp)) g.rate_limit_precheck = *x;
+      } else if (k == "retry_backoff_base") {
+        if (auto x = number(v, kp)) g.retry_backoff_base = *x;
+      } else if (k == "retry_backoff_max") {
+        if (auto x = number(v, kp)) g.retry_backoff_max = *x;
+      } else if (k == "retry_after_max") {
+        if (auto x = number(v, kp)) g.retry_after_max = *x;
       }
       else warn_unknown(kp);
     }
@@ -515,11 +583,203 @@ class loader {
       warn("master_key_prefix", "general_settings.master_key: does not start with 'sk-' (LiteLLM requires it; "
                                 "accepted here)");
     if (cfg_.model_list.empty()) warn("no_models", "model_list: no models configured");
+    finish_fallbacks();
+    finish_redis();
+  }
+
+  using fallback_map = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+  /// LiteLLM's fallbacks: a list of single-key maps [{"gpt-4o": ["claude"]}] (a map and a
+  /// single name are accepted too).
+  fallback_map fallback_list(const YAML::Node& n, const std::string& path) {
+    fallback_map out;
+    if (!n || n.IsNull()) return out;
+    auto add_map = [&](const YAML::Node& m, const std::string& p) {
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        std::string from = it->first.as<std::string>();
+        auto targets = string_list(it->second, p + "." + from);
+        out.emplace_back(from, targets);
+      }
+    };
+    if (n.IsMap()) {
+      add_map(n, path);
+    } else if (n.IsSequence()) {
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        auto p = path + "[" + std::to_string(i) + "]";
+        if (!n[i].IsMap()) fail(n[i], p, "expected a mapping {model group: [fallback groups]}");
+        add_map(n[i], p);
+      }
+    } else {
+      fail(n, path, "expected a list of {model group: [fallback groups]}");
+    }
+    return out;
+  }
+
+  bool group_exists(const std::string& name) const {
+    for (const auto& d : cfg_.model_list) {
+      const auto& m = d.model_name;
+      if (m == name) return true;
+      if (!m.empty() && m.back() == '*' && name.compare(0, m.size() - 1, m, 0, m.size() - 1) == 0) return true;
+    }
+    return false;
+  }
+
+  void finish_fallbacks() {
+    auto& r = cfg_.router;
+    auto take = [&](const char* key, fallback_map& dst) {
+      if (!router_set_.count(key) && litellm_fallbacks_.count(key)) dst = litellm_fallbacks_[key];
+    };
+    take("fallbacks", r.fallbacks);
+    take("context_window_fallbacks", r.context_window_fallbacks);
+    take("content_policy_fallbacks", r.content_policy_fallbacks);
+    if (!router_set_.count("default_fallbacks") && has_litellm_default_fallbacks_)
+      r.default_fallbacks = litellm_default_fallbacks_;
+    auto check = [&](const char* key, const fallback_map& m) {
+      for (const auto& [from, to] : m) {
+        std::string path = std::string(router_set_.count(key) ? "router_settings." : "litellm_settings.") + key;
+        if (!group_exists(from))
+          warn(path + from, path + ": '" + from + "' is not a model group of model_list (its fallbacks never apply)");
+        for (std::size_t i = 0; i < to.size(); ++i) {
+          if (to[i] == from) throw invalid{source_ + ": " + path + "." + from + "[" + std::to_string(i) +
+                                           "]: a model group cannot fall back to itself"};
+          if (!group_exists(to[i]))
+            throw invalid{source_ + ": " + path + "." + from + "[" + std::to_string(i) + "]: fallback target '" +
+                          to[i] + "' is not a model group of model_list"};
+        }
+      }
+    };
+    check("fallbacks", r.fallbacks);
+    check("context_window_fallbacks", r.context_window_fallbacks);
+    check("content_policy_fallbacks", r.content_policy_fallbacks);
+    for (std::size_t i = 0; i < r.default_fallbacks.size(); ++i)
+      if (!group_exists(r.default_fallbacks[i]))
+        throw invalid{source_ + ": default_fallbacks[" + std::to_string(i) + "]: fallback target '" +
+                      r.default_fallbacks[i] + "' is not a model group of model_list"};
+  }
+
+  int port_of(const YAML::Node& n, const std::string& path) {
+    auto x = integer(n, path, 1);
+    if (!x) return 6379;
+    if (*x > 65535) fail(n, path, "expected a port from 1 to 65535");
+    return static_cast<int>(*x);
+  }
+
+  /// redis://[user[:password]@]host[:port][/db]
+  redis_settings parse_redis_url(const std::string& url, const YAML::Node& n, const std::string& path) {
+    redis_settings r;
+    std::string rest;
+    if (url.rfind("rediss://", 0) == 0)
+      fail(n, path, "TLS Redis (rediss://) is not supported yet (hiredis 0.14 has no TLS); use a redis:// endpoint");
+    if (url.rfind("redis://", 0) == 0) rest = url.substr(8);
+    else fail(n, path, "expected redis://[user[:password]@]host[:port][/db]");
+    auto at = rest.rfind('@');
+    if (at != std::string::npos) {
+      auto cred = rest.substr(0, at);
+      rest = rest.substr(at + 1);
+      auto colon = cred.find(':');
+      if (colon == std::string::npos) r.password = cred;
+      else {
+        r.username = cred.substr(0, colon);
+        r.password = cred.substr(colon + 1);
+      }
+    }
+    auto slash = rest.find('/');
+    if (slash != std::string::npos) {
+      auto db = rest.substr(slash + 1);
+      rest = rest.substr(0, slash);
+      if (!db.empty()) {
+        auto v = parse_int(db);
+        if (!v || *v < 0) fail(n, path, "invalid database number '" + db + "'");
+        r.db = static_cast<int>(*v);
+      }
+    }
+    auto colon = rest.rfind(':');
+    if (colon != std::string::npos) {
+      auto v = parse_int(rest.substr(colon + 1));
+      if (!v || *v < 1 || *v > 65535) fail(n, path, "invalid port in the Redis URL");
+      r.port = static_cast<int>(*v);
+      rest = rest.substr(0, colon);
+    }
+    if (rest.empty()) fail(n, path, "the Redis URL has no host");
+    r.host = rest;
+    return r;
+  }
+
+  void read_cache_params(const YAML::Node& n, const std::string& path) {
+    require_map(n, path);
+    if (n.IsNull()) return;
+    std::string type;
+    redis_settings r;
+    bool any = false;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = path + "." + k;
+      const YAML::Node v = it->second;
+      if (k == "type") type = scalar(v, kp).value_or("");
+      else if (k == "host") { r.host = scalar(v, kp).value_or(""); any = true; }
+      else if (k == "port") r.port = port_of(v, kp);
+      else if (k == "password") r.password = scalar(v, kp).value_or("");
+      else if (k == "username") r.username = scalar(v, kp).value_or("");
+      else if (k == "db") { if (auto x = integer(v, kp)) r.db = static_cast<int>(*x); }
+      else if (k == "url") {
+        if (auto u = scalar(v, kp); u && !u->empty()) { r = parse_redis_url(*u, v, kp); any = true; }
+      } else warn_later(kp);
+    }
+    if ((type == "redis" || (type.empty() && any)) && !r.host.empty()) {
+      r.from = "litellm_settings.cache_params";
+      cache_redis_ = r;
+    }
+  }
+
+  void finish_redis() {
+    auto& out = cfg_.router.redis;
+    if (router_redis_url_) {
+      out = parse_redis_url(router_redis_url_->first, router_redis_url_->second, "router_settings.redis_url");
+      out.from = "router_settings.redis_url";
+      return;
+    }
+    if (!router_redis_.host.empty()) {
+      out = router_redis_;
+      out.from = "router_settings.redis_host";
+      return;
+    }
+    if (cache_redis_) {
+      out = *cache_redis_;
+      return;
+    }
+    if (const char* u = std::getenv("REDIS_URL"); u && *u) {
+      out = parse_redis_url(u, YAML::Node(), "$REDIS_URL");
+      out.from = "$REDIS_URL";
+      return;
+    }
+    if (const char* h = std::getenv("REDIS_HOST"); h && *h) {
+      out.host = h;
+      if (const char* p = std::getenv("REDIS_PORT"); p && *p) {
+        auto v = parse_int(p);
+        if (!v || *v < 1 || *v > 65535) throw invalid{"$REDIS_PORT: expected a port, got '" + std::string(p) + "'"};
+        out.port = static_cast<int>(*v);
+      }
+      if (const char* p = std::getenv("REDIS_PASSWORD")) out.password = p;
+      if (const char* p = std::getenv("REDIS_USERNAME")) out.username = p;
+      if (const char* p = std::getenv("REDIS_DB"); p && *p) {
+        auto v = parse_int(p);
+        if (!v || *v < 0) throw invalid{"$REDIS_DB: expected a database number, got '" + std::string(p) + "'"};
+        out.db = static_cast<int>(*v);
+      }
+      out.from = "$REDIS_HOST";
+    }
   }
 
   std::string source_;
   gateway_config cfg_;
   std::set<std::string> warned_;
+  std::map<std::string, fallback_map> litellm_fallbacks_;
+  std::vector<std::string> litellm_default_fallbacks_;
+  bool has_litellm_default_fallbacks_ = false;
+  std::set<std::string> router_set_;
+  redis_settings router_redis_;
+  std::optional<std::pair<std::string, YAML::Node>> router_redis_url_;
+  std::optional<redis_settings> cache_redis_;
 };
 
 load_result load_node(const YAML::Node& root, std::string_view source) {

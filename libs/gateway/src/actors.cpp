@@ -3,129 +3,112 @@
 #include <caf/all.hpp>
 
 #include <chrono>
-#include <random>
+#include <cmath>
 
-#include "gw/gateway/admission.hpp"
+#include "gw/core/log.hpp"
+#include "gw/limits/local.hpp"
 
 namespace gw::gateway {
 namespace {
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
-// ------------------------------------------------------------------ router
-
-struct router_state {
-  const model_group* group = nullptr;
-  std::mt19937_64 rng{std::random_device{}()};
-  static inline const char* name = "gw.router";
-};
-
-using router_actor = caf::stateful_actor<router_state>;
-
-void route(router_actor* self, ticket_ptr& t) {
-  auto& st = self->state;
-  const auto& deps = st.group->deployments;
-  if (t->tried.size() != deps.size()) t->tried.assign(deps.size(), false);
-  auto chosen = pick_deployment(*st.group, &t->tried, std::uniform_real_distribution<double>(0, 1)(st.rng));
-  if (chosen == static_cast<std::size_t>(-1)) {
-    bool any_usable = false;
-    for (auto* d : deps) any_usable |= d->usable;
-    route_decision d;
-    if (!any_usable) {
-      d.failure = error{errc::not_implemented, deps.empty() ? "model group has no deployments" : deps.front()->problem,
-                        "model"};
-    } else {
-      d.failure = error{errc::rate_limited,
-                        "No deployment of model group '" + st.group->name +
-                            "' can take the request now: every deployment is at its rpm, tpm or parallel-request limit.",
-                        ""};
-    }
-    t->deliver(std::move(d));
-    return;
-  }
-  t->tried[chosen] = true;
-  self->send(deps[chosen]->actor, admit_atom::value, std::move(t));
+limits::window_settings minute() {
+  limits::window_settings w;
+  w.window_ms = 60'000;
+  w.buckets = 60;
+  return w;
 }
-
-caf::behavior router_fn(router_actor* self, const model_group* group) {
-  self->set_default_handler(caf::drop);
-  self->state.group = group;
-  return {
-      [=](route_atom, ticket_ptr& t) { route(self, t); },
-      [=](busy_atom, ticket_ptr& t) { route(self, t); },
-  };
-}
-
-// -------------------------------------------------------------- deployment
 
 struct deployment_state {
   deployment_runtime* d = nullptr;
-  caf::actor router;
-  std::optional<admission_control> admission;
+  cooldown_policy policy;
+  std::size_t group_size = 1;
+  limits::sliding_window fails{minute()};
+  limits::sliding_window tokens{minute()};
   std::uint64_t successes = 0;
-  std::uint64_t failures = 0;
-  double ewma_latency_s = 0;  // learned from outcomes, for latency-based routing
+  double ewma_latency_s = 0;
   static inline const char* name = "gw.deployment";
 };
 
 using deployment_actor = caf::stateful_actor<deployment_state>;
 
-caf::behavior deployment_fn(deployment_actor* self, deployment_runtime* d, caf::actor router) {
+void cool_down(deployment_state& s, std::int64_t now, const std::string& why) {
+  auto until = now + static_cast<std::int64_t>(std::llround(s.policy.cooldown_seconds * 1000.0));
+  s.d->cooldown_until_ms.store(until, std::memory_order_relaxed);
+  s.d->health.store(static_cast<int>(deployment_health::cooling), std::memory_order_release);
+  s.d->cooldowns.fetch_add(1, std::memory_order_relaxed);
+  s.fails = limits::sliding_window{minute()};
+  log::warn("deployment '" + s.d->cfg->id + "' of model group '" + s.d->cfg->model_name + "' cools down for " +
+            std::to_string(s.policy.cooldown_seconds) + " s (" + why + ")");
+}
+
+void learn_latency(deployment_state& s, double mean, std::uint64_t n) {
+  s.successes += n;
+  s.ewma_latency_s = s.successes == n ? mean : 0.9 * s.ewma_latency_s + 0.1 * mean;
+  s.d->ewma_latency_us.store(static_cast<std::int64_t>(s.ewma_latency_s * 1e6), std::memory_order_relaxed);
+}
+
+void learn_tokens(deployment_state& s, std::int64_t now, std::int64_t n) {
+  if (n > 0) s.tokens.add(now, n);
+  s.d->tokens_last_minute.store(s.tokens.sum(now), std::memory_order_relaxed);
+}
+
+caf::behavior deployment_fn(deployment_actor* self, deployment_runtime* d, cooldown_policy p, std::size_t group_size) {
   self->set_default_handler(caf::drop);
   auto& st = self->state;
   st.d = d;
-  st.router = std::move(router);
-  st.admission.emplace(d->cfg->rpm, d->cfg->tpm, d->cfg->max_parallel_requests);
+  st.policy = p;
+  st.group_size = group_size;
   return {
-      [=](admit_atom, ticket_ptr& t) {
-        auto& s = self->state;
-        auto r = s.admission->try_admit(now_seconds(), t->estimated_tokens);
-        if (r != admit_result::admitted) {
-          self->send(s.router, busy_atom::value, std::move(t));
-          return;
-        }
-        t->deliver(route_decision{s.d, std::nullopt});
-      },
       [=](outcome_atom, const outcome& o) {
         auto& s = self->state;
-        s.admission->release(now_seconds(), o.estimated_tokens, o.actual_tokens);
-        if (o.upstream_ok) {
-          ++s.successes;
-          s.ewma_latency_s = s.successes == 1 ? o.upstream_seconds : 0.9 * s.ewma_latency_s + 0.1 * o.upstream_seconds;
-        } else {
-          ++s.failures;
+        auto now = now_ms();
+        if (o.probe) {
+          if (o.failure) {
+            cool_down(s, now, "its probe failed with status " + std::to_string(o.status));
+          } else {
+            s.d->health.store(static_cast<int>(deployment_health::healthy), std::memory_order_release);
+            log::info("deployment '" + s.d->cfg->id + "' of model group '" + s.d->cfg->model_name +
+                      "' is healthy again (probe succeeded)");
+          }
+        } else if (o.failure) {
+          s.fails.add(now, 1);
+          auto h = static_cast<deployment_health>(s.d->health.load(std::memory_order_acquire));
+          if (!s.policy.disabled && s.group_size > 1 && h == deployment_health::healthy &&
+              s.fails.sum(now) > s.policy.allowed_fails)
+            cool_down(s, now, "more than " + std::to_string(s.policy.allowed_fails) + " failures in a minute");
         }
+        if (o.upstream_ok) learn_latency(s, o.upstream_seconds, 1);
+        learn_tokens(s, now, o.tokens);
       },
       [=](outcome_atom, const outcome_batch& b) {
-        // Locally routed requests: counted, never admitted here (no limits to keep).
         auto& s = self->state;
-        s.successes += b.upstream_ok;
-        s.failures += b.requests - b.upstream_ok;
-        if (b.upstream_ok > 0) {
-          double mean = b.upstream_seconds / static_cast<double>(b.upstream_ok);
-          s.ewma_latency_s = s.successes == b.upstream_ok ? mean : 0.9 * s.ewma_latency_s + 0.1 * mean;
-        }
+        if (b.upstream_ok > 0) learn_latency(s, b.upstream_seconds / static_cast<double>(b.upstream_ok), b.upstream_ok);
+        learn_tokens(s, now_ms(), b.tokens);
       },
   };
 }
 
 }  // namespace
 
-caf::actor spawn_router(caf::actor_system& sys, const model_group* group) { return sys.spawn(router_fn, group); }
-
 outcome_batcher::outcome_batcher(const model_registry& r) : registry_(r), batches_(r.deployments().size()) {}
 
 void outcome_batcher::add(const deployment_runtime& d, const outcome& o) {
+  if (o.failure || o.probe) {
+    caf::anon_send(d.actor, outcome_atom::value, o);
+    return;
+  }
   auto& b = batches_[d.index];
   ++b.requests;
   if (o.upstream_ok) {
     ++b.upstream_ok;
     b.upstream_seconds += o.upstream_seconds;
   }
-  if (o.actual_tokens > 0) b.tokens += o.actual_tokens;
+  if (o.tokens > 0) b.tokens += o.tokens;
 }
 
 void outcome_batcher::flush() {
@@ -137,8 +120,8 @@ void outcome_batcher::flush() {
   }
 }
 
-caf::actor spawn_deployment(caf::actor_system& sys, deployment_runtime* d, caf::actor router) {
-  return sys.spawn(deployment_fn, d, std::move(router));
+caf::actor spawn_deployment(caf::actor_system& sys, deployment_runtime* d, cooldown_policy p, std::size_t group_size) {
+  return sys.spawn(deployment_fn, d, p, group_size);
 }
 
 }  // namespace gw::gateway

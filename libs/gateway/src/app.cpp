@@ -14,6 +14,7 @@
 #include "gw/gateway/actors.hpp"
 #include "gw/gateway/context.hpp"
 #include "gw/gateway/handler.hpp"
+#include "gw/gateway/limiter.hpp"
 #include "gw/gateway/runtime.hpp"
 #include "gw/http/io_threads.hpp"
 #include "gw/http/server.hpp"
@@ -96,6 +97,8 @@ struct app::impl {
   std::unique_ptr<accounts::service> accounts;
   gateway_context ctx;
   std::vector<std::unique_ptr<outcome_batcher>> batchers;
+  std::unique_ptr<rate_limiter> limiter;
+  routing_counters routing;
   std::unique_ptr<gateway_handler> handler;
   std::unique_ptr<http::server> server;
   bool stopped = false;
@@ -121,15 +124,26 @@ struct app::impl {
         throw std::runtime_error("gateway_settings.price_file: " + err);
     }
     assign_prices(*registry, prices, warnings);
-    for (auto& g : registry->groups()) {
-      g->router = spawn_router(*system, g.get());
-      for (auto* d : g->deployments) d->actor = spawn_deployment(*system, d, g->router);
-    }
+    cooldown_policy cp;
+    cp.allowed_fails = cfg.router.allowed_fails;
+    cp.cooldown_seconds = cfg.router.cooldown_time;
+    cp.disabled = cfg.router.disable_cooldowns;
+    for (auto& g : registry->groups())
+      for (auto* d : g->deployments) d->actor = spawn_deployment(*system, d, cp, g->deployments.size());
     ctx.cfg = &cfg;
     ctx.registry = registry.get();
     ctx.metrics = &metrics;
     ctx.master_key = cfg.general.master_key;
     ctx.connect_timeout = ms(cfg.gateway.connect_timeout);
+    ctx.retry_backoff_base = ms(cfg.gateway.retry_backoff_base);
+    ctx.retry_backoff_max = ms(cfg.gateway.retry_backoff_max);
+    ctx.retry_after_min = ms(cfg.router.retry_after);
+    ctx.retry_after_max = ms(cfg.gateway.retry_after_max);
+    ctx.max_fallbacks = cfg.router.max_fallbacks;
+    ctx.token_rate_limit_type = cfg.general.token_rate_limit_type == "total"   ? 0
+                                : cfg.general.token_rate_limit_type == "input" ? 1
+                                                                               : 2;
+    ctx.routing = &routing;
 
     accounts::settings as;
     as.database_url = opts.offline ? std::string() : cfg.general.database_url;
@@ -149,6 +163,15 @@ struct app::impl {
         *system, as, threads.size(),
         [th](std::size_t i, std::function<void()> job) { asio::post((*th)[i].io(), std::move(job)); });
     ctx.accounts = accounts.get();
+    {
+      std::vector<asio::io_context*> ios;
+      for (std::size_t i = 0; i < threads.size(); ++i) ios.push_back(&threads[i].io());
+      limiter = std::make_unique<rate_limiter>(cfg, ios, accounts->config().node_id);
+      ctx.limiter = limiter.get();
+      if (cfg.router.redis.configured())
+        log::info("rate limits: cluster-wide through Redis at " + cfg.router.redis.host + ":" +
+                  std::to_string(cfg.router.redis.port) + " (from " + cfg.router.redis.from + ")");
+    }
     if (const char* k = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY"); k && *k) {
       const char* alias = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY_ALIAS");
       accounts->ensure_key(k, alias && *alias ? alias : "default");
@@ -209,12 +232,10 @@ struct app::impl {
     if (stopped) return;
     stopped = true;
     flush_spend(std::chrono::seconds(10));
+    if (limiter && limiter->redis_configured()) threads.run_on_each([this](http::io_thread& t) { limiter->stop(t.index()); });
     threads.stop();
     server->close();
-    for (auto& g : registry->groups()) {
-      caf::anon_send_exit(g->router, caf::exit_reason::user_shutdown);
-      for (auto* d : g->deployments) caf::anon_send_exit(d->actor, caf::exit_reason::user_shutdown);
-    }
+    for (auto& d : registry->deployments()) caf::anon_send_exit(d->actor, caf::exit_reason::user_shutdown);
     // The accounts actors get their exit messages here; the service object itself stays
     // until the queued io handlers (which may still report charges) are destroyed.
     accounts->stop_actors();
@@ -232,6 +253,11 @@ app::~app() { stop(); }
 
 void app::start() {
   impl_->threads.start();
+  // Each io thread's Redis connection is made on that thread.
+  if (impl_->limiter->redis_configured()) {
+    auto* l = impl_->limiter.get();
+    impl_->threads.run_on_each([l](http::io_thread& t) { l->start_on(t.index()); });
+  }
   impl_->server->start();
 }
 

@@ -2,6 +2,7 @@
 
 #include "gw/core/json_writer.hpp"
 #include "gw/core/strings.hpp"
+#include "gw/gateway/limiter.hpp"
 #include "gw/gateway/proxy_call.hpp"
 #include "gw/http/asio.hpp"
 #include "gw/keys/admin_json.hpp"
@@ -67,22 +68,6 @@ route match_route(std::string_view path, std::string_view& model_id) {
   return route::unknown;
 }
 
-namespace {
-
-bool is_admin_path(std::string_view p) {
-  auto starts = [&](std::string_view x) { return p.substr(0, x.size()) == x; };
-  return starts("/key/") || starts("/user/") || starts("/team/") || starts("/spend/") || p == "/global/spend" ||
-         starts("/global/spend/");
-}
-
-std::string expiry_message(keys::sys_time expires, keys::sys_time now) {
-  return "Authentication Error - Expired Key. Key Expiry time " + keys::iso_time(expires) + " and current time " +
-         keys::iso_time(now);
-}
-
-/// Worst-case cost of a request before it runs: the prompt (a generous token estimate
-/// from its bytes) at the group's highest input price, plus max_tokens (or the model's
-/// maximum output) at the highest output price, for every choice asked for.
 keys::money worst_case_cost(const model_group& g, const providers::inspected_request& r, providers::operation op,
                             std::int64_t default_max_output) {
   const auto& p = g.worst_price;
@@ -96,6 +81,19 @@ keys::money worst_case_cost(const model_group& g, const providers::inspected_req
   u.prompt_tokens = in_tokens;
   u.completion_tokens = out_tokens;
   return pricing::cost_of(p, u);
+}
+
+namespace {
+
+bool is_admin_path(std::string_view p) {
+  auto starts = [&](std::string_view x) { return p.substr(0, x.size()) == x; };
+  return starts("/key/") || starts("/user/") || starts("/team/") || starts("/spend/") || p == "/global/spend" ||
+         starts("/global/spend/");
+}
+
+std::string expiry_message(keys::sys_time expires, keys::sys_time now) {
+  return "Authentication Error - Expired Key. Key Expiry time " + keys::iso_time(expires) + " and current time " +
+         keys::iso_time(now);
 }
 
 /// The accounts service's health and counters in Prometheus text format.
@@ -131,6 +129,36 @@ std::string accounts_metrics_text(accounts::service* a) {
          h.budget_refusals.load());
   metric("llm_gateway_soft_budget_crossings_total", "counter", "soft budgets crossed (logged once per period)",
          h.soft_budget_crossings.load());
+  return o;
+}
+
+/// Routing: deployment health, retries and fallbacks, in Prometheus text format.
+std::string routing_metrics_text(const gateway_context& ctx) {
+  std::string o;
+  o += "# HELP llm_gateway_deployment_state 0 healthy, 1 cooling down, 2 probing after a cooldown\n"
+       "# TYPE llm_gateway_deployment_state gauge\n";
+  std::string cooldowns = "# HELP llm_gateway_deployment_cooldowns_total times a deployment was cooled down\n"
+                          "# TYPE llm_gateway_deployment_cooldowns_total counter\n";
+  for (auto& d : ctx.registry->deployments()) {
+    std::string labels = "{model_group=";
+    append_json_string(labels, d->cfg->model_name);
+    labels += ",model_id=";
+    append_json_string(labels, d->cfg->id);
+    labels += "}";
+    o += "llm_gateway_deployment_state" + labels + " " + std::to_string(d->health.load()) + "\n";
+    cooldowns += "llm_gateway_deployment_cooldowns_total" + labels + " " + std::to_string(d->cooldowns.load()) + "\n";
+  }
+  o += cooldowns;
+  if (ctx.routing) {
+    o += "# HELP llm_gateway_retries_total upstream attempts retried\n# TYPE llm_gateway_retries_total counter\n"
+         "llm_gateway_retries_total " + std::to_string(ctx.routing->retries.load()) + "\n";
+    o += "# HELP llm_gateway_fallbacks_total fallbacks to another model group\n# TYPE llm_gateway_fallbacks_total counter\n"
+         "llm_gateway_fallbacks_total " + std::to_string(ctx.routing->fallbacks.load()) + "\n";
+    o += "# HELP llm_gateway_fallback_failures_total requests whose fallbacks failed too\n"
+         "# TYPE llm_gateway_fallback_failures_total counter\n"
+         "llm_gateway_fallback_failures_total " + std::to_string(ctx.routing->fallback_failures.load()) + "\n";
+  }
+  if (ctx.limiter) o += ctx.limiter->metrics_text();
   return o;
 }
 
@@ -250,6 +278,20 @@ void gateway_handler::on_request(const http::session_ptr& s) {
         ctx_.metrics->count_unrouted(shard, http_status(e->code));
         return respond_error(s, *e);
       }
+      if (ir.has_gateway_fields) {
+        // timeout, stream_timeout, num_retries are for the gateway, not the provider.
+        auto kept = ir;
+        std::string stripped = providers::strip_gateway_fields(req.body());
+        stripped.reserve(stripped.size() + http::json_padding);
+        req.body() = std::move(stripped);
+        if (auto e = providers::inspect_request(op, req.body(), ir)) {
+          ctx_.metrics->count_unrouted(shard, http_status(e->code));
+          return respond_error(s, *e);
+        }
+        ir.timeout_s = kept.timeout_s;
+        ir.stream_timeout_s = kept.stream_timeout_s;
+        ir.num_retries = kept.num_retries;
+      }
       const model_group* g = ctx_.registry->find(ir.model);
       if (!g) {
         ctx_.metrics->count_unrouted(shard, 404);
@@ -315,7 +357,9 @@ void gateway_handler::on_request(const http::session_ptr& s) {
       bool persistent = ctx_.accounts && ctx_.accounts->persistent();
       bool db_ok = !ctx_.accounts || ctx_.accounts->state().db_ok.load();
       std::int64_t spooled = ctx_.accounts ? ctx_.accounts->state().spooled_batches.load() : 0;
-      bool degraded = persistent && (!db_ok || spooled > 0);
+      bool redis_configured = ctx_.limiter && ctx_.limiter->redis_configured();
+      bool redis_ok = redis_configured && ctx_.limiter->redis_up();
+      bool degraded = (persistent && (!db_ok || spooled > 0)) || (redis_configured && !redis_ok);
       std::string b = R"({"status":)";
       append_json_string(b, draining ? "draining" : degraded ? "degraded" : "healthy");
       b += R"(,"db":)";
@@ -329,19 +373,57 @@ void gateway_handler::on_request(const http::session_ptr& s) {
       if (!persistent) b += R"(,"note":"no database_url: keys made through the API live in memory and are lost at restart")";
       b += R"(,"spooled_spend_batches":)";
       append_json_number(b, spooled);
-      b += R"(},"redis":{"status":"not_configured"}})";
+      b += R"(},"redis":{"status":)";
+      append_json_string(b, !redis_configured ? "not_configured" : redis_ok ? "ok" : "unavailable");
+      if (redis_configured) {
+        b += R"(,"live_nodes":)";
+        append_json_number(b, static_cast<std::int64_t>(ctx_.limiter->live_nodes()));
+        b += R"(,"rate_limits":)";
+        append_json_string(b, redis_ok ? "cluster-wide" : "local share while Redis is away");
+      } else {
+        b += R"(,"rate_limits":"this node")";
+      }
+      b += "}}";
       b += R"(,"model_groups":)";
       append_json_number(b, static_cast<std::int64_t>(ctx_.registry->groups().size()));
       b += R"(,"deployments":{"total":)";
       append_json_number(b, static_cast<std::int64_t>(ctx_.registry->deployments().size()));
       b += R"(,"usable":)";
       append_json_number(b, static_cast<std::int64_t>(usable));
-      b += "}}";
+      b += R"(,"health":[)";
+      {
+        auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+        bool first = true;
+        for (auto& d : ctx_.registry->deployments()) {
+          if (!first) b += ',';
+          first = false;
+          auto h = static_cast<deployment_health>(d->health.load());
+          b += R"({"model_group":)";
+          append_json_string(b, d->cfg->model_name);
+          b += R"(,"model_id":)";
+          append_json_string(b, d->cfg->id);
+          b += R"(,"status":)";
+          append_json_string(b, !d->usable                             ? "unusable"
+                                : h == deployment_health::healthy       ? "healthy"
+                                : h == deployment_health::probing       ? "probing"
+                                                                        : "cooling_down");
+          if (h == deployment_health::cooling) {
+            b += R"(,"cooldown_remaining_ms":)";
+            append_json_number(b, std::max<std::int64_t>(0, d->cooldown_until_ms.load() - now_ms));
+          }
+          b += R"(,"in_flight":)";
+          append_json_number(b, d->in_flight.load());
+          b += '}';
+        }
+      }
+      b += "]}}";
       return s->respond(draining ? 503 : 200, "application/json", std::move(b));
     }
     case route::metrics:
       if (method != bhttp::verb::get) return wrong_method("GET");
-      return s->respond(200, "text/plain; version=0.0.4; charset=utf-8", ctx_.metrics->scrape() + accounts_metrics_text(ctx_.accounts));
+      return s->respond(200, "text/plain; version=0.0.4; charset=utf-8", ctx_.metrics->scrape() + accounts_metrics_text(ctx_.accounts) + routing_metrics_text(ctx_));
     case route::root:
       if (method != bhttp::verb::get) return wrong_method("GET");
       return s->respond(200, "application/json",

@@ -13,6 +13,8 @@
 #include "gw/core/json_writer.hpp"
 #include "gw/core/log.hpp"
 #include "gw/core/strings.hpp"
+#include "gw/gateway/handler.hpp"
+#include "gw/gateway/limiter.hpp"
 
 namespace gw::gateway {
 namespace {
@@ -66,6 +68,84 @@ bool passes_through(std::string_view name) {
          iequals(name, "apim-request-id") || starts_with_ci(name, "azureml-") || starts_with_ci(name, "x-ms-");
 }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// OpenAI's reset format: "20ms", "1s", "6m0s", "1.5s".
+void append_reset(std::string& out, std::int64_t ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 1000) {
+    out += std::to_string(ms);
+    out += "ms";
+    return;
+  }
+  std::int64_t minutes = ms / 60000;
+  std::int64_t rest = ms % 60000;
+  if (minutes > 0) {
+    out += std::to_string(minutes);
+    out += 'm';
+  }
+  out += std::to_string(rest / 1000);
+  if (rest % 1000) {
+    char f[8];
+    std::snprintf(f, sizeof f, ".%03d", static_cast<int>(rest % 1000));
+    std::string frac(f);
+    while (frac.back() == '0') frac.pop_back();
+    out += frac;
+  }
+  out += 's';
+}
+
+/// x-ratelimit-{limit,remaining,reset}-{requests,tokens} of the most constrained scope.
+void append_ratelimit_headers(std::string& out, const limits::decision& d) {
+  const limits::scope_state* req = nullptr;
+  const limits::scope_state* tok = nullptr;
+  for (const auto& st : d.states) {
+    if (st.limit_requests >= 0 && (!req || st.remaining_requests < req->remaining_requests)) req = &st;
+    if (st.limit_tokens >= 0 && (!tok || st.remaining_tokens < tok->remaining_tokens)) tok = &st;
+  }
+  if (req) {
+    out += "x-ratelimit-limit-requests: " + std::to_string(req->limit_requests) +
+           "\r\nx-ratelimit-remaining-requests: " + std::to_string(std::max<std::int64_t>(0, req->remaining_requests)) +
+           "\r\nx-ratelimit-reset-requests: ";
+    append_reset(out, req->reset_requests_ms);
+    out += "\r\n";
+  }
+  if (tok) {
+    out += "x-ratelimit-limit-tokens: " + std::to_string(tok->limit_tokens) +
+           "\r\nx-ratelimit-remaining-tokens: " + std::to_string(std::max<std::int64_t>(0, tok->remaining_tokens)) +
+           "\r\nx-ratelimit-reset-tokens: ";
+    append_reset(out, tok->reset_tokens_ms);
+    out += "\r\n";
+  }
+}
+
+/// retry-after (seconds or an HTTP date is not parsed: seconds only) or retry-after-ms.
+std::int64_t retry_after_ms_of(const http::bhttp::fields& h) {
+  auto ms = h["retry-after-ms"];
+  if (!ms.empty()) {
+    double v = std::atof(std::string(ms.data(), ms.size()).c_str());
+    if (v > 0) return static_cast<std::int64_t>(v);
+  }
+  auto s = h[http::bhttp::field::retry_after];
+  if (!s.empty()) {
+    double v = std::atof(std::string(s.data(), s.size()).c_str());
+    if (v > 0) return static_cast<std::int64_t>(v * 1000.0);
+  }
+  return 0;
+}
+
+bool contains_ci(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return false;
+  for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i)
+    if (iequals(hay.substr(i, needle.size()), needle)) return true;
+  return false;
+}
+
+bool retryable_status(int status) { return status == 429 || status == 408 || status >= 500; }
+
 }  // namespace
 
 std::string format_cost(keys::money m) {
@@ -84,6 +164,7 @@ proxy_call::proxy_call(const gateway_context& ctx, http::session_ptr s, provider
       op_(op),
       req_(std::move(req)),
       group_(group),
+      requested_group_(group),
       entry_(std::move(entry)),
       reservation_(reservation) {
   t_received_ = session_->received_at();
@@ -94,8 +175,17 @@ proxy_call::proxy_call(const gateway_context& ctx, http::session_ptr s, provider
 }
 
 proxy_call::~proxy_call() {
-  if (!finished_) ctx_.metrics->in_flight_add(session_->thread().index(), -1);
-  if (!charged_) charge(499);  // never finished (shutdown): still release the reservation
+  if (!finished_) {
+    // Never finished (shutdown): give back what it holds.
+    ctx_.metrics->in_flight_add(session_->thread().index(), -1);
+    if (dep_) end_attempt(499, false, false);
+    if (ctx_.limiter) {
+      auto shard = session_->thread().index();
+      if (client_scopes_) ctx_.limiter->release(shard, *client_scopes_, {}, client_via_redis_);
+      for (auto& [sc, via] : fallback_scopes_) ctx_.limiter->release(shard, *sc, {}, via);
+    }
+  }
+  if (!charged_) charge(499);  // still release the reservation
 }
 
 const std::string_view proxy_call::k_usage_option = R"("stream_options":{"include_usage":true},)";
@@ -163,34 +253,119 @@ void proxy_call::charge(int status) {
 
 void proxy_call::start() {
   session_->thread().watch(weak_from_this());
-  if (group_->local_routing) {
-    // Nothing to admit: choose on this thread, no actor on the request path.
-    auto pos = pick_deployment(*group_, nullptr, random01());
-    if (pos == static_cast<std::size_t>(-1)) {
-      const auto& deps = group_->deployments;
-      error e{errc::not_implemented, deps.empty() ? "model group has no deployments" : deps.front()->problem, "model"};
-      respond_error(e);
-      return finish(http_status(e.code), false);
-    }
-    return on_routed(route_decision{group_->deployments[pos], std::nullopt});
-  }
-  admitted_by_actor_ = true;
-  auto ticket = std::make_shared<route_ticket>();
-  ticket->estimated_tokens = req_.estimated_input_tokens();
-  // Called once on an actor thread; hands the decision back to this io thread.
-  ticket->deliver = [self = shared_from_this(), io = &session_->io()](route_decision d) mutable {
-    asio::post(*io, [s = std::move(self), d = std::move(d)]() mutable { s->on_routed(std::move(d)); });
-  };
-  caf::anon_send(group_->router, route_atom::value, std::move(ticket));
-}
-
-void proxy_call::on_routed(route_decision d) {
-  if (d.failure) {
-    respond_error(*d.failure);
-    finish(http_status(d.failure->code), false);
+  client_scopes_ = entry_ ? entry_->scopes_for(group_->name) : nullptr;
+  if (client_scopes_ && ctx_.limiter) {
+    ctx_.limiter->acquire(session_->thread().index(), *client_scopes_,
+                          [self = shared_from_this()](const limits::decision& d, bool via_redis) {
+                            self->on_client_limits(d, via_redis);
+                          });
     return;
   }
-  dep_ = d.deployment;
+  client_scopes_ = nullptr;
+  route();
+}
+
+void proxy_call::on_client_limits(const limits::decision& d, bool via_redis) {
+  if (!d.admitted) {
+    auto scopes = client_scopes_;
+    client_scopes_ = nullptr;  // nothing was counted: nothing to release
+    return refuse_limited(*scopes, d);
+  }
+  client_via_redis_ = via_redis;
+  client_decision_ = d;
+  route();
+}
+
+void proxy_call::refuse_limited(const std::vector<limits::scope>& scopes, const limits::decision& d) {
+  error e{errc::rate_limited, limits::refusal_message(scopes, d, ctx_.limiter->window()), ""};
+  std::string h = "retry-after: " + std::to_string(std::max<std::int64_t>(1, (d.retry_after_ms + 999) / 1000)) + "\r\n";
+  append_ratelimit_headers(h, d);
+  respond_error(e, h);
+  finish(429, false);
+}
+
+void proxy_call::route() {
+  phase_ = phase::routing;
+  const auto& deps = group_->deployments;
+  if (tried_.size() != deps.size()) tried_.assign(deps.size(), false);
+  auto p = pick_deployment(*group_, &tried_, random01(), steady_ms());
+  if (p.position == static_cast<std::size_t>(-1)) {
+    bool any_usable = false;
+    for (auto* d : deps) any_usable |= d->usable;
+    std::int64_t retry_ms = 0;
+    if (!any_usable) {
+      error_ = error{errc::not_implemented, deps.empty() ? "model group has no deployments" : deps.front()->problem,
+                     "model"};
+    } else if (dep_limit_refused_) {
+      error_ = error{errc::rate_limited, dep_limit_message_, ""};
+      retry_ms = dep_limit_retry_ms_;
+    } else if (p.cooling) {
+      error_ = error{errc::rate_limited,
+                     "Every deployment of model group '" + group_->name +
+                         "' is cooling down after repeated failures; retry after " +
+                         std::to_string((p.cooldown_left_ms + 999) / 1000) + " s.",
+                     ""};
+      retry_ms = p.cooldown_left_ms;
+    } else {
+      error_ = error{errc::upstream_bad_response, "No deployment of model group '" + group_->name + "' is left to try.", ""};
+    }
+    error_headers_.clear();
+    if (retry_ms > 0) error_headers_ = "retry-after: " + std::to_string((retry_ms + 999) / 1000) + "\r\n";
+    dep_ = nullptr;
+    return attempt_failed(any_usable ? failure_kind::unavailable : failure_kind::status, 0);
+  }
+  dep_ = deps[p.position];
+  probe_ = p.probe;
+  tried_[p.position] = true;
+  if (dep_->limited && ctx_.limiter) {
+    ctx_.limiter->acquire(session_->thread().index(), dep_->limit_scopes,
+                          [self = shared_from_this()](const limits::decision& d, bool via_redis) {
+                            self->on_deployment_limits(d, via_redis);
+                          });
+    return;
+  }
+  send_to_deployment();
+}
+
+void proxy_call::on_deployment_limits(const limits::decision& d, bool via_redis) {
+  if (!d.admitted) {
+    // This deployment is at its own rpm/tpm/parallel limit: try another one.
+    dep_limit_refused_ = true;
+    dep_limit_message_ = limits::refusal_message(dep_->limit_scopes, d, ctx_.limiter->window());
+    if (dep_limit_retry_ms_ == 0 || d.retry_after_ms < dep_limit_retry_ms_) dep_limit_retry_ms_ = d.retry_after_ms;
+    if (probe_) {
+      int probing = static_cast<int>(deployment_health::probing);
+      dep_->health.compare_exchange_strong(probing, static_cast<int>(deployment_health::cooling));
+      probe_ = false;
+    }
+    dep_ = nullptr;
+    return route();
+  }
+  dep_acquired_ = true;
+  dep_via_redis_ = via_redis;
+  send_to_deployment();
+}
+
+void proxy_call::send_to_deployment() {
+  dep_->in_flight.fetch_add(1, std::memory_order_relaxed);
+  in_flight_counted_ = true;
+  // Fresh state for this attempt.
+  attempts_ = 0;
+  timed_out_ = false;
+  status_ = 0;
+  body_.clear();
+  usage_ = providers::usage{};
+  model_json_.clear();
+  error_.reset();
+  error_headers_.clear();
+  t_first_byte_ = t_upstream_done_ = clock::time_point{};
+  relay_len_ = scanned_ = 0;
+  scanner_ = http::sse_scanner{};
+  data_events_ = 0;
+  cut_ = cut_open_ = cut_done_ = false;
+  head_pending_ = false;
+  attempt_open_ = true;
+  ++attempts_total_;
   // The upstream request: head + body with only "model" replaced.
   const auto& body = session_->req().body();
   std::string upstream_model;
@@ -233,8 +408,222 @@ void proxy_call::on_routed(route_decision d) {
   head_ += "\r\n";
   if (req_.stream) head_ += "accept: text/event-stream\r\n";
   head_ += "\r\n";
-  t_upstream_start_ = clock::now();
+  t_attempt_start_ = clock::now();
+  if (t_upstream_start_ == clock::time_point{}) t_upstream_start_ = t_attempt_start_;
   begin_attempt();
+}
+
+std::chrono::milliseconds proxy_call::timeout() const {
+  if (req_.timeout_s > 0) return std::chrono::milliseconds(static_cast<std::int64_t>(req_.timeout_s * 1000.0));
+  return dep_->timeout;
+}
+
+std::chrono::milliseconds proxy_call::stream_timeout() const {
+  if (req_.stream_timeout_s > 0)
+    return std::chrono::milliseconds(static_cast<std::int64_t>(req_.stream_timeout_s * 1000.0));
+  if (req_.timeout_s > 0) return std::chrono::milliseconds(static_cast<std::int64_t>(req_.timeout_s * 1000.0));
+  return dep_->stream_timeout;
+}
+
+// ------------------------------------------------------------ retries, fallbacks
+
+void proxy_call::end_attempt(int status, bool upstream_ok, bool failure) {
+  if (!dep_ || !attempt_open_) return;
+  attempt_open_ = false;
+  std::size_t shard = session_->thread().index();
+  limits::token_usage used;
+  if (usage_.known()) {
+    used.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
+    used.output = std::max<std::int64_t>(0, usage_.completion_tokens);
+  }
+  if (dep_acquired_ && ctx_.limiter) ctx_.limiter->release(shard, dep_->limit_scopes, used, dep_via_redis_);
+  dep_acquired_ = false;
+  if (in_flight_counted_) dep_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  in_flight_counted_ = false;
+  auto now = clock::now();
+  auto done = t_upstream_done_ != clock::time_point{} ? t_upstream_done_ : now;
+  outcome o;
+  o.status = status;
+  o.upstream_ok = upstream_ok;
+  o.failure = failure;
+  o.probe = probe_;
+  o.tokens = usage_.known() ? used.input + used.output : -1;
+  o.upstream_seconds = seconds(done - t_attempt_start_);
+  probe_ = false;
+  if (!ctx_.batchers.empty())
+    ctx_.batchers[shard]->add(*dep_, o);
+  if (conn_) {
+    if (upstream_ok && conn_->reusable())
+      session_->thread().pool().release(std::move(conn_));
+    else
+      conn_->close();
+    conn_.reset();
+  }
+}
+
+void proxy_call::attempt_failed(failure_kind k, std::int64_t retry_after_ms) {
+  clear_deadline();
+  int status = error_ ? http_status(error_->code) : status_;
+  if (dep_) {
+    bool counts = k == failure_kind::transport || (k == failure_kind::status && retryable_status(status));
+    // A failed attempt is seen on its deployment's metrics; the request's final
+    // outcome is observed in finish().
+    double attempt_s = seconds(clock::now() - t_attempt_start_);
+    dep_->probe->observe(session_->thread().index(), status, attempt_s, attempt_s, 0, -1);
+    end_attempt(status, false, counts);
+  }
+  bool retryable = k == failure_kind::transport || (k == failure_kind::status && retryable_status(status));
+  // A deployment's num_retries (they are the same across a group unless set per deployment).
+  int allowed = 0;
+  for (auto* d : group_->deployments) allowed = std::max(allowed, d->num_retries);
+  if (req_.num_retries >= 0) allowed = req_.num_retries;
+  if (retryable && group_retries_ < allowed) {
+    ++group_retries_;
+    ++retries_;
+    if (ctx_.routing) ctx_.routing->retries.fetch_add(1, std::memory_order_relaxed);
+    // Exponential backoff with jitter: base * 2^(n-1), capped, times [0.5, 1).
+    double base = static_cast<double>(ctx_.retry_backoff_base.count());
+    double backoff = std::min(base * static_cast<double>(1u << std::min(group_retries_ - 1, 16)),
+                              static_cast<double>(ctx_.retry_backoff_max.count()));
+    auto delay = static_cast<std::int64_t>(backoff * (0.5 + 0.5 * random01()));
+    delay = std::max<std::int64_t>(delay, ctx_.retry_after_min.count());
+    // Another healthy deployment not tried yet: go there. Otherwise the same ones again,
+    // waiting what the provider asked (retry-after) if it is not too long.
+    bool other = false;
+    for (std::size_t i = 0; i < group_->deployments.size(); ++i) {
+      auto* d = group_->deployments[i];
+      if (d->usable && !(i < tried_.size() && tried_[i]) &&
+          d->health.load(std::memory_order_relaxed) == static_cast<int>(deployment_health::healthy))
+        other = true;
+    }
+    if (!other) {
+      if (retry_after_ms > ctx_.retry_after_max.count()) {
+        log::warn("model group '" + group_->name + "': the provider asked to retry after " +
+                  std::to_string(retry_after_ms / 1000) + " s, longer than retry_after_max; not retrying");
+      } else {
+        delay = std::max(delay, retry_after_ms);
+        std::fill(tried_.begin(), tried_.end(), false);
+        return retry_after_delay(std::chrono::milliseconds(delay));
+      }
+    } else {
+      return retry_after_delay(std::chrono::milliseconds(delay));
+    }
+  }
+  if (next_fallback(k)) return;
+  give_up();
+}
+
+void proxy_call::retry_after_delay(std::chrono::milliseconds delay) {
+  phase_ = phase::routing;
+  dep_ = nullptr;
+  dep_limit_refused_ = false;
+  if (delay.count() <= 0) return route();
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(session_->io());
+  timer_->expires_after(delay);
+  timer_->async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->finished_) return;
+    self->route();
+  });
+}
+
+bool proxy_call::next_fallback(failure_kind k) {
+  if (!fallback_list_chosen_) {
+    fallback_list_chosen_ = true;
+    const auto& r = ctx_.cfg->router;
+    auto find = [&](const std::vector<std::pair<std::string, std::vector<std::string>>>& l)
+        -> const std::vector<std::string>* {
+      for (const auto& [from, to] : l)
+        if (from == requested_group_->name) return &to;
+      return nullptr;
+    };
+    if (k == failure_kind::context_window) fallback_list_ = find(r.context_window_fallbacks);
+    else if (k == failure_kind::content_policy) fallback_list_ = find(r.content_policy_fallbacks);
+    if (!fallback_list_ && (k != failure_kind::status || retryable_status(error_ ? http_status(error_->code) : status_) ||
+                            status_ == 401 || status_ == 403 || status_ == 404 || k == failure_kind::context_window ||
+                            k == failure_kind::content_policy)) {
+      fallback_list_ = find(r.fallbacks);
+      if (!fallback_list_ && !r.default_fallbacks.empty()) fallback_list_ = &r.default_fallbacks;
+    }
+  }
+  while (fallback_list_ && fallback_index_ < fallback_list_->size() && fallbacks_ < ctx_.max_fallbacks) {
+    const auto& name = (*fallback_list_)[fallback_index_++];
+    const model_group* g = ctx_.registry->find(name);
+    if (!g || g == group_) continue;
+    // The fallback is a new request as far as access, budget and limits go (LiteLLM
+    // skips these checks: its PR #41379).
+    if (entry_ && !entry_->allows(g->name)) {
+      log::info("fallback to model group '" + g->name + "' skipped: the key may not use it");
+      continue;
+    }
+    ++fallbacks_;
+    if (ctx_.routing) ctx_.routing->fallbacks.fetch_add(1, std::memory_order_relaxed);
+    if (entry_ && ctx_.accounts && entry_->budgeted_for(g->name)) {
+      auto amount = worst_case_cost(*g, req_, op_, ctx_.accounts->config().default_max_output_tokens);
+      ctx_.accounts->reserve(entry_, g->name, amount,
+                             [self = shared_from_this(), g, k](accounts::reserve_result res) {
+                               auto* io = &self->session_->io();
+                               asio::post(*io, [self, g, k, res = std::move(res)]() mutable {
+                                 if (self->finished_) return;
+                                 if (res.refusal) {
+                                   self->error_ = *res.refusal;
+                                   self->error_headers_.clear();
+                                   if (!self->next_fallback(k)) self->give_up();
+                                   return;
+                                 }
+                                 if (self->reservation_ != 0) {
+                                   accounts::charge back;
+                                   back.reservation = self->reservation_;
+                                   self->ctx_.accounts->io(self->session_->thread().index()).add_charge(std::move(back));
+                                 }
+                                 self->reservation_ = res.reservation;
+                                 self->switch_group(g);
+                               });
+                             });
+      return true;
+    }
+    switch_group(g);
+    return true;
+  }
+  return false;
+}
+
+void proxy_call::switch_group(const model_group* g) {
+  auto go = [this, g] {
+    group_ = g;
+    tried_.clear();
+    group_retries_ = 0;
+    dep_limit_refused_ = false;
+    dep_ = nullptr;
+    route();
+  };
+  const auto* extra = entry_ ? entry_->model_scope_for(g->name) : nullptr;
+  if (!extra || !ctx_.limiter) return go();
+  ctx_.limiter->acquire(session_->thread().index(), *extra,
+                        [self = shared_from_this(), extra, g, go](const limits::decision& d, bool via_redis) {
+                          if (!d.admitted) {
+                            self->error_ = error{errc::rate_limited,
+                                                 limits::refusal_message(*extra, d, self->ctx_.limiter->window()), ""};
+                            self->error_headers_ = "retry-after: " +
+                                                   std::to_string(std::max<std::int64_t>(1, (d.retry_after_ms + 999) / 1000)) +
+                                                   "\r\n";
+                            self->group_ = g;
+                            if (!self->next_fallback(failure_kind::unavailable)) self->give_up();
+                            return;
+                          }
+                          self->fallback_scopes_.emplace_back(extra, via_redis);
+                          go();
+                        });
+}
+
+void proxy_call::give_up() {
+  if (fallbacks_ > 0 && ctx_.routing) ctx_.routing->fallback_failures.fetch_add(1, std::memory_order_relaxed);
+  if (error_) {
+    auto e = *error_;
+    log::warn("model group '" + group_->name + "': " + e.message);
+    respond_error(e, error_headers_);
+    return finish(http_status(e.code), false);
+  }
+  respond_buffered_error();
 }
 
 void proxy_call::begin_attempt() {
@@ -255,9 +644,9 @@ void proxy_call::write_request() {
   phase_ = phase::sending;
   // Non-streamed: one deadline for the whole call. Streamed: an inactivity deadline.
   if (req_.stream)
-    set_timeout(dep_->stream_timeout);
+    set_timeout(stream_timeout());
   else
-    set_deadline(t_upstream_start_ + dep_->timeout);
+    set_deadline(t_attempt_start_ + timeout());
   const auto& body = session_->req().body();
   std::string_view option = inject_usage_ ? k_usage_option : std::string_view{};
   std::size_t split = inject_usage_ ? brace_ : 0;
@@ -319,7 +708,12 @@ void proxy_call::build_client_headers() {
   client_headers_ += group_->name;
   client_headers_ += "\r\nx-litellm-model-id: ";
   client_headers_ += dep_->cfg->id;
-  client_headers_ += "\r\nx-litellm-attempted-retries: 0\r\n";
+  client_headers_ += "\r\nx-litellm-attempted-retries: ";
+  client_headers_ += std::to_string(retries_);
+  client_headers_ += "\r\nx-litellm-attempted-fallbacks: ";
+  client_headers_ += std::to_string(fallbacks_);
+  client_headers_ += "\r\n";
+  if (client_scopes_) append_ratelimit_headers(client_headers_, client_decision_);
   for (const auto& f : conn_->response().get()) {
     auto name = f.name_string();
     std::string_view n(name.data(), name.size());
@@ -404,16 +798,40 @@ void proxy_call::on_buffered(error_code ec, std::size_t, bool done) {
 }
 
 void proxy_call::respond_buffered() {
-  phase_ = phase::writing_client;
   bool ok = status_ / 100 == 2;
-  if (ok) providers::read_usage(body_, usage_);
+  if (!ok) {
+    // Nothing reached the client yet: a retry or a fallback may still answer.
+    failure_kind k = failure_kind::status;
+    if (status_ == 400 || status_ == 413 || status_ == 422) {
+      std::string_view b(body_);
+      if (contains_ci(b, "context_length_exceeded") || contains_ci(b, "maximum context length") ||
+          contains_ci(b, "context window") || contains_ci(b, "prompt is too long") ||
+          contains_ci(b, "too many tokens"))
+        k = failure_kind::context_window;
+      else if (contains_ci(b, "content_policy_violation") || contains_ci(b, "content_filter") ||
+               contains_ci(b, "ResponsibleAIPolicyViolation") || contains_ci(b, "content management policy"))
+        k = failure_kind::content_policy;
+    }
+    error_.reset();
+    return attempt_failed(k, retry_after_ms_of(conn_->response().get()));
+  }
+  phase_ = phase::writing_client;
+  providers::read_usage(body_, usage_);
   std::string headers = timing_headers();
   if (ok && dep_->price) {
     headers += "x-litellm-response-cost: ";
     headers += format_cost(compute_cost());
     headers += "\r\n";
   }
-  if (ok || providers::is_openai_error(body_)) {
+  session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
+                    std::move(body_), headers);
+  finish(status_, true);
+}
+
+void proxy_call::respond_buffered_error() {
+  phase_ = phase::writing_client;
+  std::string headers = timing_headers();
+  if (providers::is_openai_error(body_)) {
     session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
                       std::move(body_), headers);
   } else {
@@ -425,7 +843,7 @@ void proxy_call::respond_buffered() {
     session_->respond(static_cast<unsigned>(status_), "application/json",
                       openai_error_json(msg, type, "", std::to_string(status_)), headers);
   }
-  finish(status_, ok);
+  finish(status_, false);
 }
 
 // ------------------------------------------------------------ streamed response
@@ -440,18 +858,9 @@ void proxy_call::start_stream() {
     std::size_t n = conn_->take_buffered_body(relay_.data(), relay_.size(), done);
     return on_stream_read({}, n, done);
   }
-  send_head_alone();
-}
-
-void proxy_call::send_head_alone() {
-  head_pending_ = false;
-  phase_ = phase::writing_client;
-  clear_deadline();
-  session_->begin_stream(static_cast<unsigned>(status_), content_type_, timing_headers(), {},
-                         [self = shared_from_this()](error_code ec) {
-                           if (ec) return self->client_gone(false);
-                           self->read_stream();
-                         });
+  // The head goes out with the first events: until then a failure can still be
+  // retried or fall back, the client having seen nothing.
+  read_stream();
 }
 
 template <class Then>
@@ -474,7 +883,7 @@ void proxy_call::read_stream() {
     if (relay_.size() >= ctx_.max_sse_event_bytes) return stream_broke("upstream sent an event larger than the limit");
     relay_.resize(std::min(relay_.size() * 2, ctx_.max_sse_event_bytes));
   }
-  set_timeout(dep_->stream_timeout);
+  set_timeout(stream_timeout());
   conn_->async_read_body(relay_.data() + relay_len_, relay_.size() - relay_len_,
                          [self = shared_from_this()](error_code ec, std::size_t n, bool done) {
                            self->on_stream_read(ec, n, done);
@@ -520,7 +929,7 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
     }
   }
   if (ec) {
-    if (timed_out_) return stream_broke("upstream stream timed out after " + ms_string(dep_->stream_timeout) + " ms without data");
+    if (timed_out_) return stream_broke("upstream stream timed out after " + ms_string(stream_timeout()) + " ms without data");
     return stream_broke("upstream stream broke: " + ec.message());
   }
   if (done) {
@@ -537,11 +946,7 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
     });
     return;
   }
-  if (boundary == 0) {
-    // No whole event yet: the head goes out now, the event when it is complete.
-    if (head_pending_) return send_head_alone();
-    return read_stream();
-  }
+  if (boundary == 0) return read_stream();  // no whole event yet
   forward(boundary, [self = shared_from_this(), boundary](error_code ec) {
     if (ec) return self->client_gone(false);
     auto& s = *self;
@@ -566,12 +971,12 @@ void proxy_call::stream_broke(std::string message) {
   conn_->close();
   std::size_t boundary = scanner_.event_start();  // whole events not yet forwarded
   if (head_pending_ && boundary == 0) {
-    // Nothing for the client yet: answer with a plain error instead of a stream.
+    // Nothing for the client yet: retry, fall back, or answer with a plain error.
     head_pending_ = false;
-    error e{timed_out_ ? errc::upstream_timeout : errc::upstream_bad_response, message, ""};
-    log::warn("model group '" + group_->name + "': " + message);
-    respond_error(e);
-    return finish(http_status(e.code), false);
+    log::warn("stream from " + dep_->endpoint.authority + " for model group '" + group_->name +
+              "' failed before its first event: " + message);
+    error_ = error{timed_out_ ? errc::upstream_timeout : errc::upstream_bad_response, message, ""};
+    return attempt_failed(failure_kind::transport, 0);
   }
   // End the stream with the whole events we have, then an error event, at an event
   // boundary (a partial event is dropped), then the last chunk.
@@ -602,7 +1007,7 @@ void proxy_call::fail_before_response(error_code ec) {
       e = error{errc::upstream_timeout,
                 "connecting to " + authority + " timed out after " + ms_string(ctx_.connect_timeout) + " ms", ""};
     } else {
-      auto limit = req_.stream ? dep_->stream_timeout : dep_->timeout;
+      auto limit = req_.stream ? stream_timeout() : timeout();
       e = error{errc::upstream_timeout,
                 "upstream " + authority + " did not answer within " + ms_string(limit) + " ms", ""};
     }
@@ -619,12 +1024,15 @@ void proxy_call::fail_before_response(error_code ec) {
   }
   if (conn_) conn_->close();
   log::warn("model group '" + group_->name + "': " + e.message);
-  respond_error(e);
-  finish(http_status(e.code), false);
+  error_ = std::move(e);
+  attempt_failed(failure_kind::transport, 0);
 }
 
-void proxy_call::respond_error(const error& e) {
-  std::string headers = "x-litellm-call-id: " + call_id_ + "\r\n";
+void proxy_call::respond_error(const error& e, std::string_view extra) {
+  std::string headers = "x-litellm-call-id: " + call_id_ + "\r\nx-litellm-model-group: " + group_->name +
+                        "\r\nx-litellm-attempted-retries: " + std::to_string(retries_) +
+                        "\r\nx-litellm-attempted-fallbacks: " + std::to_string(fallbacks_) + "\r\n";
+  headers += extra;
   session_->respond_error(static_cast<unsigned>(http_status(e.code)), to_openai_json(e), headers);
 }
 
@@ -638,36 +1046,37 @@ void proxy_call::finish(int status, bool upstream_ok) {
   finished_ = true;
   phase_ = phase::done;
   clear_deadline();
+  if (timer_) timer_->cancel();
   charge(status);
   auto now = clock::now();
   std::size_t shard = session_->thread().index();
   ctx_.metrics->in_flight_add(shard, -1);
-  if (!dep_) {
-    ctx_.metrics->count_unrouted(shard, status);
+  if (ctx_.limiter) {
+    limits::token_usage u;
+    if (usage_.known()) {
+      if (ctx_.token_rate_limit_type != 2) u.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
+      if (ctx_.token_rate_limit_type != 1) u.output = std::max<std::int64_t>(0, usage_.completion_tokens);
+    }
+    if (client_scopes_) ctx_.limiter->release(shard, *client_scopes_, u, client_via_redis_);
+    client_scopes_ = nullptr;
+    for (auto& [sc, via] : fallback_scopes_) ctx_.limiter->release(shard, *sc, u, via);
+    fallback_scopes_.clear();
+  }
+  if (!attempt_open_) {
+    // Refused before any attempt, or every attempt failed (each was observed on its
+    // deployment when it failed).
+    if (attempts_total_ == 0) ctx_.metrics->count_unrouted(shard, status);
     return;
   }
-  bool upstream_measured = t_upstream_start_ != clock::time_point{};
   if (t_upstream_done_ == clock::time_point{}) t_upstream_done_ = now;
   double total = seconds(now - t_received_);
-  double upstream = upstream_measured ? seconds(t_upstream_done_ - t_upstream_start_) : -1;
-  double overhead = upstream >= 0 ? total - upstream : -1;
-  double ttft = (req_.stream && t_first_byte_ != clock::time_point{}) ? seconds(t_first_byte_ - t_upstream_start_) : -1;
+  double upstream = seconds(t_upstream_done_ - t_attempt_start_);
+  double overhead = total - seconds(t_upstream_done_ - t_upstream_start_);
+  double ttft = (req_.stream && t_first_byte_ != clock::time_point{}) ? seconds(t_first_byte_ - t_attempt_start_) : -1;
   dep_->probe->observe(shard, status, total, upstream, overhead, ttft);
   if (usage_.known()) dep_->probe->add_tokens(shard, usage_.prompt_tokens, usage_.completion_tokens);
-  std::int64_t actual = usage_.known() ? std::max<std::int64_t>(0, usage_.prompt_tokens) +
-                                             std::max<std::int64_t>(0, usage_.completion_tokens)
-                                       : -1;
-  outcome o{status, upstream_ok, req_.estimated_input_tokens(), actual, upstream >= 0 ? upstream : 0};
-  if (admitted_by_actor_)
-    caf::anon_send(dep_->actor, outcome_atom::value, o);  // frees its admission slot now
-  else
-    ctx_.batchers[session_->thread().index()]->add(*dep_, o);
-  if (conn_) {
-    if (upstream_ok && conn_->reusable())
-      session_->thread().pool().release(std::move(conn_));
-    else
-      conn_->close();
-  }
+  bool failure = status != 499 && !upstream_ok && retryable_status(status);
+  end_attempt(status, upstream_ok, failure);
 }
 
 }  // namespace gw::gateway

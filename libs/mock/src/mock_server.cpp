@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -42,6 +43,10 @@ struct shared_state {
   std::mutex last_mu;
   std::string last_request;  // JSON, empty until the first model request
   std::optional<ssl::context> tls;
+  std::mutex faults_mu;
+  std::vector<fault> faults;                       // POST /_mock/faults
+  std::atomic<bool> any_faults{false};
+  std::map<std::string, std::uint64_t> by_model;   // model requests per model name
 };
 
 std::int64_t unix_now() {
@@ -125,6 +130,23 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
         return respond(404, "application/json", error_body("no request recorded yet", "not_found", "not_found"));
       return respond(200, "application/json", sh_.last_request);
     }
+    if (path == "/_mock/faults") {
+      if (req.method() == bhttp::verb::delete_) {
+        std::lock_guard lock(sh_.faults_mu);
+        sh_.faults.clear();
+        sh_.any_faults = false;
+        return respond(200, "application/json", R"({"faults":0})");
+      }
+      if (!post) return not_allowed();
+      fault f;
+      std::string err;
+      if (!parse_fault(req.body(), f, err))
+        return respond(400, "application/json", error_body("invalid fault: " + err, "invalid_request_error", "invalid_json"));
+      std::lock_guard lock(sh_.faults_mu);
+      sh_.faults.push_back(std::move(f));
+      sh_.any_faults = true;
+      return respond(200, "application/json", R"({"faults":)" + std::to_string(sh_.faults.size()) + "}");
+    }
     if (path == "/_mock/stats") {
       if (!get) return not_allowed();
       std::uint64_t requests = 0, accepted = 0;
@@ -135,7 +157,18 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
         open += s->open.load(std::memory_order_relaxed);
       }
       std::string b = R"({"requests":)" + std::to_string(requests) + R"(,"connections_accepted":)" +
-                      std::to_string(accepted) + R"(,"open_connections":)" + std::to_string(open) + "}";
+                      std::to_string(accepted) + R"(,"open_connections":)" + std::to_string(open) + R"(,"models":{)";
+      {
+        std::lock_guard lock(sh_.faults_mu);
+        bool first = true;
+        for (auto& [m, n] : sh_.by_model) {
+          if (!first) b += ',';
+          first = false;
+          append_json_string(b, m);
+          b += ':' + std::to_string(n);
+        }
+      }
+      b += "}}";
       return respond(200, "application/json", std::move(b));
     }
 
@@ -161,6 +194,16 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     if (!parse_request(req.body(), k, r, err))
       return respond(400, "application/json", error_body("invalid request body: " + err, "invalid_request_error", "invalid_json"));
 
+    if (sh_.any_faults.load(std::memory_order_relaxed) || sh_.opts.record_last_request) {
+      std::lock_guard lock(sh_.faults_mu);
+      ++sh_.by_model[r.model];
+      for (auto it = sh_.faults.begin(); it != sh_.faults.end(); ++it) {
+        if (!it->model.empty() && it->model != r.model) continue;
+        apply_fault(it->behaviour, r);
+        if (it->count > 0 && --it->count == 0) sh_.faults.erase(it);
+        break;
+      }
+    }
     int latency = r.latency_ms >= 0 ? r.latency_ms : sh_.opts.latency_ms;
     if (r.hang) return hang();
     auto act = [self = this->shared_from_this(), r = std::move(r), k]() mutable { self->answer(r, k); };

@@ -127,6 +127,54 @@ bool read_x_mock(od::value v, mock_request& r, std::string& err) {
   return true;
 }
 
+}  // namespace
+
+bool parse_fault(std::string_view body, fault& out, std::string& err) {
+  simdjson::padded_string padded(body);
+  od::document doc;
+  MOCK_TRY(thread_parser().iterate(padded).get(doc));
+  od::object o;
+  MOCK_TRY(doc.get_object().get(o));
+  for (auto f : o) {
+    std::string_view k;
+    MOCK_TRY(f.unescaped_key().get(k));
+    od::value v;
+    MOCK_TRY(f.value().get(v));
+    if (k == "model") {
+      std::string_view s;
+      MOCK_TRY(v.get_string().get(s));
+      out.model.assign(s);
+    } else if (k == "count") {
+      MOCK_TRY(v.get_int64().get(out.count));
+    } else if (k == "x_mock") {
+      if (!read_x_mock(v, out.behaviour, err)) return false;
+    } else {
+      err = "unknown field '" + std::string(k) + "' (model, count, x_mock)";
+      return false;
+    }
+  }
+  return true;
+}
+
+void apply_fault(const mock_request& f, mock_request& r) {
+  if (f.status != 0) r.status = f.status;
+  if (!f.retry_after.empty()) r.retry_after = f.retry_after;
+  if (f.has_raw_body) {
+    r.has_raw_body = true;
+    r.raw_body = f.raw_body;
+  }
+  if (!f.content_type.empty()) r.content_type = f.content_type;
+  for (auto& h : f.headers) r.headers.push_back(h);
+  if (f.latency_ms >= 0) r.latency_ms = f.latency_ms;
+  if (f.hang) r.hang = true;
+  if (f.tokens >= 0) r.tokens = f.tokens;
+  if (f.tokens_per_second >= 0) r.tokens_per_second = f.tokens_per_second;
+  if (f.drop_after >= 0) r.drop_after = f.drop_after;
+  if (f.echo) r.echo = true;
+}
+
+namespace {
+
 void append_usage(std::string& out, std::int64_t prompt, std::int64_t completion, bool with_completion) {
   out += R"("usage":{"prompt_tokens":)";
   append_json_number(out, prompt);

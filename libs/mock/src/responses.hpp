@@ -36,6 +36,18 @@ struct mock_request {
   bool echo = false;
 };
 
+/// A fault programmed through POST /_mock/faults: the x_mock fields in `behaviour` are
+/// applied to the next `count` requests (-1: all) for `model` (empty: any model).
+struct fault {
+  std::string model;
+  std::int64_t count = -1;
+  mock_request behaviour;
+};
+/// Parses {"model": "...", "count": N, "x_mock": {...}}.
+bool parse_fault(std::string_view body, fault& out, std::string& err);
+/// Copies the fields `f` sets onto `r`.
+void apply_fault(const mock_request& f, mock_request& r);
+
 /// Parses `body` (no padding needed). False with `err` on invalid JSON or types.
 bool parse_request(std::string_view body, kind k, mock_request& out, std::string& err);
 

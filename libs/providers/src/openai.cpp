@@ -276,6 +276,19 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
           return error{errc::invalid_request, "Invalid 'n': expected an integer >= 1.", "n"};
         out.n = n;
       }
+    } else if (key == "timeout" || key == "stream_timeout") {
+      double x = 0;
+      if (v.get_double().get(x) || !(x > 0) || x > 86400)
+        return error{errc::invalid_request,
+                     "Invalid '" + std::string(key) + "': expected a number of seconds > 0.", std::string(key)};
+      (key == "timeout" ? out.timeout_s : out.stream_timeout_s) = x;
+      out.has_gateway_fields = true;
+    } else if (key == "num_retries") {
+      std::int64_t n = 0;
+      if (v.get_int64().get(n) || n < 0 || n > 10)
+        return error{errc::invalid_request, "Invalid 'num_retries': expected an integer from 0 to 10.", "num_retries"};
+      out.num_retries = static_cast<int>(n);
+      out.has_gateway_fields = true;
     } else if (key == "temperature" || key == "top_p" || key == "presence_penalty" ||
                key == "frequency_penalty" || key == "dimensions") {
       if (auto c = check_number(v, key)) return c;
@@ -331,6 +344,57 @@ std::optional<error> inspect_request(operation op, const std::string& body, insp
   if (e && e->code != errc::invalid_json && !well_formed(doc))
     return error{errc::invalid_json, "We could not parse the JSON body of your request: it is not valid JSON.", ""};
   return e;
+}
+
+namespace {
+const char* padded_copy(std::string_view json, std::size_t& capacity);
+}
+
+std::string strip_gateway_fields(std::string_view body) {
+  std::size_t cap = 0;
+  const char* data = padded_copy(body, cap);
+  od::document doc;
+  od::object root;
+  if (thread_parser().iterate(data, body.size(), cap).get(doc) || doc.get_object().get(root)) return std::string(body);
+  struct member {
+    std::size_t key_start;
+    bool drop;
+  };
+  std::vector<member> members;
+  for (auto field : root) {
+    od::raw_json_string rk;
+    std::string_view key;
+    if (field.key().get(rk) || field.unescaped_key().get(key)) return std::string(body);
+    const char* raw = rk.raw();  // just after the key's opening quote
+    members.push_back({static_cast<std::size_t>(raw - data) - 1,
+                       key == "timeout" || key == "stream_timeout" || key == "num_retries"});
+    od::value v;
+    if (field.value().get(v) || walk(v, 1, nullptr)) return std::string(body);
+  }
+  if (members.empty()) return std::string(body);
+  auto value_end = [&](std::size_t i) {
+    // A member ends at the comma before the next key, the last at the closing brace.
+    std::size_t p = i + 1 < members.size() ? members[i + 1].key_start : body.rfind('}');
+    if (p == std::string_view::npos) p = body.size();
+    while (p > members[i].key_start && (body[p - 1] == ' ' || body[p - 1] == '\n' || body[p - 1] == '\r' ||
+                                        body[p - 1] == '\t'))
+      --p;
+    if (i + 1 < members.size() && p > members[i].key_start && body[p - 1] == ',') --p;
+    while (p > members[i].key_start && (body[p - 1] == ' ' || body[p - 1] == '\n' || body[p - 1] == '\r' ||
+                                        body[p - 1] == '\t'))
+      --p;
+    return p;
+  };
+  std::string out(body.substr(0, members.front().key_start));
+  bool first = true;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (members[i].drop) continue;
+    if (!first) out += ',';
+    first = false;
+    out.append(body.substr(members[i].key_start, value_end(i) - members[i].key_start));
+  }
+  out.append(body.substr(value_end(members.size() - 1)));
+  return out;
 }
 
 namespace {

@@ -191,11 +191,11 @@ totally_unknown: 1
   };
   EXPECT_EQ(count("model_list[].litellm_params.aws_region_name: accepted but not implemented yet"), 1);
   EXPECT_EQ(count("litellm_settings.cache: accepted but not implemented yet"), 1);
-  EXPECT_EQ(count("litellm_settings.fallbacks"), 1);
+  EXPECT_EQ(count("litellm_settings.fallbacks"), 0);  // implemented
   EXPECT_EQ(count("general_settings.alerting: accepted but not implemented yet"), 1);
   EXPECT_EQ(count("general_settings.made_up_key: unknown key"), 1);
-  EXPECT_EQ(count("router_settings.redis_host"), 1);
-  EXPECT_EQ(count("routing_strategy: 'least-busy' is not implemented yet"), 1);
+  EXPECT_EQ(count("router_settings.redis_host"), 0);  // implemented
+  EXPECT_EQ(count("routing_strategy"), 0);
   EXPECT_EQ(count("guardrails: accepted but not implemented yet"), 1);
   EXPECT_EQ(count("totally_unknown: unknown key"), 1);
 }
@@ -287,4 +287,128 @@ TEST(Loader, EmptyDocumentLoadsWithWarning) {
 }
 
 }  // namespace
+}  // namespace gw::config
+
+// ------------------------------------------------------------ rate limits, routing
+
+namespace gw::config {
+namespace {
+const char* k_two_groups = R"(
+model_list:
+  - {model_name: gpt, litellm_params: {model: openai/a, num_retries: 2, rpm: 10, tpm: 1000}}
+  - {model_name: claude, litellm_params: {model: openai/c}}
+  - {model_name: "openai/*", litellm_params: {model: "openai/*"}}
+)";
+}
+
+TEST(Loader, FallbacksFromRouterOrLitellmSettings) {
+  auto c = ok(load_string(std::string(k_two_groups) + R"(
+litellm_settings:
+  fallbacks: [{"gpt": ["claude", "openai/gpt-5"]}]
+  context_window_fallbacks: [{"gpt": ["claude"]}]
+  default_fallbacks: ["claude"]
+router_settings:
+  content_policy_fallbacks: {"claude": "gpt"}
+  context_window_fallbacks: [{"claude": ["gpt"]}]
+  max_fallbacks: 3
+  retry_after: 0.5
+  disable_cooldowns: true
+  stream_timeout: 12
+)", "t"));
+  ASSERT_EQ(c.router.fallbacks.size(), 1u);
+  EXPECT_EQ(c.router.fallbacks[0].first, "gpt");
+  EXPECT_EQ(c.router.fallbacks[0].second, (std::vector<std::string>{"claude", "openai/gpt-5"}));
+  // router_settings wins over litellm_settings for the same kind.
+  ASSERT_EQ(c.router.context_window_fallbacks.size(), 1u);
+  EXPECT_EQ(c.router.context_window_fallbacks[0].first, "claude");
+  ASSERT_EQ(c.router.content_policy_fallbacks.size(), 1u);
+  EXPECT_EQ(c.router.content_policy_fallbacks[0].second, std::vector<std::string>{"gpt"});
+  EXPECT_EQ(c.router.default_fallbacks, std::vector<std::string>{"claude"});
+  EXPECT_EQ(c.router.max_fallbacks, 3);
+  EXPECT_DOUBLE_EQ(c.router.retry_after, 0.5);
+  EXPECT_TRUE(c.router.disable_cooldowns);
+  EXPECT_DOUBLE_EQ(*c.router.stream_timeout, 12);
+  EXPECT_EQ(*c.model_list[0].num_retries, 2);
+}
+
+TEST(Loader, FallbackTargetsMustExist) {
+  auto e = err(load_string(std::string(k_two_groups) + R"(
+router_settings:
+  fallbacks: [{"gpt": ["claude", "llama"]}]
+)", "t"));
+  EXPECT_NE(e.find("router_settings.fallbacks.gpt[1]: fallback target 'llama' is not a model group"), std::string::npos) << e;
+  e = err(load_string(std::string(k_two_groups) + "router_settings: {fallbacks: [{gpt: [gpt]}]}\n", "t"));
+  EXPECT_NE(e.find("cannot fall back to itself"), std::string::npos) << e;
+  e = err(load_string(std::string(k_two_groups) + "router_settings: {fallbacks: [gpt, claude]}\n", "t"));
+  EXPECT_NE(e.find("expected a mapping"), std::string::npos) << e;
+  auto c = ok(load_string(std::string(k_two_groups) + "router_settings: {fallbacks: [{nope: [gpt]}]}\n", "t"));
+  EXPECT_EQ(std::count_if(c.warnings.begin(), c.warnings.end(),
+                          [](const std::string& w) { return w.find("'nope' is not a model group") != std::string::npos; }),
+            1);
+}
+
+TEST(Loader, RedisSources) {
+  unsetenv("REDIS_URL");
+  unsetenv("REDIS_HOST");
+  auto c = ok(load_string(std::string(k_two_groups) + R"(
+router_settings: {redis_host: r1, redis_port: 6380, redis_password: pw}
+litellm_settings: {cache_params: {type: redis, host: r2, port: 6381}}
+)", "t"));
+  EXPECT_EQ(c.router.redis.host, "r1");
+  EXPECT_EQ(c.router.redis.port, 6380);
+  EXPECT_EQ(c.router.redis.password, "pw");
+  EXPECT_EQ(c.router.redis.from, "router_settings.redis_host");
+  c = ok(load_string(std::string(k_two_groups) + "litellm_settings: {cache_params: {type: redis, host: r2, port: 6381, ttl: 60}}\n", "t"));
+  EXPECT_EQ(c.router.redis.host, "r2");
+  EXPECT_EQ(c.router.redis.port, 6381);
+  EXPECT_EQ(c.router.redis.from, "litellm_settings.cache_params");
+  c = ok(load_string(std::string(k_two_groups) + "router_settings: {redis_url: \"redis://u:p@h3:7000/2\"}\n", "t"));
+  EXPECT_EQ(c.router.redis.host, "h3");
+  EXPECT_EQ(c.router.redis.port, 7000);
+  EXPECT_EQ(c.router.redis.username, "u");
+  EXPECT_EQ(c.router.redis.password, "p");
+  EXPECT_EQ(c.router.redis.db, 2);
+  setenv("REDIS_HOST", "envhost", 1);
+  setenv("REDIS_PORT", "6390", 1);
+  c = ok(load_string(k_two_groups, "t"));
+  EXPECT_EQ(c.router.redis.host, "envhost");
+  EXPECT_EQ(c.router.redis.port, 6390);
+  EXPECT_EQ(c.router.redis.from, "$REDIS_HOST");
+  setenv("REDIS_PORT", "notaport", 1);
+  EXPECT_NE(err(load_string(k_two_groups, "t")).find("$REDIS_PORT"), std::string::npos);
+  unsetenv("REDIS_HOST");
+  unsetenv("REDIS_PORT");
+  c = ok(load_string(k_two_groups, "t"));
+  EXPECT_FALSE(c.router.redis.configured());
+  auto e = err(load_string(std::string(k_two_groups) + "router_settings: {redis_url: \"rediss://h:1\"}\n", "t"));
+  EXPECT_NE(e.find("TLS Redis"), std::string::npos) << e;
+  e = err(load_string(std::string(k_two_groups) + "router_settings: {redis_port: 70000}\n", "t"));
+  EXPECT_NE(e.find("router_settings.redis_port"), std::string::npos) << e;
+}
+
+TEST(Loader, RateLimitSettingsAndBadValues) {
+  auto c = ok(load_string(std::string(k_two_groups) + R"(
+general_settings: {token_rate_limit_type: total}
+gateway_settings: {rate_limit_window: 5, rate_limit_buckets: 10, redis_timeout: 0.05, rate_limit_local_share: 0.5,
+                   rate_limit_precheck: false, retry_backoff_base: 0.1, retry_backoff_max: 2, retry_after_max: 10}
+)", "t"));
+  EXPECT_EQ(c.general.token_rate_limit_type, "total");
+  EXPECT_DOUBLE_EQ(c.gateway.rate_limit_window, 5);
+  EXPECT_EQ(c.gateway.rate_limit_buckets, 10);
+  EXPECT_DOUBLE_EQ(c.gateway.redis_timeout, 0.05);
+  EXPECT_DOUBLE_EQ(c.gateway.rate_limit_local_share, 0.5);
+  EXPECT_FALSE(c.gateway.rate_limit_precheck);
+  EXPECT_DOUBLE_EQ(c.gateway.retry_after_max, 10);
+  for (const char* bad : {"general_settings: {token_rate_limit_type: words}", "gateway_settings: {rate_limit_window: 0}",
+                          "gateway_settings: {rate_limit_buckets: 0}", "gateway_settings: {rate_limit_local_share: 2}",
+                          "router_settings: {num_retries: -1}", "router_settings: {allowed_fails: x}"}) {
+    auto e = err(load_string(std::string(k_two_groups) + bad + "\n", "t"));
+    EXPECT_FALSE(e.empty()) << bad;
+  }
+  for (const char* bad : {"rpm: -1", "tpm: ten", "max_parallel_requests: 0", "num_retries: -2"}) {
+    auto e = err(load_string(std::string("model_list:\n  - {model_name: m, litellm_params: {model: openai/m, ") + bad + "}}\n", "t"));
+    EXPECT_NE(e.find(std::string(bad).substr(0, std::string(bad).find(':'))), std::string::npos) << e;
+  }
+}
+
 }  // namespace gw::config

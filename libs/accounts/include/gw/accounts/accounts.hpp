@@ -30,6 +30,7 @@
 
 #include "gw/accounts/backend.hpp"
 #include "gw/core/error.hpp"
+#include "gw/limits/limits.hpp"
 
 namespace gw::accounts {
 
@@ -52,6 +53,20 @@ struct auth_entry {
   /// too: its spend is followed, never refused).
   std::vector<std::optional<keys::money>> soft_budgets;
   std::vector<bool> hard;  ///< parallel: has a max_budget
+
+  /// Rate-limit scopes (key, user, team: those with rpm_limit, tpm_limit or
+  /// max_parallel_requests), for a request to any model group; empty: none.
+  std::vector<limits::scope> limit_scopes;
+  /// The same plus the key x model scope, for each model group with a model_rpm_limit or
+  /// model_tpm_limit (the model scope is last).
+  std::vector<std::pair<std::string, std::vector<limits::scope>>> model_limit_scopes;
+  /// The key x model scope alone, per model group (parallel to model_limit_scopes).
+  std::vector<std::pair<std::string, std::vector<limits::scope>>> model_only_scopes;
+  /// The scopes a request to `model_group` counts against (null: none).
+  const std::vector<limits::scope>* scopes_for(std::string_view model_group) const noexcept;
+  /// The key x model scope of `model_group` alone (null: none): what a fallback to that
+  /// group must acquire in addition.
+  const std::vector<limits::scope>* model_scope_for(std::string_view model_group) const noexcept;
 
   /// Entities this request's spend accrues to (key, user, team, key_model for the group).
   std::vector<entity_ref> spend_entities(std::string_view model_group) const;

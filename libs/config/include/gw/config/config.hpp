@@ -33,6 +33,7 @@ struct deployment {
   std::optional<std::int64_t> rpm;
   std::optional<std::int64_t> tpm;
   std::optional<int> max_retries;
+  std::optional<int> num_retries;        ///< litellm_params.num_retries: this deployment's retries
   std::optional<std::int64_t> max_parallel_requests;
   std::optional<double> weight;
   /// model_info.id if given, else a stable id derived from the entry's content.
@@ -52,6 +53,24 @@ struct general_settings {
   std::size_t max_request_size_bytes = 32u * 1024u * 1024u;  ///< max_request_size_mb
   int database_connection_pool_limit = 4;  ///< database connections for admin work
   int spend_logs_retention_days = 30;      ///< maximum_spend_logs_retention_period ("30d")
+  /// token_rate_limit_type: which tokens count against tpm limits of keys, users and
+  /// teams: "output" (LiteLLM's default when unset), "input" or "total".
+  std::string token_rate_limit_type = "output";
+};
+
+/// Where the shared Redis is (rate-limit counters; later the cache). Taken from, in
+/// order: router_settings.redis_url / redis_host (+ redis_port, redis_password,
+/// redis_username, redis_db), litellm_settings.cache_params when its type is redis
+/// (host, port, password, username, db, or url), then $REDIS_URL or $REDIS_HOST
+/// (+ $REDIS_PORT, $REDIS_PASSWORD, $REDIS_USERNAME, $REDIS_DB).
+struct redis_settings {
+  std::string host;  ///< empty: no Redis (limits count on this node only)
+  int port = 6379;
+  std::string username;
+  std::string password;
+  int db = 0;
+  std::string from;  ///< which of the above it came from, for the start-up log
+  bool configured() const noexcept { return !host.empty(); }
 };
 
 /// litellm_settings: the parts the gateway reads.
@@ -70,8 +89,23 @@ struct router_settings {
   std::string routing_strategy = "simple-shuffle";
   std::optional<int> num_retries;
   std::optional<double> timeout;
+  std::optional<double> stream_timeout;
   int allowed_fails = 3;
   double cooldown_time = 5;
+  bool disable_cooldowns = false;
+  /// Minimum seconds before a retry (LiteLLM's retry_after); backoff grows from here.
+  double retry_after = 0;
+  int max_fallbacks = 5;
+  /// Fallbacks, as LiteLLM reads them from router_settings or litellm_settings (the
+  /// router's win when both set one): model group -> groups to try, in order.
+  /// `fallbacks` after retries fail (429, 5xx, timeouts, connection errors);
+  /// `context_window_fallbacks` on a context-length error; `content_policy_fallbacks`
+  /// on a content-policy refusal; `default_fallbacks` for groups without their own.
+  std::vector<std::pair<std::string, std::vector<std::string>>> fallbacks;
+  std::vector<std::pair<std::string, std::vector<std::string>>> context_window_fallbacks;
+  std::vector<std::pair<std::string, std::vector<std::string>>> content_policy_fallbacks;
+  std::vector<std::string> default_fallbacks;
+  redis_settings redis;
 };
 
 /// gateway_settings: our own section (LiteLLM has no equivalent keys); all optional.
@@ -92,6 +126,16 @@ struct gateway_settings {
   double budget_slice_fraction = 0.05;     ///< a slice is this share of max_budget (at least $0.000001)
   std::string spend_spool_path;            ///< where unwritten spend waits; default in $TMPDIR
   bool budget_reset_calendar = true;       ///< day/week/month budgets end on calendar boundaries (LiteLLM's rule)
+  double rate_limit_window = 60;           ///< seconds: what "per minute" means for rpm/tpm (tests shorten it)
+  int rate_limit_buckets = 60;             ///< sub-buckets of the sliding window (1..3600)
+  double redis_timeout = 0.1;              ///< seconds a limit check may wait for Redis before deciding locally
+  /// This node's share of a cluster limit while Redis is away: 0 = 1 / live nodes
+  /// (as last seen in Redis), else a fraction in (0, 1].
+  double rate_limit_local_share = 0;
+  bool rate_limit_precheck = true;         ///< refuse known-over scopes without asking Redis
+  double retry_backoff_base = 0.25;        ///< seconds: first retry's backoff (doubles, with jitter)
+  double retry_backoff_max = 8;            ///< seconds: backoff cap
+  double retry_after_max = 30;             ///< seconds: an upstream retry-after longer than this is not waited for
 };
 
 /// A whole loaded configuration.

@@ -2,6 +2,7 @@
 /// What the request path needs to know, built once at start and read-only after
 /// (thread-safe).
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -19,6 +20,14 @@ class server;
 namespace gw::gateway {
 
 class outcome_batcher;
+class rate_limiter;
+
+/// Counters of the routing layer (all io threads).
+struct routing_counters {
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> fallbacks{0};
+  std::atomic<std::uint64_t> fallback_failures{0};  ///< every fallback failed too
+};
 
 struct gateway_context {
   const config::gateway_config* cfg = nullptr;
@@ -36,6 +45,17 @@ struct gateway_context {
   std::vector<outcome_batcher*> batchers;
   /// Virtual keys, budgets and spend (always set in the running gateway).
   accounts::service* accounts = nullptr;
+  /// Rate limits (always set in the running gateway; null in unit tests).
+  rate_limiter* limiter = nullptr;
+  routing_counters* routing = nullptr;
+  // Retries (gateway_settings / router_settings).
+  std::chrono::milliseconds retry_backoff_base{250};
+  std::chrono::milliseconds retry_backoff_max{8000};
+  std::chrono::milliseconds retry_after_min{0};   ///< router_settings.retry_after
+  std::chrono::milliseconds retry_after_max{30000};
+  int max_fallbacks = 5;
+  /// token_rate_limit_type for key, user and team tpm: 0 total, 1 input, 2 output.
+  int token_rate_limit_type = 2;
 };
 
 }  // namespace gw::gateway

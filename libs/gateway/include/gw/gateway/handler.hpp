@@ -26,4 +26,10 @@ enum class route {
 };
 route match_route(std::string_view path, std::string_view& model_id);
 
+/// Worst-case cost of a request before it runs: the prompt (a generous token estimate
+/// from its bytes) at the group's highest input price, plus max_tokens (or the model's
+/// maximum output) at the highest output price, for every choice asked for.
+keys::money worst_case_cost(const model_group& g, const providers::inspected_request& r, providers::operation op,
+                            std::int64_t default_max_output);
+
 }  // namespace gw::gateway

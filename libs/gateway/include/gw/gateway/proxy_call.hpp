@@ -1,11 +1,17 @@
 #pragma once
-/// One proxied model request on its io thread: route (via actors), call the
-/// upstream over a pooled connection, relay the answer (whole, or SSE event by
-/// event), then report the outcome. io-thread owned.
+/// One proxied model request on its io thread: acquire the caller's rate limits, route
+/// to a deployment (strategy, cooldowns, the deployment's own limits), call it over a
+/// pooled connection, relay the answer (whole, or SSE event by event); on a failure
+/// before the client got a byte, retry (backoff with jitter, retry-after honoured,
+/// another deployment when there is one) and then fall back to other model groups;
+/// finally report the outcome. io-thread owned.
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <boost/asio/steady_timer.hpp>
 
 #include "gw/accounts/accounts.hpp"
 #include "gw/gateway/actors.hpp"
@@ -29,15 +35,26 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
              accounts::auth_entry_ptr entry = nullptr, std::uint64_t reservation = 0);
   ~proxy_call() override;
 
-  /// Asks the group's router for a deployment; everything else follows from there.
+  /// Acquires the caller's rate limits, then routes; everything else follows.
   void start();
 
   void on_deadline() override;
 
  private:
   enum class phase { routing, connecting, sending, waiting_head, reading_body, streaming, writing_client, done };
+  /// Why an attempt failed, for retries and fallbacks.
+  enum class failure_kind {
+    transport,       ///< connect error, timeout, broken or missing response: retryable
+    status,          ///< an HTTP error status from the provider (429, 408, 5xx retryable)
+    context_window,  ///< the prompt is too long for the model: context_window_fallbacks
+    content_policy,  ///< the provider refused the content: content_policy_fallbacks
+    unavailable,     ///< no deployment could take it (limits, cooldowns): fallbacks only
+  };
 
-  void on_routed(route_decision d);
+  void on_client_limits(const limits::decision& d, bool via_redis);
+  void route();
+  void on_deployment_limits(const limits::decision& d, bool via_redis);
+  void send_to_deployment();
   void begin_attempt();
   void on_connected(http::error_code ec);
   void write_request();
@@ -48,9 +65,12 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void read_buffered();
   void on_buffered(http::error_code ec, std::size_t n, bool done);
   void respond_buffered();
+  void respond_buffered_error();
+  /// This request's timeouts: its own (the body's timeout / stream_timeout), else the deployment's.
+  std::chrono::milliseconds timeout() const;
+  std::chrono::milliseconds stream_timeout() const;
 
   void start_stream();
-  void send_head_alone();
   template <class Then>
   void forward(std::size_t n, Then&& then);
   void read_stream();
@@ -59,7 +79,18 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void client_gone(bool upstream_complete);
 
   void fail_before_response(http::error_code ec);
-  void respond_error(const error& e);
+  /// The attempt failed before the client got anything: retry, fall back, or give up
+  /// with the last failure (error_ when set, else the provider's response in body_).
+  void attempt_failed(failure_kind k, std::int64_t retry_after_ms);
+  /// Ends the current attempt: outcome to the deployment actor, its limits released.
+  void end_attempt(int status, bool upstream_ok, bool failure);
+  void retry_after_delay(std::chrono::milliseconds delay);
+  /// Moves to the next fallback group for `k`; false when none is left.
+  bool next_fallback(failure_kind k);
+  void switch_group(const model_group* g);
+  void give_up();
+  void refuse_limited(const std::vector<limits::scope>& scopes, const limits::decision& d);
+  void respond_error(const error& e, std::string_view extra = {});
   void finish(int status, bool upstream_ok);
   void build_client_headers();
   /// The request's cost from the usage read so far and the deployment's price.
@@ -73,13 +104,38 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   providers::operation op_;
   providers::inspected_request req_;
   const model_group* group_;
+  const model_group* requested_group_;  ///< fallbacks are looked up by this one
   deployment_runtime* dep_ = nullptr;
   std::unique_ptr<http::upstream_connection> conn_;
   phase phase_ = phase::routing;
-  int attempts_ = 0;
+  int attempts_ = 0;        ///< sends of this attempt (a stale pooled connection is re-sent)
   bool timed_out_ = false;
   bool finished_ = false;
-  bool admitted_by_actor_ = false;
+
+  // rate limits
+  const std::vector<limits::scope>* client_scopes_ = nullptr;  ///< acquired (entry_ holds them)
+  bool client_via_redis_ = false;
+  limits::decision client_decision_;                            ///< for the x-ratelimit-* headers
+  std::vector<std::pair<const std::vector<limits::scope>*, bool>> fallback_scopes_;  ///< key x model of fallbacks
+  bool dep_acquired_ = false, dep_via_redis_ = false;
+  bool dep_limit_refused_ = false;         ///< some deployment refused by its own limits
+  std::string dep_limit_message_;
+  std::int64_t dep_limit_retry_ms_ = 0;
+
+  // routing, retries, fallbacks
+  std::vector<bool> tried_;                ///< by position in group_
+  bool probe_ = false;                     ///< this attempt is the deployment's half-open probe
+  bool in_flight_counted_ = false;
+  bool attempt_open_ = false;              ///< an attempt on dep_ has not been ended yet
+  int attempts_total_ = 0;
+  int retries_ = 0, group_retries_ = 0, fallbacks_ = 0;
+  std::size_t fallback_index_ = 0;
+  bool fallback_list_chosen_ = false;
+  const std::vector<std::string>* fallback_list_ = nullptr;
+  std::optional<error> error_;             ///< the last failure when it was ours (not the provider's)
+  std::string error_headers_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  clock::time_point t_attempt_start_;
   bool head_pending_ = false;  ///< stream head not sent yet (goes with the first events)
   std::string call_id_;
   accounts::auth_entry_ptr entry_;  ///< null: master key or no auth

@@ -4,6 +4,7 @@
 
 #include <caf/actor.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "gw/config/config.hpp"
 #include "gw/http/upstream.hpp"
+#include "gw/limits/limits.hpp"
 #include "gw/pricing/prices.hpp"
 #include "gw/providers/openai.hpp"
 #include "gw/providers/provider.hpp"
@@ -22,14 +24,25 @@
 
 namespace gw::gateway {
 
-/// One deployment, ready to be called. Immutable after start.
+/// A deployment's health as its actor decides it.
+enum class deployment_health : int {
+  healthy = 0,
+  cooling = 1,  ///< no traffic until cooldown_until_ms; then one probe
+  probing = 2,  ///< the one probe request is out
+};
+
+/// One deployment, ready to be called. Immutable after start, except the atomics its
+/// actor publishes (health, latency, usage) and the io threads' in-flight count.
 struct deployment_runtime {
   const config::deployment* cfg = nullptr;
   std::size_t index = 0;           ///< index within the registry
   std::size_t position = 0;        ///< index within its model group
-  /// rpm, tpm or max_parallel_requests set: each request is admitted by the actor.
-  bool admission_limited = false;
   double routing_weight = 1;       ///< simple-shuffle weight (weight, else rpm, else tpm, else 1)
+  /// rpm, tpm, max_parallel_requests of the config as a rate-limit scope (cluster-wide
+  /// with Redis); `limit_scopes` holds it alone, for the limiter's API.
+  std::vector<limits::scope> limit_scopes;
+  bool limited = false;
+  int num_retries = 0;             ///< litellm_params.num_retries (or max_retries), else the router's, else litellm_settings' 
   providers::deployment_target target;
   http::endpoint endpoint;
   bool usable = false;             ///< false: `target.problem` says why
@@ -41,30 +54,48 @@ struct deployment_runtime {
   std::chrono::milliseconds timeout{600'000};
   std::chrono::milliseconds stream_timeout{600'000};
   telemetry::deployment_probe* probe = nullptr;
-  caf::actor actor;                ///< the deployment actor: admission, outcomes
+  caf::actor actor;                ///< the deployment actor: health, learning from outcomes
   /// Prices (built-in table, price file, model_info); none: spend counts as 0.
   std::optional<pricing::model_price> price;
+
+  // Published by the deployment actor, read by io threads when routing.
+  std::atomic<int> health{0};                      ///< deployment_health
+  std::atomic<std::int64_t> cooldown_until_ms{0};  ///< steady clock
+  std::atomic<std::uint64_t> cooldowns{0};         ///< times cooled down (metrics)
+  std::atomic<std::int64_t> ewma_latency_us{0};    ///< latency-based-routing
+  std::atomic<std::int64_t> tokens_last_minute{0}; ///< usage-based-routing
+  // Kept by the io threads.
+  std::atomic<std::int64_t> in_flight{0};          ///< least-busy
 };
+
+enum class routing_strategy { simple_shuffle, least_busy, latency_based, usage_based, cost_based };
+routing_strategy parse_strategy(std::string_view name) noexcept;
 
 /// A model group: the deployments sharing a model_name. Immutable after start.
 struct model_group {
   std::string name;
   bool wildcard = false;
   std::vector<deployment_runtime*> deployments;
-  /// No deployment needs per-request admission: io threads pick a deployment
-  /// themselves from the weights (no actor on the request path); outcomes reach the
-  /// deployment actors in batches.
-  bool local_routing = false;
-  caf::actor router;
+  routing_strategy strategy = routing_strategy::simple_shuffle;
   /// The highest price of each kind among the group's deployments: a request's
   /// worst-case cost is reserved against budgets before the deployment is chosen.
   pricing::model_price worst_price;
 };
 
-/// simple-shuffle: a weighted random choice among the usable deployments not yet
-/// tried (`tried` by position, may be null); `r01` uniform in [0,1). Returns the
-/// position, or npos when none is left.
-std::size_t pick_deployment(const model_group& g, const std::vector<bool>* tried, double r01) noexcept;
+/// The result of routing one attempt.
+struct pick_result {
+  std::size_t position = static_cast<std::size_t>(-1);  ///< npos: none
+  bool probe = false;        ///< the chosen deployment was cooling: this is its probe
+  bool cooling = false;      ///< none chosen, and some candidate is cooling down
+  std::int64_t cooldown_left_ms = 0;  ///< then: the soonest end of a cooldown
+};
+
+/// Chooses a deployment of `g` by its strategy among the usable ones not `tried` (by
+/// position; may be null) and not cooling down; a deployment whose cooldown is over is
+/// chosen as its probe by at most one request (compare-and-swap). `r01` uniform in
+/// [0,1) breaks ties (simple-shuffle: the weighted choice). io threads call it.
+pick_result pick_deployment(const model_group& g, const std::vector<bool>* tried, double r01,
+                            std::int64_t now_ms) noexcept;
 
 class model_registry {
  public:

@@ -30,6 +30,12 @@ struct inspected_request {
   std::size_t text_bytes = 0;        ///< bytes of prompt text (messages/prompt/input)
   std::int64_t max_tokens = -1;      ///< max_tokens / max_completion_tokens; -1 = not given
   std::int64_t n = 1;                ///< choices asked for
+  /// Per-request gateway controls (LiteLLM's): seconds, 0 = not given; num_retries -1 =
+  /// not given. They are not OpenAI parameters: strip_gateway_fields() removes them
+  /// before the body goes upstream.
+  double timeout_s = 0, stream_timeout_s = 0;
+  int num_retries = -1;
+  bool has_gateway_fields = false;
   std::int64_t estimated_input_tokens() const noexcept {
     return static_cast<std::int64_t>(text_bytes / 4 + 1);
   }
@@ -38,6 +44,10 @@ struct inspected_request {
 /// Validates `body` (which must have 64 bytes of spare capacity past its size) as
 /// a request for `op`. On failure returns the error to send (400, with `param`).
 std::optional<error> inspect_request(operation op, const std::string& body, inspected_request& out);
+
+/// `body` (a JSON object) without its top-level "timeout", "stream_timeout" and
+/// "num_retries" members; the rest byte for byte (whitespace between members aside).
+std::string strip_gateway_fields(std::string_view body);
 
 /// Token usage as the provider reported it; -1 = not reported.
 struct usage {

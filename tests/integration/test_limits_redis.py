@@ -1,0 +1,173 @@
+"""Cluster-wide rate limits through a real Redis shared by three gateway nodes: a key's
+rpm and tpm hold across the nodes; Redis killed or hung mid-load fails no request
+(limits fall back to each node's share, readiness and metrics say so) and the nodes go
+back to Redis when it returns."""
+
+import json
+import re
+import threading
+import time
+import unittest
+
+from harness import Gateway, Mock, Redis, TempDir, chat
+
+MASTER = "sk-master-redis"
+ADMIN = {"authorization": f"Bearer {MASTER}"}
+SHARED_KEY = "sk-shared-cluster-key"
+
+
+def config(mock, redis, window=4):
+    return f"""
+model_list:
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/upstream-gpt, api_base: {mock.base}}}
+general_settings:
+  master_key: {MASTER}
+router_settings:
+  redis_host: 127.0.0.1
+  redis_port: {redis.port}
+gateway_settings:
+  rate_limit_window: {window}
+  rate_limit_buckets: 8
+  redis_timeout: 0.2
+"""
+
+
+def readiness(gw):
+    status, _, raw = gw.request("GET", "/health/readiness")
+    return json.loads(raw)
+
+
+def metric(gw, name):
+    _, _, raw = gw.request("GET", "/metrics")
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", raw.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+class ClusterLimitsTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = TempDir()
+        self.mock = Mock(self.tmp.path, "--threads", "2")
+        self.redis = Redis(self.tmp.path)
+        self.nodes = []
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.terminate()
+        self.mock.terminate()
+        self.redis.stop()
+        self.tmp.cleanup()
+
+    def start_nodes(self, n=3, window=4, **key_fields):
+        for i in range(n):
+            gw = Gateway(self.tmp.path, config(self.mock, self.redis, window), name=f"node{i}")
+            self.nodes.append(gw)
+            # Keys live in each node's memory here (no database): the same caller-chosen
+            # key on every node is the same scope in Redis (scopes are named by key hash).
+            body = {"key": SHARED_KEY, "key_alias": "shared"}
+            body.update(key_fields)
+            status, _, _, raw = gw.post_json("/key/generate", body, ADMIN)
+            self.assertEqual(status, 200, raw)
+        deadline = time.time() + 10
+        while time.time() < deadline and not all(readiness(g)["dependencies"]["redis"]["status"] == "ok" for g in self.nodes):
+            time.sleep(0.05)
+        for g in self.nodes:
+            self.assertEqual(readiness(g)["dependencies"]["redis"]["status"], "ok")
+
+    def drive(self, seconds, per_node_threads=3, body=None, stop_at=None):
+        """Hammers every node for `seconds`; returns the list of statuses."""
+        statuses = []
+        lock = threading.Lock()
+        end = time.time() + seconds
+
+        def worker(gw):
+            c = gw.conn()
+            while time.time() < end:
+                c.request("POST", "/v1/chat/completions", body=json.dumps(body or chat()),
+                          headers={"content-type": "application/json", "authorization": "Bearer " + SHARED_KEY})
+                r = c.getresponse()
+                r.read()
+                with lock:
+                    statuses.append(r.status)
+            c.close()
+
+        threads = [threading.Thread(target=worker, args=(g,)) for g in self.nodes for _ in range(per_node_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return statuses
+
+    def test_rpm_holds_across_three_nodes(self):
+        self.start_nodes(rpm_limit=100, window=6)
+        statuses = self.drive(4.5)
+        admitted = statuses.count(200)
+        self.assertGreaterEqual(admitted, 100)
+        self.assertLessEqual(admitted, 102, f"{admitted} admitted for a limit of 100")
+        self.assertEqual(set(statuses) - {200, 429}, set())
+        self.assertGreater(statuses.count(429), 0)
+
+    def test_tpm_holds_across_three_nodes(self):
+        # 16 output tokens per answer; one client per node, so at most 2 requests may be
+        # in flight elsewhere when a node checks (tokens count when the answer is known).
+        self.start_nodes(tpm_limit=800, window=6)
+        statuses = self.drive(4.5, per_node_threads=1)
+        tokens = 16 * statuses.count(200)
+        self.assertGreaterEqual(tokens, 800)
+        self.assertLessEqual(tokens, 800 + 2 * 16, f"{tokens} tokens admitted for a limit of 800")
+
+    def test_redis_killed_mid_load_fails_no_request(self):
+        self.start_nodes(rpm_limit=100000)
+        results = {}
+
+        def load():
+            results["statuses"] = self.drive(4.0, per_node_threads=2)
+
+        t = threading.Thread(target=load)
+        t.start()
+        time.sleep(1.0)
+        self.redis.kill()
+        time.sleep(1.0)
+        r = readiness(self.nodes[0])
+        t.join()
+        statuses = results["statuses"]
+        self.assertEqual(set(statuses), {200}, f"non-200 answers while Redis was away: {set(statuses)}")
+        self.assertEqual(r["status"], "degraded")
+        self.assertEqual(r["dependencies"]["redis"]["status"], "unavailable")
+        self.assertEqual(metric(self.nodes[0], "llm_gateway_redis_up"), 0)
+        self.assertGreater(metric(self.nodes[0], "llm_gateway_rate_limit_local_decisions_total"), 0)
+        # Redis returns: the nodes go back to it.
+        self.redis.start()
+        deadline = time.time() + 15
+        while time.time() < deadline and readiness(self.nodes[0])["dependencies"]["redis"]["status"] != "ok":
+            time.sleep(0.1)
+        self.assertEqual(readiness(self.nodes[0])["dependencies"]["redis"]["status"], "ok")
+        self.assertEqual(self.drive(0.5, per_node_threads=1).count(200) > 0, True)
+
+    def test_redis_hung_is_bounded_by_the_timeout(self):
+        self.start_nodes(rpm_limit=100000)
+        self.redis.pause()
+        try:
+            t0 = time.time()
+            status, _, _, raw = self.nodes[0].post_json("/v1/chat/completions", chat(), {"authorization": "Bearer " + SHARED_KEY})
+            elapsed = time.time() - t0
+            self.assertEqual(status, 200, raw)
+            self.assertLess(elapsed, 2.0)
+        finally:
+            self.redis.resume()
+
+    def test_fallback_share_while_redis_is_away(self):
+        # rpm 30 on 3 live nodes: while Redis is away each node admits its third, 10.
+        self.start_nodes(rpm_limit=30, window=30)
+        time.sleep(1.5)  # every node has heartbeated: 3 live nodes seen
+        self.assertEqual(readiness(self.nodes[0])["dependencies"]["redis"]["live_nodes"], 3)
+        self.redis.kill()
+        statuses = []
+        for _ in range(15):
+            s, _, _, _ = self.nodes[0].post_json("/v1/chat/completions", chat(), {"authorization": "Bearer " + SHARED_KEY})
+            statuses.append(s)
+        self.assertEqual(statuses.count(200), 10, statuses)
+
+
+if __name__ == "__main__":
+    unittest.main()
