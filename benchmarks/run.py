@@ -317,6 +317,88 @@ litellm_settings:
         self.auth_ratio = med["virtual key"] / med["master key"]
         self.auth_budget_ratio = med["virtual key with budget"] / med["master key"]
 
+    def limits(self):
+        """What a rate limit costs per request: no limit, the in-process limiter, the
+        Redis round trip (one Lua script per request), and a key over its limit with
+        and without the local pre-check. Closed loop (wrk -c32) for throughput and one
+        connection (wrk -c1) for the added latency; alternating rounds, medians."""
+        redis_port = free_port()
+        self.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", self.tmp, "--daemonize", "no"])
+        wait_port(redis_port, self.procs[-1])
+        gws = {}
+        for name, precheck in (("redis", "true"), ("redis-noprecheck", "false")):
+            port = free_port()
+            cfg = os.path.join(self.tmp, f"gateway-{name}.yaml")
+            with open(cfg, "w") as f:
+                f.write(f"""
+model_list:
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: "http://127.0.0.1:{self.mock_port}/v1"}}
+general_settings:
+  master_key: {KEY}
+router_settings: {{redis_host: 127.0.0.1, redis_port: {redis_port}}}
+gateway_settings:
+  io_threads: {self.args.workers}
+  rate_limit_precheck: {precheck}
+litellm_settings:
+  callbacks: ["prometheus"]
+""")
+            p = self.spawn(f"gateway-{name}", [os.path.join(self.bin, "apps/gateway/llm-gateway"), "--config", cfg,
+                                               "--host", "127.0.0.1", "--port", str(port)],
+                           env={**os.environ, "LITELLM_LOG": "WARNING"})
+            wait_port(port, p)
+            gws[name] = port
+        time.sleep(1)  # connections to Redis made, scripts loaded
+        main_port = self.gw_port
+
+        def key(port, fields):
+            saved = self.gw_port
+            self.gw_port = port
+            try:
+                return self.make_key(fields)
+            finally:
+                self.gw_port = saved
+
+        big = {"rpm_limit": 1_000_000_000}
+        cases = {
+            "virtual key, no limit": (main_port, key(main_port, {})),
+            "rpm limit, in-process limiter": (main_port, key(main_port, big)),
+            "rpm limit, Redis": (gws["redis"], key(gws["redis"], big)),
+            "over its limit, Redis + pre-check": (gws["redis"], key(gws["redis"], {"rpm_limit": 0})),
+            "over its limit, Redis, no pre-check": (gws["redis-noprecheck"], key(gws["redis-noprecheck"], {"rpm_limit": 0})),
+        }
+        secs = 1 if self.quick else 5
+        rounds = 1 if self.quick else 3
+        body = self.body(20)
+        got = {c: {"rps": [], "p50_us": []} for c in cases}
+        names = list(cases)
+        for r in range(rounds):
+            for c in names[r % len(names):] + names[:r % len(names)]:
+                port, k = cases[c]
+                x = self.wrk(port, "/v1/chat/completions", body, 32, secs, key=k)
+                y = self.wrk(port, "/v1/chat/completions", body, 1, secs, key=k)
+                if not c.startswith("over"):
+                    self.check_errors(f"limits {c}", "gateway", x["errors"] + y["errors"])
+                got[c]["rps"].append(x["rps"])
+                got[c]["p50_us"].append(y["p50_us"])
+        med = {c: {m: sorted(v)[len(v) // 2] for m, v in d.items()} for c, d in got.items()}
+        for c in names:
+            self.row(f"rate limits, wrk -c32, {c}", "throughput", "req/s", {"gateway": med[c]["rps"]})
+            self.row(f"rate limits, wrk -c1, {c}", "p50 latency", "us", {"gateway": med[c]["p50_us"]}, "lower")
+        base = med["virtual key, no limit"]
+        self.raw["limits"] = got
+        self.limit_costs = {
+            "redis_round_trip_us_c1": med["rpm limit, Redis"]["p50_us"] - base["p50_us"],
+            "local_limiter_us_c1": med["rpm limit, in-process limiter"]["p50_us"] - base["p50_us"],
+            "redis_throughput_ratio": med["rpm limit, Redis"]["rps"] / base["rps"],
+            "local_throughput_ratio": med["rpm limit, in-process limiter"]["rps"] / base["rps"],
+            "refusal_precheck_rps": med["over its limit, Redis + pre-check"]["rps"],
+            "refusal_no_precheck_rps": med["over its limit, Redis, no pre-check"]["rps"],
+        }
+        self.raw["limit_costs"] = self.limit_costs
+        log("limit costs: " + json.dumps(self.limit_costs))
+
     def fixed_rate(self):
         secs = 1 if self.quick else 10
         rates = [1000] if self.quick else [1000, 5000, 10000]
@@ -537,7 +619,7 @@ def main():
     ap.add_argument("--max-streams", type=int, default=9900,
                     help="largest number of open streams (2 fds each in a proxy; 20000-fd limit here)")
     ap.add_argument("--leak-minutes", type=float, default=5)
-    ap.add_argument("--only", default="", help="comma list: closed,auth,rate,stream,memory,leak")
+    ap.add_argument("--only", default="", help="comma list: closed,auth,limits,rate,stream,memory,leak")
     args = ap.parse_args()
     if args.out is None:
         args.out = os.path.join(ROOT, "benchmarks/results", "latest-quick.json" if args.quick else "latest.json")
@@ -549,8 +631,8 @@ def main():
         warm = b.body(20)
         for t, (port, path) in b.targets.items():
             b.wrk(port, path, warm, 32, 1)
-        for name, fn in (("closed", b.closed_loop), ("auth", b.auth), ("rate", b.fixed_rate), ("stream", b.streaming),
-                         ("memory", b.memory), ("leak", b.leak)):
+        for name, fn in (("closed", b.closed_loop), ("auth", b.auth), ("limits", b.limits), ("rate", b.fixed_rate),
+                         ("stream", b.streaming), ("memory", b.memory), ("leak", b.leak)):
             if not only or name in only:
                 log(f"running {name}")
                 fn()

@@ -1,6 +1,6 @@
 #pragma once
 /// The running gateway: io threads, the HTTP server, the actor system with one
-/// router per model group and one actor per deployment, and metrics. Built from a
+/// actor per deployment, the rate limiter (and its Redis connections), and metrics. Built from a
 /// loaded config; start() binds, drain() finishes in-flight work.
 
 #include <chrono>
