@@ -244,7 +244,10 @@ struct redis_limiter::impl {
     error_code ignored;
     x->sd.release();
     if (x->owner->w == x) x->owner->w = nullptr;
-    asio::post(x->owner->io, [x] { delete x; });
+    // Owned by the posted handler: deleted when it runs, or when the io_context is
+    // destroyed with it still queued (shutdown).
+    std::shared_ptr<watcher> own(x);
+    asio::post(x->owner->io, [own] {});
   }
   static void arm_read(watcher* x) {
     if (x->reading || !x->want_read) return;
@@ -732,6 +735,10 @@ bool redis_limiter::release(const std::vector<scope>& scopes, const token_usage&
     if (!m.is_up || !m.ac) m.dirty[scopes[i].id] = scopes[i].max_parallel;
   }
   if (!m.is_up || !m.ac) return false;
+  // Nothing to write (rpm-only scopes, or no tokens to add): no round trip.
+  bool work = false;
+  for (auto& sc : scopes) work |= sc.max_parallel >= 0 || (sc.tpm >= 0 && usage.of(sc.counts) > 0);
+  if (!work) return true;
   m.build(scopes, 'r', mine, &usage);
   m.send_argv(nullptr);
   return true;
