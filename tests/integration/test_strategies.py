@@ -53,8 +53,12 @@ class StrategyTest(unittest.TestCase):
         def go(gw, mock):
             from test_routing import fault
             fault(mock, "dear", latency_ms=150)
-            for _ in range(6):  # both get measured
+            # Until both are measured (an unmeasured deployment scores 0 and is tried first).
+            for _ in range(40):
                 gw.post_json("/v1/chat/completions", chat(model="gpt"), ADMIN)
+                c = model_counts(mock)
+                if c.get("cheap", 0) >= 2 and c.get("dear", 0) >= 2:
+                    break
             import time
             time.sleep(0.2)  # outcome batches reach the deployment actors
             before = model_counts(mock)

@@ -2,8 +2,10 @@
 // with file:line:column and YAML path, one warning per key not implemented yet.
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -183,6 +185,15 @@ class loader {
     return *v;
   }
 
+  /// An integer that fits an int (counts, ports, retries): larger values are an error too.
+  std::optional<int> int_value(const YAML::Node& n, const std::string& path, std::int64_t min = 0,
+                               std::int64_t max = std::numeric_limits<int>::max()) {
+    auto v = integer(n, path, min);
+    if (!v) return std::nullopt;
+    if (*v > max) fail(n, path, "must be at most " + std::to_string(max) + ", got " + std::to_string(*v));
+    return static_cast<int>(*v);
+  }
+
   std::optional<double> number(const YAML::Node& n, const std::string& path, bool positive = false) {
     auto s = scalar(n, path);
     if (!s) return std::nullopt;
@@ -348,9 +359,9 @@ class loader {
       else if (k == "rpm") d.rpm = integer(v, kp);
       else if (k == "tpm") d.tpm = integer(v, kp);
       else if (k == "num_retries") {
-        if (auto r = integer(v, kp)) d.num_retries = static_cast<int>(*r);
+        d.num_retries = int_value(v, kp);
       } else if (k == "max_retries") {
-        if (auto r = integer(v, kp)) d.max_retries = static_cast<int>(*r);
+        d.max_retries = int_value(v, kp);
       } else if (k == "max_parallel_requests") d.max_parallel_requests = integer(v, kp, 1);
       else if (k == "weight") d.weight = number(v, kp);
       else if (!k_params_implemented.count(k)) warn_later("model_list[].litellm_params." + k);
@@ -379,7 +390,7 @@ class loader {
       if (k == "request_timeout") {
         if (auto x = number(v, kp, true)) s.request_timeout = *x;
       } else if (k == "num_retries") {
-        if (auto x = integer(v, kp)) s.num_retries = static_cast<int>(*x);
+        if (auto x = int_value(v, kp)) s.num_retries = *x;
       } else if (k == "drop_params") {
         if (auto x = boolean(v, kp)) s.drop_params = *x;
       } else if (k == "success_callback") {
@@ -394,8 +405,7 @@ class loader {
       } else if (k == "fallbacks" || k == "context_window_fallbacks" || k == "content_policy_fallbacks") {
         litellm_fallbacks_[k] = fallback_list(v, kp);
       } else if (k == "default_fallbacks") {
-        litellm_default_fallbacks_ = string_list(v, kp);
-        has_litellm_default_fallbacks_ = true;
+        litellm_fallbacks_[k] = default_fallback_list(v, kp);
       } else if (k == "cache_params") {
         read_cache_params(v, kp);
       } else {
@@ -420,7 +430,7 @@ class loader {
       } else if (k == "max_request_size_mb") {
         if (auto x = number(v, kp, true)) g.max_request_size_bytes = static_cast<std::size_t>(*x * 1024.0 * 1024.0);
       } else if (k == "database_connection_pool_limit") {
-        if (auto x = integer(v, kp, 1)) g.database_connection_pool_limit = static_cast<int>(*x);
+        if (auto x = int_value(v, kp, 1)) g.database_connection_pool_limit = *x;
       } else if (k == "maximum_spend_logs_retention_period") {
         // LiteLLM writes "30d", "7d", "12h"; whole days are kept (at least one).
         if (auto sv = scalar(v, kp)) {
@@ -465,11 +475,11 @@ class loader {
           r.routing_strategy = *s;
         }
       } else if (k == "num_retries") {
-        if (auto x = integer(v, kp)) r.num_retries = static_cast<int>(*x);
+        r.num_retries = int_value(v, kp);
       } else if (k == "timeout") {
         r.timeout = number(v, kp, true);
       } else if (k == "allowed_fails") {
-        if (auto x = integer(v, kp)) r.allowed_fails = static_cast<int>(*x);
+        if (auto x = int_value(v, kp)) r.allowed_fails = *x;
       } else if (k == "cooldown_time") {
         if (auto x = number(v, kp)) r.cooldown_time = *x;
       } else if (k == "stream_timeout") {
@@ -479,19 +489,11 @@ class loader {
       } else if (k == "retry_after") {
         if (auto x = number(v, kp)) r.retry_after = *x;
       } else if (k == "max_fallbacks") {
-        if (auto x = integer(v, kp)) r.max_fallbacks = static_cast<int>(*x);
-      } else if (k == "fallbacks") {
-        r.fallbacks = fallback_list(v, kp);
-        router_set_.insert(k);
-      } else if (k == "context_window_fallbacks") {
-        r.context_window_fallbacks = fallback_list(v, kp);
-        router_set_.insert(k);
-      } else if (k == "content_policy_fallbacks") {
-        r.content_policy_fallbacks = fallback_list(v, kp);
-        router_set_.insert(k);
+        if (auto x = int_value(v, kp)) r.max_fallbacks = *x;
+      } else if (k == "fallbacks" || k == "context_window_fallbacks" || k == "content_policy_fallbacks") {
+        router_fallbacks_[k] = fallback_list(v, kp);
       } else if (k == "default_fallbacks") {
-        r.default_fallbacks = string_list(v, kp);
-        router_set_.insert(k);
+        router_fallbacks_[k] = default_fallback_list(v, kp);
       } else if (k == "redis_host") {
         router_redis_.host = scalar(v, kp).value_or("");
       } else if (k == "redis_port") {
@@ -501,7 +503,7 @@ class loader {
       } else if (k == "redis_username") {
         router_redis_.username = scalar(v, kp).value_or("");
       } else if (k == "redis_db") {
-        if (auto x = integer(v, kp)) router_redis_.db = static_cast<int>(*x);
+        if (auto x = int_value(v, kp)) router_redis_.db = *x;
       } else if (k == "redis_url") {
         if (auto u = scalar(v, kp); u && !u->empty()) router_redis_url_ = {*u, v};
       } else if (k_router_later.count(k)) {
@@ -527,9 +529,9 @@ class loader {
         if (auto x = number(v, kp, true)) out = *x;
       };
       if (k == "io_threads") {
-        if (auto x = integer(v, kp, 0)) g.io_threads = static_cast<int>(*x);
+        if (auto x = int_value(v, kp, 0)) g.io_threads = *x;
       } else if (k == "actor_threads") {
-        if (auto x = integer(v, kp, 0)) g.actor_threads = static_cast<int>(*x);
+        if (auto x = int_value(v, kp, 0)) g.actor_threads = *x;
       } else if (k == "max_connections") size(g.max_connections, 1);
       else if (k == "max_header_bytes") size(g.max_header_bytes, 1024);
       else if (k == "upstream_max_idle_per_host") size(g.upstream_max_idle_per_host, 0);
@@ -551,10 +553,7 @@ class loader {
         if (auto x = boolean(v, kp)) g.budget_reset_calendar = *x;
       } else if (k == "rate_limit_window") seconds(g.rate_limit_window);
       else if (k == "rate_limit_buckets") {
-        if (auto x = integer(v, kp, 1)) {
-          if (*x > 3600) fail(v, kp, "must be at most 3600");
-          g.rate_limit_buckets = static_cast<int>(*x);
-        }
+        if (auto x = int_value(v, kp, 1, 3600)) g.rate_limit_buckets = *x;
       } else if (k == "redis_timeout") seconds(g.redis_timeout);
       else if (k == "rate_limit_local_share") {
         if (auto x = number(v, kp)) {
@@ -589,16 +588,47 @@ class loader {
 
   using fallback_map = std::vector<std::pair<std::string, std::vector<std::string>>>;
 
-  /// LiteLLM's fallbacks: a list of single-key maps [{"gpt-4o": ["claude"]}] (a map and a
-  /// single name are accepted too).
-  fallback_map fallback_list(const YAML::Node& n, const std::string& path) {
-    fallback_map out;
+  /// One fallback list as written, with where each name sits (for errors and warnings).
+  struct fallback_entry {
+    std::string from;           ///< the model group ("" for default_fallbacks)
+    std::string path;           ///< e.g. "router_settings.fallbacks[0].gpt-4o"
+    YAML::Node from_node;       ///< the group's key
+    std::vector<std::string> to;
+    std::vector<std::pair<std::string, YAML::Node>> to_at;  ///< path and node of each of `to`
+  };
+  using fallback_entries = std::vector<fallback_entry>;
+
+  /// The targets of one group: a list of names, or one name.
+  void fallback_targets(const YAML::Node& n, const std::string& path, fallback_entry& e) {
+    auto one = [&](const YAML::Node& t, const std::string& p) {
+      if (!t.IsScalar()) fail(t, p, "expected a model group name");
+      auto name = scalar(t, p);
+      if (!name) return;  // os.environ/ not set: warned
+      if (name->empty()) fail(t, p, "expected a model group name, got an empty string");
+      e.to.push_back(*name);
+      e.to_at.emplace_back(p, t);
+    };
+    if (!n || n.IsNull()) return;
+    if (n.IsScalar()) return one(n, path);
+    if (!n.IsSequence()) fail(n, path, "expected a list of model groups");
+    for (std::size_t i = 0; i < n.size(); ++i) one(n[i], path + "[" + std::to_string(i) + "]");
+  }
+
+  /// LiteLLM's fallbacks: a list of single-key maps [{"gpt-4o": ["claude", "gpt-3.5"]}];
+  /// a map {"gpt-4o": ["claude"]} and a single name as the value are accepted too.
+  fallback_entries fallback_list(const YAML::Node& n, const std::string& path) {
+    fallback_entries out;
     if (!n || n.IsNull()) return out;
     auto add_map = [&](const YAML::Node& m, const std::string& p) {
       for (auto it = m.begin(); it != m.end(); ++it) {
-        std::string from = it->first.as<std::string>();
-        auto targets = string_list(it->second, p + "." + from);
-        out.emplace_back(from, targets);
+        fallback_entry e;
+        e.from_node = it->first;
+        if (!e.from_node.IsScalar() || e.from_node.Scalar().empty())
+          fail(e.from_node, p, "expected a model group name as the key");
+        e.from = e.from_node.Scalar();
+        e.path = p + "." + e.from;
+        fallback_targets(it->second, e.path, e);
+        out.push_back(std::move(e));
       }
     };
     if (n.IsMap()) {
@@ -615,61 +645,105 @@ class loader {
     return out;
   }
 
+  /// default_fallbacks: a list of model groups (or one name), for every group.
+  fallback_entries default_fallback_list(const YAML::Node& n, const std::string& path) {
+    fallback_entry e;
+    e.path = path;
+    fallback_targets(n, path, e);
+    return {std::move(e)};
+  }
+
+  /// Whether `name` reaches a model group of model_list the way the gateway resolves a
+  /// requested model: an exact model_name, else a model_name ending in '*' whose prefix
+  /// `name` starts with (and is longer than).
   bool group_exists(const std::string& name) const {
+    for (const auto& d : cfg_.model_list)
+      if (d.model_name == name) return true;
     for (const auto& d : cfg_.model_list) {
       const auto& m = d.model_name;
-      if (m == name) return true;
-      if (!m.empty() && m.back() == '*' && name.compare(0, m.size() - 1, m, 0, m.size() - 1) == 0) return true;
+      if (!m.empty() && m.back() == '*' && name.size() > m.size() - 1 &&
+          name.compare(0, m.size() - 1, m, 0, m.size() - 1) == 0)
+        return true;
     }
     return false;
   }
 
+  /// Fallbacks from router_settings, else litellm_settings (per kind, as LiteLLM: the
+  /// router's own setting wins); every target must be a model group, no group may fall
+  /// back to itself; a source group that does not exist is only warned about.
   void finish_fallbacks() {
     auto& r = cfg_.router;
+    auto chosen = [&](const char* key) -> const fallback_entries* {
+      if (auto it = router_fallbacks_.find(key); it != router_fallbacks_.end()) return &it->second;
+      if (auto it = litellm_fallbacks_.find(key); it != litellm_fallbacks_.end()) return &it->second;
+      return nullptr;
+    };
+    auto check = [&](const fallback_entries& es) {
+      for (const auto& e : es) {
+        if (!e.from.empty() && !group_exists(e.from))
+          warn(e.path, e.path + ": '" + e.from + "' is not a model group of model_list (its fallbacks never apply)");
+        for (std::size_t i = 0; i < e.to.size(); ++i) {
+          const auto& [p, node] = e.to_at[i];
+          if (!e.from.empty() && e.to[i] == e.from)
+            fail(node, p, "model group '" + e.from + "' cannot fall back to itself");
+          if (!group_exists(e.to[i]))
+            fail(node, p, "fallback target '" + e.to[i] + "' is not a model group of model_list");
+        }
+      }
+    };
     auto take = [&](const char* key, fallback_map& dst) {
-      if (!router_set_.count(key) && litellm_fallbacks_.count(key)) dst = litellm_fallbacks_[key];
+      const auto* es = chosen(key);
+      if (!es) return;
+      check(*es);
+      dst.clear();
+      for (const auto& e : *es) dst.emplace_back(e.from, e.to);
     };
     take("fallbacks", r.fallbacks);
     take("context_window_fallbacks", r.context_window_fallbacks);
     take("content_policy_fallbacks", r.content_policy_fallbacks);
-    if (!router_set_.count("default_fallbacks") && has_litellm_default_fallbacks_)
-      r.default_fallbacks = litellm_default_fallbacks_;
-    auto check = [&](const char* key, const fallback_map& m) {
-      for (const auto& [from, to] : m) {
-        std::string path = std::string(router_set_.count(key) ? "router_settings." : "litellm_settings.") + key;
-        if (!group_exists(from))
-          warn(path + from, path + ": '" + from + "' is not a model group of model_list (its fallbacks never apply)");
-        for (std::size_t i = 0; i < to.size(); ++i) {
-          if (to[i] == from) throw invalid{source_ + ": " + path + "." + from + "[" + std::to_string(i) +
-                                           "]: a model group cannot fall back to itself"};
-          if (!group_exists(to[i]))
-            throw invalid{source_ + ": " + path + "." + from + "[" + std::to_string(i) + "]: fallback target '" +
-                          to[i] + "' is not a model group of model_list"};
-        }
-      }
-    };
-    check("fallbacks", r.fallbacks);
-    check("context_window_fallbacks", r.context_window_fallbacks);
-    check("content_policy_fallbacks", r.content_policy_fallbacks);
-    for (std::size_t i = 0; i < r.default_fallbacks.size(); ++i)
-      if (!group_exists(r.default_fallbacks[i]))
-        throw invalid{source_ + ": default_fallbacks[" + std::to_string(i) + "]: fallback target '" +
-                      r.default_fallbacks[i] + "' is not a model group of model_list"};
+    if (const auto* es = chosen("default_fallbacks")) {
+      check(*es);
+      r.default_fallbacks.clear();
+      for (const auto& e : *es) r.default_fallbacks.insert(r.default_fallbacks.end(), e.to.begin(), e.to.end());
+    }
   }
 
+  /// A port: an integer from 1 to 65535 (also when it comes from os.environ/).
   int port_of(const YAML::Node& n, const std::string& path) {
-    auto x = integer(n, path, 1);
-    if (!x) return 6379;
-    if (*x > 65535) fail(n, path, "expected a port from 1 to 65535");
+    auto s = scalar(n, path);
+    if (!s) return 6379;
+    auto x = parse_int(*s);
+    if (!x || *x < 1 || *x > 65535) fail(n, path, "expected a port from 1 to 65535, got '" + display(n, *s) + "'");
     return static_cast<int>(*x);
   }
 
-  /// redis://[user[:password]@]host[:port][/db]
+  /// %XX escapes in the user and password of a URL (as redis-py unquotes them).
+  static std::optional<std::string> percent_decode(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != '%') {
+        out += s[i];
+        continue;
+      }
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2])))
+        return std::nullopt;
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    }
+    return out;
+  }
+
+  /// redis://[user[:password]@]host[:port][/db]; the host may be an [IPv6] literal.
+  /// `n` is the node it came from (a null node for $REDIS_URL); the URL is never echoed
+  /// (it may hold a password).
   redis_settings parse_redis_url(const std::string& url, const YAML::Node& n, const std::string& path) {
     redis_settings r;
     std::string rest;
     if (url.rfind("rediss://", 0) == 0)
-      fail(n, path, "TLS Redis (rediss://) is not supported yet (hiredis 0.14 has no TLS); use a redis:// endpoint");
+      fail(n, path,
+           "TLS Redis (rediss://) is not supported yet (hiredis 0.14 has no TLS); use a redis:// endpoint "
+           "(e.g. through a TLS tunnel)");
     if (url.rfind("redis://", 0) == 0) rest = url.substr(8);
     else fail(n, path, "expected redis://[user[:password]@]host[:port][/db]");
     auto at = rest.rfind('@');
@@ -677,11 +751,12 @@ class loader {
       auto cred = rest.substr(0, at);
       rest = rest.substr(at + 1);
       auto colon = cred.find(':');
-      if (colon == std::string::npos) r.password = cred;
-      else {
-        r.username = cred.substr(0, colon);
-        r.password = cred.substr(colon + 1);
-      }
+      auto user = colon == std::string::npos ? std::string() : cred.substr(0, colon);
+      auto pass = colon == std::string::npos ? cred : cred.substr(colon + 1);
+      auto u = percent_decode(user), pw = percent_decode(pass);
+      if (!u || !pw) fail(n, path, "invalid %-escape in the Redis URL's user or password");
+      r.username = *u;
+      r.password = *pw;
     }
     auto slash = rest.find('/');
     if (slash != std::string::npos) {
@@ -689,43 +764,64 @@ class loader {
       rest = rest.substr(0, slash);
       if (!db.empty()) {
         auto v = parse_int(db);
-        if (!v || *v < 0) fail(n, path, "invalid database number '" + db + "'");
+        if (!v || *v < 0 || *v > std::numeric_limits<int>::max())
+          fail(n, path, "invalid database number '" + db + "' in the Redis URL");
         r.db = static_cast<int>(*v);
       }
     }
-    auto colon = rest.rfind(':');
-    if (colon != std::string::npos) {
-      auto v = parse_int(rest.substr(colon + 1));
-      if (!v || *v < 1 || *v > 65535) fail(n, path, "invalid port in the Redis URL");
-      r.port = static_cast<int>(*v);
+    std::string port;
+    if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+      auto close = rest.find(']');
+      if (close == std::string::npos) fail(n, path, "unclosed [ in the Redis URL's host");
+      if (close + 1 < rest.size()) {
+        if (rest[close + 1] != ':') fail(n, path, "expected :port after the Redis URL's [host]");
+        port = rest.substr(close + 2);
+        if (port.empty()) fail(n, path, "invalid port in the Redis URL");
+      }
+      rest = rest.substr(1, close - 1);
+    } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+      port = rest.substr(colon + 1);
+      if (port.empty()) fail(n, path, "invalid port in the Redis URL");
       rest = rest.substr(0, colon);
+    }
+    if (!port.empty()) {
+      auto v = parse_int(port);
+      if (!v || *v < 1 || *v > 65535) fail(n, path, "invalid port '" + port + "' in the Redis URL");
+      r.port = static_cast<int>(*v);
     }
     if (rest.empty()) fail(n, path, "the Redis URL has no host");
     r.host = rest;
     return r;
   }
 
+  /// litellm_settings.cache_params: the Redis part (type redis, or no type but a host or
+  /// url) is a candidate for the shared Redis; the rest belongs to the response cache,
+  /// which is not implemented yet (warned).
   void read_cache_params(const YAML::Node& n, const std::string& path) {
     require_map(n, path);
     if (n.IsNull()) return;
     std::string type;
     redis_settings r;
-    bool any = false;
+    std::optional<redis_settings> from_url;
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = path + "." + k;
       const YAML::Node v = it->second;
       if (k == "type") type = scalar(v, kp).value_or("");
-      else if (k == "host") { r.host = scalar(v, kp).value_or(""); any = true; }
+      else if (k == "host") r.host = scalar(v, kp).value_or("");
       else if (k == "port") r.port = port_of(v, kp);
       else if (k == "password") r.password = scalar(v, kp).value_or("");
       else if (k == "username") r.username = scalar(v, kp).value_or("");
-      else if (k == "db") { if (auto x = integer(v, kp)) r.db = static_cast<int>(*x); }
-      else if (k == "url") {
-        if (auto u = scalar(v, kp); u && !u->empty()) { r = parse_redis_url(*u, v, kp); any = true; }
-      } else warn_later(kp);
+      else if (k == "db") {
+        if (auto x = int_value(v, kp)) r.db = *x;
+      } else if (k == "url" || k == "redis_url") {
+        if (auto u = scalar(v, kp); u && !u->empty()) from_url = parse_redis_url(*u, v, kp);
+      } else {
+        warn_later(kp);
+      }
     }
-    if ((type == "redis" || (type.empty() && any)) && !r.host.empty()) {
+    if (from_url) r = *from_url;  // a URL says it all (as redis-py's from_url)
+    if ((type == "redis" || type.empty()) && !r.host.empty()) {
       r.from = "litellm_settings.cache_params";
       cache_redis_ = r;
     }
@@ -756,14 +852,16 @@ class loader {
       out.host = h;
       if (const char* p = std::getenv("REDIS_PORT"); p && *p) {
         auto v = parse_int(p);
-        if (!v || *v < 1 || *v > 65535) throw invalid{"$REDIS_PORT: expected a port, got '" + std::string(p) + "'"};
+        if (!v || *v < 1 || *v > 65535)
+          throw invalid{source_ + ": $REDIS_PORT: expected a port from 1 to 65535, got '" + std::string(p) + "'"};
         out.port = static_cast<int>(*v);
       }
       if (const char* p = std::getenv("REDIS_PASSWORD")) out.password = p;
       if (const char* p = std::getenv("REDIS_USERNAME")) out.username = p;
       if (const char* p = std::getenv("REDIS_DB"); p && *p) {
         auto v = parse_int(p);
-        if (!v || *v < 0) throw invalid{"$REDIS_DB: expected a database number, got '" + std::string(p) + "'"};
+        if (!v || *v < 0 || *v > std::numeric_limits<int>::max())
+          throw invalid{source_ + ": $REDIS_DB: expected a database number, got '" + std::string(p) + "'"};
         out.db = static_cast<int>(*v);
       }
       out.from = "$REDIS_HOST";
@@ -773,10 +871,9 @@ class loader {
   std::string source_;
   gateway_config cfg_;
   std::set<std::string> warned_;
-  std::map<std::string, fallback_map> litellm_fallbacks_;
-  std::vector<std::string> litellm_default_fallbacks_;
-  bool has_litellm_default_fallbacks_ = false;
-  std::set<std::string> router_set_;
+  /// Fallback lists by kind ("fallbacks", ..., "default_fallbacks") as each section wrote them.
+  std::map<std::string, fallback_entries> router_fallbacks_;
+  std::map<std::string, fallback_entries> litellm_fallbacks_;
   redis_settings router_redis_;
   std::optional<std::pair<std::string, YAML::Node>> router_redis_url_;
   std::optional<redis_settings> cache_redis_;

@@ -1,25 +1,33 @@
-// redis_limiter against a real redis-server started on an ephemeral port.
+// redis_limiter against a real redis-server (Debian's) started per test on an ephemeral
+// port in a temporary directory.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <utility>
+#include <utility>  // before Asio (Boost 1.74 + GCC 12 in C++20)
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
+#include "gw/core/log.hpp"
 #include "gw/limits/redis.hpp"
 
 using namespace gw::limits;
 using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
 
 namespace {
 
@@ -35,56 +43,125 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-class RedisServer {
+/// A redis-server child process (no persistence), killed with the object.
+class redis_server {
  public:
-  explicit RedisServer(int port) : port_(port) {
-    dir_ = std::filesystem::temp_directory_path() / ("gw-redis-test-" + std::to_string(::getpid()) + "-" + std::to_string(port));
-    std::filesystem::create_directories(dir_);
+  explicit redis_server(int port, std::string password = {}) : port_(port), password_(std::move(password)) {
+    char tmpl[] = "/tmp/gw-redis-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
     start();
   }
-  ~RedisServer() {
-    resume();
+  ~redis_server() {
     kill();
-    std::filesystem::remove_all(dir_);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
   }
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+
+  /// Starts it and waits until it answers PING (NOAUTH counts as an answer).
   void start() {
+    std::string port = std::to_string(port_), log = (dir_ / "redis.log").string();
     pid_ = ::fork();
     if (pid_ == 0) {
-      std::string port = std::to_string(port_);
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", dir_.c_str(), "--daemonize", "no", "--loglevel", "warning",
-               static_cast<char*>(nullptr));
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<const char*> argv{"redis-server", "--port",        port.c_str(), "--bind",     "127.0.0.1",
+                                    "--save",       "",              "--appendonly", "no",       "--dir",
+                                    dir_.c_str(),   "--daemonize",   "no",           "--loglevel", "warning"};
+      if (!password_.empty()) {
+        argv.push_back("--requirepass");
+        argv.push_back(password_.c_str());
+      }
+      argv.push_back(nullptr);
+      ::execvp("redis-server", const_cast<char* const*>(argv.data()));
       ::_exit(127);
     }
-    // Wait until it accepts connections.
-    for (int i = 0; i < 200; ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<std::uint16_t>(port_));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      ::close(fd);
-      if (ok) return;
-      std::this_thread::sleep_for(25ms);
+    auto end = steady::now() + 5s;
+    while (steady::now() < end) {
+      if (ping()) return;
+      std::this_thread::sleep_for(10ms);
     }
+    ADD_FAILURE() << "redis-server did not start on port " << port_;
   }
   void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGCONT);
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
   void pause() { ::kill(pid_, SIGSTOP); }
-  void resume() {
-    if (pid_ > 0) ::kill(pid_, SIGCONT);
+  void resume() { ::kill(pid_, SIGCONT); }
+  int port() const { return port_; }
+
+ private:
+  bool ping() const {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::write(fd, "PING\r\n", 6) == 6) {
+      char buf[64];
+      auto n = ::read(fd, buf, sizeof buf);
+      ok = n > 0 && (buf[0] == '+' || buf[0] == '-');
+    }
+    ::close(fd);
+    return ok;
+  }
+  int port_;
+  std::string password_;
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+};
+
+/// A blocking hiredis connection for looking at (and writing) keys directly.
+class raw_client {
+ public:
+  explicit raw_client(int port, const char* password = nullptr) {
+    timeval tv{2, 0};
+    c_ = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (password) run({"AUTH", password});
+  }
+  ~raw_client() {
+    if (c_) redisFree(c_);
+  }
+  /// The reply as text (integers in decimal, nil as "(nil)", errors as "ERR: ...").
+  std::string run(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> argl;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+      argl.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), argl.data()));
+    if (!r) return "ERR: no reply";
+    std::string out;
+    switch (r->type) {
+      case REDIS_REPLY_INTEGER: out = std::to_string(r->integer); break;
+      case REDIS_REPLY_NIL: out = "(nil)"; break;
+      case REDIS_REPLY_ERROR: out = "ERR: " + std::string(r->str, r->len); break;
+      case REDIS_REPLY_ARRAY: out = std::to_string(r->elements) + " elements"; break;
+      default: out.assign(r->str, r->len);
+    }
+    freeReplyObject(r);
+    return out;
+  }
+  /// Redis's clock in ms.
+  std::int64_t now_ms() {
+    auto* r = static_cast<redisReply*>(redisCommand(c_, "TIME"));
+    std::int64_t ms = std::stoll(r->element[0]->str) * 1000 + std::stoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return ms;
   }
 
  private:
-  int port_;
-  pid_t pid_ = -1;
-  std::filesystem::path dir_;
+  redisContext* c_ = nullptr;
 };
 
 redis_settings settings(int port, std::string node, std::size_t thread = 0) {
@@ -93,35 +170,51 @@ redis_settings settings(int port, std::string node, std::size_t thread = 0) {
   s.node_id = std::move(node);
   s.thread = thread;
   s.timeout = 200ms;
-  s.reconnect_min = 50ms;
-  s.reconnect_max = 200ms;
-  s.heartbeat = 200ms;
+  s.connect_timeout = 300ms;
+  s.reconnect_min = 20ms;
+  s.reconnect_max = 100ms;
+  s.heartbeat = 100ms;
   s.window.window_ms = 60'000;
   s.window.buckets = 60;
   return s;
 }
 
-/// Runs `io` until `done()` or the deadline.
+/// Runs `io` on this thread until `done()` or `limit` passed.
 template <class F>
 bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds limit = 5s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < end) {
+  auto end = steady::now() + limit;
+  while (!done() && steady::now() < end) {
     io.restart();
-    io.run_for(5ms);
+    io.run_for(2ms);
   }
   return done();
 }
-
-std::optional<decision> acquire_sync(boost::asio::io_context& io, redis_limiter& l, const std::vector<scope>& s) {
-  bool done = false;
-  std::optional<decision> out;
-  l.acquire(s, [&](std::optional<decision> d) {
-    out = std::move(d);
-    done = true;
-  });
-  run_until(io, [&] { return done; });
-  return out;
+void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
+  run_until(io, [] { return false; }, d);
 }
+
+struct outcome {
+  bool called = false;
+  int calls = 0;
+  std::optional<decision> d;
+};
+
+/// One acquire, waited for (the callback must run exactly once).
+std::optional<decision> acquire_sync(boost::asio::io_context& io, redis_limiter& l, const std::vector<scope>& s,
+                                     std::chrono::milliseconds limit = 5s) {
+  auto o = std::make_shared<outcome>();
+  l.acquire(s, [o](std::optional<decision> d) {
+    ++o->calls;
+    o->called = true;
+    o->d = std::move(d);
+  });
+  EXPECT_FALSE(o->called) << "acquire called back synchronously";
+  EXPECT_TRUE(run_until(io, [&] { return o->called; }, limit)) << "no callback";
+  EXPECT_EQ(o->calls, 1);
+  return o->d;
+}
+
+bool admitted(const std::optional<decision>& d) { return d && d->admitted; }
 
 scope sc(std::string id, std::int64_t rpm = -1, std::int64_t tpm = -1, std::int64_t par = -1) {
   scope s;
@@ -135,161 +228,535 @@ scope sc(std::string id, std::int64_t rpm = -1, std::int64_t tpm = -1, std::int6
 
 class RedisLimiterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    port_ = free_port();
-    server_ = std::make_unique<RedisServer>(port_);
+  static void SetUpTestSuite() { gw::log::set_level(gw::log::level::off); }
+  void SetUp() override { server_ = std::make_unique<redis_server>(free_port()); }
+  int port() const { return server_->port(); }
+  /// A started limiter, up.
+  std::unique_ptr<redis_limiter> make(boost::asio::io_context& io, redis_settings s) {
+    auto l = std::make_unique<redis_limiter>(io, std::move(s));
+    l->start();
+    EXPECT_TRUE(run_until(io, [&] { return l->up(); })) << "not up";
+    return l;
   }
-  int port_ = 0;
-  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<redis_server> server_;
 };
 
 }  // namespace
 
-TEST_F(RedisLimiterTest, RpmAdmitsExactlyTheLimit) {
+TEST_F(RedisLimiterTest, RpmAdmitsExactlyTheLimitThenRefuses) {
   boost::asio::io_context io;
-  redis_limiter l(io, settings(port_, "n1"));
-  l.start();
-  ASSERT_TRUE(run_until(io, [&] { return l.up(); }));
+  auto l = make(io, settings(port(), "n1"));
   std::vector<scope> s{sc("key:rpm", 5)};
   for (int i = 0; i < 5; ++i) {
-    auto d = acquire_sync(io, l, s);
-    ASSERT_TRUE(d);
-    ASSERT_TRUE(d->admitted) << i;
+    auto d = acquire_sync(io, *l, s);
+    ASSERT_TRUE(admitted(d)) << i;
+    ASSERT_EQ(d->states.size(), 1u);
+    EXPECT_EQ(d->states[0].limit_requests, 5);
     EXPECT_EQ(d->states[0].remaining_requests, 4 - i);
+    EXPECT_GT(d->states[0].reset_requests_ms, 0);
+    EXPECT_LE(d->states[0].reset_requests_ms, 61'000);
+    EXPECT_EQ(d->states[0].limit_tokens, -1);
+    EXPECT_EQ(d->states[0].remaining_tokens, -1);
   }
-  auto d = acquire_sync(io, l, s);
+  auto d = acquire_sync(io, *l, s);
   ASSERT_TRUE(d);
   EXPECT_FALSE(d->admitted);
   EXPECT_EQ(d->refused, 0);
   EXPECT_EQ(d->refused_kind, kind::requests);
   EXPECT_EQ(d->limit, 5);
+  EXPECT_EQ(d->current, 5);
+  // The end of the bucket that must leave: at most a window plus one bucket away.
   EXPECT_GT(d->retry_after_ms, 0);
   EXPECT_LE(d->retry_after_ms, 61'000);
-  // The pre-check refuses the next one without a round trip.
-  auto before = l.status();
-  auto p = l.precheck(s);
-  ASSERT_TRUE(p);
-  EXPECT_FALSE(p->admitted);
-  EXPECT_EQ(l.status().prechecked, before.prechecked + 1);
-  EXPECT_EQ(l.status().commands, before.commands);
+  EXPECT_GT(d->retry_after_ms, 59'000);  // all five are in the current (1 s) bucket
+  EXPECT_TRUE(l->up());
+  EXPECT_EQ(l->status().live_nodes, 1u);
 }
 
-TEST_F(RedisLimiterTest, ThreeNodesShareOneLimitExactly) {
-  std::atomic<int> admitted{0};
+TEST_F(RedisLimiterTest, RefusalNamesTheRefusingScopeAndCountsNothing) {
+  boost::asio::io_context io;
+  auto l = make(io, settings(port(), "n1"));
+  // Scope 2 refuses: scope 1 (requests and in flight) is not counted.
+  std::vector<scope> both{sc("s1", 1, -1, 1), sc("s2", 0)};
+  auto d = acquire_sync(io, *l, both);
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->admitted);
+  EXPECT_EQ(d->refused, 1);
+  EXPECT_EQ(d->refused_kind, kind::requests);
+  EXPECT_EQ(d->limit, 0);
+  EXPECT_EQ(d->current, 0);
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, {sc("s1", 1, -1, 1)}))) << "s1 was counted by a refused request";
+  // First refusal in scope order wins.
+  d = acquire_sync(io, *l, {sc("a", 0), sc("b", 0)});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->refused, 0);
+  // No limited scope at all: admitted without a round trip.
+  auto before = l->status().commands;
+  d = acquire_sync(io, *l, {sc("free"), sc("free2")});
+  ASSERT_TRUE(admitted(d));
+  EXPECT_EQ(d->states.size(), 2u);
+  EXPECT_EQ(l->status().commands, before);
+}
+
+TEST_F(RedisLimiterTest, ThreeLimitersShareOneLimitExactly) {
+  std::atomic<int> admitted_n{0}, answered{0}, ready{0};
   std::vector<std::thread> ts;
   for (int n = 0; n < 3; ++n)
     ts.emplace_back([&, n] {
       boost::asio::io_context io;
-      auto st = settings(port_, "node" + std::to_string(n));
+      auto st = settings(port(), "node" + std::to_string(n));
       st.precheck = false;
       redis_limiter l(io, st);
       l.start();
       if (!run_until(io, [&] { return l.up(); })) return;
+      ++ready;
+      run_until(io, [&] { return ready.load() == 3; });
       std::vector<scope> s{sc("key:shared", 100)};
       int pending = 0;
-      for (int i = 0; i < 80; ++i) {
+      for (int i = 0; i < 80; ++i) {  // pipelined
         ++pending;
         l.acquire(s, [&](std::optional<decision> d) {
           --pending;
-          if (d && d->admitted) ++admitted;
+          ++answered;
+          if (admitted(d)) ++admitted_n;
         });
       }
       run_until(io, [&] { return pending == 0; });
       l.stop();
     });
   for (auto& t : ts) t.join();
-  EXPECT_EQ(admitted.load(), 100);
+  EXPECT_EQ(answered.load(), 240);
+  EXPECT_EQ(admitted_n.load(), 100);
 }
 
-TEST_F(RedisLimiterTest, AllOrNothingAndTokensAndParallel) {
+TEST_F(RedisLimiterTest, WindowSlidesAndNeverAdmitsMoreThanTheLimitPerWindow) {
   boost::asio::io_context io;
-  redis_limiter a(io, settings(port_, "na"));
-  redis_limiter b(io, settings(port_, "nb"));
-  a.start();
-  b.start();
-  ASSERT_TRUE(run_until(io, [&] { return a.up() && b.up(); }));
-  std::vector<scope> both{sc("s1", 10), sc("s2", 0)};
-  auto d = acquire_sync(io, a, both);
-  ASSERT_TRUE(d);
-  EXPECT_FALSE(d->admitted);
-  EXPECT_EQ(d->refused, 1);
-  std::vector<scope> one{sc("s1", 1)};
-  d = acquire_sync(io, b, one);
-  ASSERT_TRUE(d && d->admitted) << "s1 was counted by a refused request";
+  auto st = settings(port(), "n1");
+  st.window.window_ms = 1'000;
+  st.window.buckets = 4;  // 250 ms buckets
+  st.precheck = false;
+  auto l = make(io, st);
+  const std::int64_t limit = 5;
+  std::vector<scope> s{sc("key:slide", limit)};
+  struct sample {
+    steady::time_point sent, answered;
+  };
+  std::vector<sample> ok;
+  int refused = 0;
+  auto end = steady::now() + 3'200ms;
+  while (steady::now() < end) {
+    auto sent = steady::now();
+    auto d = acquire_sync(io, *l, s);
+    ASSERT_TRUE(d);
+    if (d->admitted) {
+      ok.push_back({sent, steady::now()});
+    } else {
+      ++refused;
+      EXPECT_EQ(d->refused_kind, kind::requests);
+      EXPECT_GT(d->retry_after_ms, 0);
+      EXPECT_LE(d->retry_after_ms, 1'250);  // a window plus one bucket at most
+    }
+    run_for(io, 20ms);
+  }
+  EXPECT_GT(refused, 0);
+  // After the window passed, requests are admitted again: at least 3 windows' worth.
+  EXPECT_GE(static_cast<std::int64_t>(ok.size()), 3 * limit);
+  // Never more than `limit` in any window-long interval: requests i and j surely lie
+  // within one window on Redis's clock when j's answer came less than a window after
+  // i was sent.
+  for (std::size_t j = 0; j < ok.size(); ++j) {
+    std::int64_t in_window = 0;
+    for (std::size_t i = 0; i <= j; ++i)
+      if (ok[j].answered - ok[i].sent < 1'000ms) ++in_window;
+    EXPECT_LE(in_window, limit) << "at admission " << j;
+  }
+  // A refused caller retrying after retry_after is admitted.
+  std::optional<decision> d;
+  do {
+    d = acquire_sync(io, *l, s);
+    ASSERT_TRUE(d);
+  } while (d->admitted);
+  run_for(io, std::chrono::milliseconds(d->retry_after_ms + 5));
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, s)));
+}
 
-  auto t = sc("tok", -1, 100);
-  t.counts = token_count::output;
-  std::vector<scope> tv{t};
-  ASSERT_TRUE(acquire_sync(io, a, tv)->admitted);
-  ASSERT_TRUE(a.release(tv, token_usage{500, 100}));
-  run_until(io, [] { return false; }, 100ms);
-  d = acquire_sync(io, b, tv);
+TEST_F(RedisLimiterTest, TokensAreAddedOnReleaseAndRefuseAtTheLimit) {
+  boost::asio::io_context io;
+  auto l = make(io, settings(port(), "n1"));
+  auto out = sc("tok:out", -1, 100);
+  out.counts = token_count::output;
+  auto in = sc("tok:in", -1, 1000);
+  in.counts = token_count::input;
+  auto total = sc("tok:total", -1, 1000);
+  std::vector<scope> s{out, in, total};
+  auto d = acquire_sync(io, *l, s);
+  ASSERT_TRUE(admitted(d));
+  EXPECT_EQ(d->states[0].limit_tokens, 100);
+  EXPECT_EQ(d->states[0].remaining_tokens, 100);
+  EXPECT_EQ(d->states[0].reset_tokens_ms, 0);
+  EXPECT_TRUE(l->release(s, token_usage{500, 60}));
+  d = acquire_sync(io, *l, s);  // the release was sent first: it is counted
+  ASSERT_TRUE(admitted(d));
+  EXPECT_EQ(d->states[0].remaining_tokens, 40);
+  EXPECT_EQ(d->states[1].remaining_tokens, 500);
+  EXPECT_EQ(d->states[2].remaining_tokens, 440);
+  EXPECT_GT(d->states[0].reset_tokens_ms, 0);
+  EXPECT_LE(d->states[0].reset_tokens_ms, 61'000);
+  EXPECT_TRUE(l->release(s, token_usage{0, 40}));
+  d = acquire_sync(io, *l, s);
   ASSERT_TRUE(d);
   EXPECT_FALSE(d->admitted);
+  EXPECT_EQ(d->refused, 0);
   EXPECT_EQ(d->refused_kind, kind::tokens);
+  EXPECT_EQ(d->limit, 100);
   EXPECT_EQ(d->current, 100);
+  EXPECT_GT(d->retry_after_ms, 0);
+  EXPECT_LE(d->retry_after_ms, 61'000);
+  // A release with nothing to write (no tokens, no in-flight limit) costs no round trip.
+  auto before = l->status().commands;
+  EXPECT_TRUE(l->release({sc("rpm-only", 10)}, token_usage{5, 5}));
+  EXPECT_EQ(l->status().commands, before);
+}
 
-  std::vector<scope> pv{sc("par", -1, -1, 1)};
-  ASSERT_TRUE(acquire_sync(io, a, pv)->admitted);
-  run_until(io, [] { return false; }, 300ms);  // both nodes heartbeat
-  d = acquire_sync(io, b, pv);
+TEST_F(RedisLimiterTest, MaxParallelAcrossTwoLimitersAndPipelined) {
+  boost::asio::io_context io;
+  auto a = make(io, settings(port(), "na"));
+  auto b = make(io, settings(port(), "nb"));
+  std::vector<scope> p{sc("par", -1, -1, 2)};
+  EXPECT_TRUE(admitted(acquire_sync(io, *a, p)));
+  EXPECT_TRUE(admitted(acquire_sync(io, *b, p)));
+  auto d = acquire_sync(io, *a, p);
   ASSERT_TRUE(d);
   EXPECT_FALSE(d->admitted);
   EXPECT_EQ(d->refused_kind, kind::parallel);
-  a.release(pv, {});
-  run_until(io, [] { return false; }, 50ms);
-  d = acquire_sync(io, b, pv);
-  ASSERT_TRUE(d && d->admitted);
-  EXPECT_EQ(a.status().live_nodes, 2u);
+  EXPECT_EQ(d->limit, 2);
+  EXPECT_EQ(d->current, 2);
+  EXPECT_EQ(d->retry_after_ms, 1000);
+  EXPECT_FALSE(a->precheck(p)) << "parallel refusals are not pre-checked";
+  EXPECT_TRUE(b->release(p, {}));
+  EXPECT_TRUE(admitted(acquire_sync(io, *a, p)));
+  EXPECT_TRUE(a->release(p, {}));
+  EXPECT_TRUE(a->release(p, {}));
+
+  // Pipelined acquires from one thread carry increasing counts: exactly 3 of 6.
+  std::vector<scope> q{sc("par3", -1, -1, 3)};
+  for (int round = 0; round < 2; ++round) {
+    int pending = 0, ok = 0;
+    for (int i = 0; i < 6; ++i) {
+      ++pending;
+      a->acquire(q, [&](std::optional<decision> d) {
+        --pending;
+        if (admitted(d)) ++ok;
+      });
+    }
+    ASSERT_TRUE(run_until(io, [&] { return pending == 0; }));
+    EXPECT_EQ(ok, 3) << "round " << round;
+    // The refused ones took their counts back: the other node sees 3 in flight.
+    auto bd = acquire_sync(io, *b, q);
+    ASSERT_TRUE(bd);
+    EXPECT_FALSE(bd->admitted);
+    EXPECT_EQ(bd->current, 3);
+    for (int i = 0; i < ok; ++i) EXPECT_TRUE(a->release(q, {}));
+  }
+  run_for(io, 50ms);
+  raw_client raw(port());
+  EXPECT_EQ(raw.run({"HEXISTS", "{llm-gateway}:p:par3", "na/0"}), "0") << "a zero count leaves no field";
+  EXPECT_TRUE(admitted(acquire_sync(io, *b, q)));
+}
+
+TEST_F(RedisLimiterTest, DeadNodesInFlightCountIsIgnored) {
+  boost::asio::io_context io;
+  auto l = make(io, settings(port(), "n1"));
+  raw_client raw(port());
+  auto now = raw.now_ms();
+  raw.run({"ZADD", "{llm-gateway}:nodes", std::to_string(now - 20'000), "ghost"});
+  raw.run({"ZADD", "{llm-gateway}:nodes", std::to_string(now), "live"});
+  raw.run({"HSET", "{llm-gateway}:p:dead", "ghost/0", "5"});
+  raw.run({"HSET", "{llm-gateway}:p:busy", "live/3", "1", "ghost/1", "7"});
+  // The ghost's 5 do not count (and its field goes); the live node's 1 does.
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, {sc("dead", -1, -1, 1)})));
+  EXPECT_EQ(raw.run({"HEXISTS", "{llm-gateway}:p:dead", "ghost/0"}), "0");
+  EXPECT_EQ(raw.run({"HGET", "{llm-gateway}:p:dead", "n1/0"}), "1");
+  auto d = acquire_sync(io, *l, {sc("busy", -1, -1, 1)});
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->admitted);
+  EXPECT_EQ(d->refused_kind, kind::parallel);
+  EXPECT_EQ(d->current, 1);
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, {sc("busy", -1, -1, 2)})));
+}
+
+TEST_F(RedisLimiterTest, LiveNodesCountsHeartbeatingNodes) {
+  boost::asio::io_context io;
+  auto a = make(io, settings(port(), "na"));
+  raw_client raw(port());
+  raw.run({"ZADD", "{llm-gateway}:nodes", std::to_string(raw.now_ms() - 30'000), "gone"});
+  run_for(io, 250ms);
+  EXPECT_EQ(a->status().live_nodes, 1u);
+  auto b = make(io, settings(port(), "nb", 1));
+  auto c = make(io, settings(port(), "nb", 2));  // another thread of the same node
+  EXPECT_TRUE(run_until(io, [&] { return a->status().live_nodes == 2 && b->status().live_nodes == 2; }, 2s));
+  EXPECT_EQ(a->status().live_nodes, 2u);
+  EXPECT_EQ(c->status().live_nodes, 2u);
+}
+
+TEST_F(RedisLimiterTest, PrecheckRefusesWithoutARoundTripUntilTheRetryTime) {
+  boost::asio::io_context io;
+  auto st = settings(port(), "n1");
+  st.window.window_ms = 1'000;
+  st.window.buckets = 4;
+  auto l = make(io, st);
+  std::vector<scope> s{sc("other", 100), sc("key:pre", 2)};
+  EXPECT_FALSE(l->precheck(s));
+  ASSERT_TRUE(admitted(acquire_sync(io, *l, s)));
+  ASSERT_TRUE(admitted(acquire_sync(io, *l, s)));
+  auto d = acquire_sync(io, *l, s);
+  ASSERT_TRUE(d);
+  ASSERT_FALSE(d->admitted);
+  EXPECT_EQ(d->refused, 1);
+
+  auto before = l->status();
+  auto p = l->precheck(s);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->admitted);
+  EXPECT_EQ(p->refused, 1);
+  EXPECT_EQ(p->refused_kind, kind::requests);
+  EXPECT_EQ(p->limit, 2);
+  EXPECT_EQ(p->current, 2);
+  EXPECT_GT(p->retry_after_ms, 0);
+  EXPECT_LE(p->retry_after_ms, d->retry_after_ms);
+  EXPECT_EQ(p->states.size(), 2u);
+  auto after = l->status();
+  EXPECT_EQ(after.prechecked, before.prechecked + 1);
+  EXPECT_EQ(after.commands, before.commands);
+  // Other scopes alone are not refused; a changed limit forgets the refusal.
+  EXPECT_FALSE(l->precheck({sc("other", 100)}));
+  EXPECT_FALSE(l->precheck({sc("key:pre", 3)}));
+  ASSERT_TRUE(acquire_sync(io, *l, s));  // refused again: remembered again
+  ASSERT_TRUE(l->precheck(s));
+  // Once the retry time has come it stops refusing, and Redis admits.
+  auto wait = l->precheck(s)->retry_after_ms;
+  auto t0 = steady::now();
+  run_for(io, std::chrono::milliseconds(wait + 5));
+  auto again = l->precheck(s);
+  EXPECT_FALSE(again) << "waited " << wait << " ms (" << (steady::now() - t0) / 1ms << " ms), now "
+                      << (again ? again->retry_after_ms : 0) << " ms more";
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, s)));
+}
+
+TEST_F(RedisLimiterTest, PrecheckOffNeverPrechecks) {
+  boost::asio::io_context io;
+  auto st = settings(port(), "n1");
+  st.precheck = false;
+  auto l = make(io, st);
+  std::vector<scope> s{sc("key:nopre", 1)};
+  ASSERT_TRUE(admitted(acquire_sync(io, *l, s)));
+  for (int i = 0; i < 3; ++i) {
+    auto d = acquire_sync(io, *l, s);
+    ASSERT_TRUE(d);
+    EXPECT_FALSE(d->admitted);
+    EXPECT_FALSE(l->precheck(s));
+  }
+  EXPECT_EQ(l->status().prechecked, 0u);
 }
 
 TEST_F(RedisLimiterTest, HungServerTimesOutAndRecovers) {
   boost::asio::io_context io;
-  redis_limiter l(io, settings(port_, "nh"));
-  l.start();
-  ASSERT_TRUE(run_until(io, [&] { return l.up(); }));
+  auto l = make(io, settings(port(), "nh"));
   server_->pause();
-  auto t0 = std::chrono::steady_clock::now();
-  auto d = acquire_sync(io, l, {sc("k", 1000)});
-  auto waited = std::chrono::steady_clock::now() - t0;
+  auto t0 = steady::now();
+  auto d = acquire_sync(io, *l, {sc("k", 1000)});
+  auto waited = steady::now() - t0;
   EXPECT_FALSE(d);
-  EXPECT_LT(waited, 1s);
-  EXPECT_FALSE(l.up());
-  EXPECT_GE(l.status().timeouts, 1u);
-  // While down: at once, no round trip.
-  t0 = std::chrono::steady_clock::now();
-  EXPECT_FALSE(acquire_sync(io, l, {sc("k", 1000)}));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  EXPECT_GE(waited, 150ms);
+  EXPECT_LT(waited, 600ms);
+  EXPECT_FALSE(l->up());
+  EXPECT_FALSE(l->status().up);
+  EXPECT_GE(l->status().timeouts, 1u);
+  // While down: posted at once, no round trip; release sends nothing.
+  auto commands = l->status().commands;
+  t0 = steady::now();
+  EXPECT_FALSE(acquire_sync(io, *l, {sc("k", 1000)}));
+  EXPECT_LT(steady::now() - t0, 50ms);
+  EXPECT_FALSE(l->release({sc("k", -1, 10)}, token_usage{1, 1}));
   server_->resume();
-  ASSERT_TRUE(run_until(io, [&] { return l.up(); }, 5s));
-  d = acquire_sync(io, l, {sc("k", 1000)});
-  ASSERT_TRUE(d && d->admitted);
+  ASSERT_TRUE(run_until(io, [&] { return l->up(); }, 5s));
+  EXPECT_GT(l->status().commands, commands);
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, {sc("k", 1000)})));
 }
 
-TEST_F(RedisLimiterTest, KilledAndRestartedServerReconnects) {
+TEST_F(RedisLimiterTest, KilledAndRestartedServerReconnectsAndRewritesInFlight) {
   boost::asio::io_context io;
-  redis_limiter l(io, settings(port_, "nk"));
-  l.start();
-  ASSERT_TRUE(run_until(io, [&] { return l.up(); }));
+  auto l = make(io, settings(port(), "nk"));
+  ASSERT_TRUE(admitted(acquire_sync(io, *l, {sc("par", -1, -1, 5)})));
+  ASSERT_TRUE(admitted(acquire_sync(io, *l, {sc("par", -1, -1, 5)})));
   server_->kill();
-  EXPECT_FALSE(acquire_sync(io, l, {sc("k", 10)}));
-  run_until(io, [&] { return !l.up(); });
-  EXPECT_FALSE(l.up());
-  server_->start();
-  ASSERT_TRUE(run_until(io, [&] { return l.up(); }, 5s));
-  auto d = acquire_sync(io, l, {sc("k", 10)});
-  ASSERT_TRUE(d && d->admitted);
-  EXPECT_GE(l.status().reconnects, 1u);
+  EXPECT_FALSE(acquire_sync(io, *l, {sc("k", 10)}));
+  EXPECT_TRUE(run_until(io, [&] { return !l->up(); }, 1s));
+  EXPECT_FALSE(l->release({sc("par", -1, -1, 5)}, {}));  // 1 in flight now
+  server_->start();  // empty: no persistence
+  ASSERT_TRUE(run_until(io, [&] { return l->up(); }, 5s));
+  EXPECT_GE(l->status().reconnects, 1u);
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, {sc("k", 10)})));
+  raw_client raw(port());
+  EXPECT_EQ(raw.run({"HGET", "{llm-gateway}:p:par", "nk/0"}), "1") << "in-flight field not rewritten";
 }
 
-TEST(RedisLimiterAbsent, NoServerNeverBlocks) {
+TEST_F(RedisLimiterTest, ReleaseWhileDownIsWrittenWhenRedisReturns) {
   boost::asio::io_context io;
-  redis_limiter l(io, settings(free_port(), "nx"));
+  auto l = make(io, settings(port(), "nr"));
+  std::vector<scope> p{sc("par", -1, -1, 1)};
+  ASSERT_TRUE(admitted(acquire_sync(io, *l, p)));
+  raw_client raw(port());
+  EXPECT_EQ(raw.run({"HGET", "{llm-gateway}:p:par", "nr/0"}), "1");
+  server_->pause();
+  EXPECT_FALSE(acquire_sync(io, *l, {sc("k", 10)}));  // times out
+  EXPECT_FALSE(l->up());
+  EXPECT_FALSE(l->release(p, {}));
+  server_->resume();
+  ASSERT_TRUE(run_until(io, [&] { return l->up(); }, 5s));
+  run_for(io, 50ms);
+  EXPECT_EQ(raw.run({"HEXISTS", "{llm-gateway}:p:par", "nr/0"}), "0");
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, p)));
+}
+
+TEST_F(RedisLimiterTest, ScriptFlushedIsReloaded) {
+  boost::asio::io_context io;
+  auto l = make(io, settings(port(), "ns"));
+  raw_client raw(port());
+  EXPECT_EQ(raw.run({"SCRIPT", "FLUSH"}), "OK");
+  auto d = acquire_sync(io, *l, {sc("k", 10)});  // NOSCRIPT: nullopt, reloaded
+  EXPECT_TRUE(l->up());
+  int ok = admitted(d) ? 1 : 0;
+  for (int i = 0; i < 3; ++i) ok += admitted(acquire_sync(io, *l, {sc("k", 10)}));
+  EXPECT_GE(ok, 3);
+  EXPECT_TRUE(l->up());
+}
+
+TEST_F(RedisLimiterTest, StopFailsPendingCallbacksOnceAndDestructionDropsThem) {
+  boost::asio::io_context io;
+  auto l = make(io, settings(port(), "nx"));
+  server_->pause();
+  int calls = 0, nullopts = 0;
+  for (int i = 0; i < 10; ++i)
+    l->acquire({sc("k", 10)}, [&](std::optional<decision> d) {
+      ++calls;
+      if (!d) ++nullopts;
+    });
+  run_for(io, 20ms);
+  EXPECT_EQ(calls, 0);
+  l->stop();
+  EXPECT_EQ(calls, 10);
+  EXPECT_EQ(nullopts, 10);
+  EXPECT_FALSE(l->up());
+  EXPECT_FALSE(l->release({sc("p", -1, -1, 1)}, {}));
+  // After stop: posted nullopt, never synchronous.
+  EXPECT_FALSE(acquire_sync(io, *l, {sc("k", 10)}));
+  run_for(io, 300ms);  // no reconnect, nothing called again
+  EXPECT_EQ(calls, 10);
+  server_->resume();
+
+  // Destroyed with commands in flight: their callbacks are dropped, not called.
+  auto l2 = make(io, settings(port(), "ny"));
+  server_->pause();
+  int calls2 = 0;
+  for (int i = 0; i < 10; ++i) l2->acquire({sc("k", 10)}, [&](std::optional<decision>) { ++calls2; });
+  run_for(io, 20ms);
+  l2.reset();
+  run_for(io, 300ms);
+  EXPECT_EQ(calls2, 0);
+  server_->resume();
+}
+
+TEST_F(RedisLimiterTest, LateRepliesAfterATimeoutAreIgnored) {
+  boost::asio::io_context io;
+  auto st = settings(port(), "nl");
+  st.timeout = 50ms;
+  auto l = make(io, st);
+  // Commands pile up, time out, then the server answers all of them late.
+  int calls = 0;
+  server_->pause();
+  for (int i = 0; i < 50; ++i) l->acquire({sc("late", 1000)}, [&](std::optional<decision>) { ++calls; });
+  run_for(io, 150ms);
+  EXPECT_EQ(calls, 50);
+  server_->resume();
+  ASSERT_TRUE(run_until(io, [&] { return l->up(); }, 5s));
+  run_for(io, 100ms);
+  EXPECT_EQ(calls, 50);
+  EXPECT_TRUE(admitted(acquire_sync(io, *l, {sc("late", 1000)})));
+}
+
+TEST(RedisLimiterNoServer, NeverBlocksAndKeepsTrying) {
+  boost::asio::io_context io;
+  auto st = settings(free_port(), "nx");
+  redis_limiter l(io, st);
+  auto t0 = steady::now();
   l.start();
-  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_LT(steady::now() - t0, 50ms);
   auto d = acquire_sync(io, l, {sc("k", 10)});
   EXPECT_FALSE(d);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  EXPECT_LT(steady::now() - t0, 100ms);
   EXPECT_FALSE(l.up());
+  run_for(io, 300ms);
+  EXPECT_FALSE(l.up());
+  EXPECT_GE(l.status().reconnects, 2u);
+  EXPECT_GE(l.status().failures, 2u);
   l.stop();
+  auto r = l.status().reconnects;
+  run_for(io, 200ms);
+  EXPECT_EQ(l.status().reconnects, r) << "reconnecting after stop()";
+}
+
+TEST(RedisLimiterNoServer, ServerAppearingLaterIsUsed) {
+  gw::log::set_level(gw::log::level::off);
+  boost::asio::io_context io;
+  int port = free_port();
+  redis_limiter l(io, settings(port, "nlate"));
+  l.start();
+  run_for(io, 100ms);
+  EXPECT_FALSE(l.up());
+  redis_server server(port);
+  ASSERT_TRUE(run_until(io, [&] { return l.up(); }, 3s));
+  EXPECT_TRUE(admitted(acquire_sync(io, l, {sc("k", 10)})));
+}
+
+TEST(RedisLimiterAuth, PasswordAndWrongPassword) {
+  gw::log::set_level(gw::log::level::off);
+  redis_server server(free_port(), "s3cret");
+  boost::asio::io_context io;
+  auto good = settings(server.port(), "good");
+  good.password = "s3cret";
+  redis_limiter ok(io, good);
+  ok.start();
+  ASSERT_TRUE(run_until(io, [&] { return ok.up(); }));
+  EXPECT_TRUE(admitted(acquire_sync(io, ok, {sc("k", 10)})));
+
+  auto acl = good;  // Redis 6 ACL form: AUTH default <password>
+  acl.node_id = "acl";
+  acl.username = "default";
+  acl.db = 2;
+  redis_limiter with_user(io, acl);
+  with_user.start();
+  ASSERT_TRUE(run_until(io, [&] { return with_user.up(); }));
+  EXPECT_TRUE(admitted(acquire_sync(io, with_user, {sc("k", 10)})));
+  raw_client raw(server.port(), "s3cret");
+  raw.run({"SELECT", "2"});
+  EXPECT_EQ(raw.run({"EXISTS", "{llm-gateway}:w:k"}), "1") << "SELECT 2 not used";
+
+  auto bad = good;
+  bad.node_id = "bad";
+  bad.password = "wrong";
+  redis_limiter no(io, bad);
+  no.start();
+  auto none = good;
+  none.node_id = "none";
+  none.password.clear();
+  redis_limiter anon(io, none);
+  anon.start();
+  run_for(io, 400ms);
+  EXPECT_FALSE(no.up());
+  EXPECT_FALSE(anon.up());
+  EXPECT_FALSE(acquire_sync(io, no, {sc("k", 10)}));
+  EXPECT_FALSE(acquire_sync(io, anon, {sc("k", 10)}));
+  EXPECT_GE(no.status().failures, 1u);
+  EXPECT_TRUE(ok.up());
 }
