@@ -18,6 +18,7 @@
 
 #include "gw/core/json_writer.hpp"
 #include "gw/http/listen.hpp"
+#include "provider_routes.hpp"
 #include "responses.hpp"
 
 namespace gw::mock {
@@ -47,6 +48,8 @@ struct shared_state {
   std::vector<fault> faults;                       // POST /_mock/faults
   std::atomic<bool> any_faults{false};
   std::map<std::string, std::uint64_t> by_model;   // model requests per model name
+  credential_store creds;                          // AWS keys and bearer tokens accepted
+  identity_options identity;
 };
 
 std::int64_t unix_now() {
@@ -168,8 +171,39 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
           b += ':' + std::to_string(n);
         }
       }
-      b += "}}";
+      b += "},\"entra_tokens_issued\":" + std::to_string(sh_.creds.entra_tokens_issued()) +
+           ",\"sts_calls\":" + std::to_string(sh_.creds.sts_calls()) +
+           ",\"container_calls\":" + std::to_string(sh_.creds.container_calls()) +
+           ",\"imds_calls\":" + std::to_string(sh_.creds.imds_calls()) + "}";
       return respond(200, "application/json", std::move(b));
+    }
+
+    if (other_dialects(req)) return;
+
+    // Azure OpenAI: /openai/deployments/{deployment}/{op}?api-version=... and /openai/v1/{op}.
+    azure_ = false;
+    azure_deployment_.clear();
+    if (path.substr(0, 8) == "/openai/") {
+      std::string_view rest = path.substr(7);
+      if (rest.substr(0, 13) == "/deployments/") {
+        rest.remove_prefix(13);
+        auto slash = rest.find('/');
+        if (slash == std::string_view::npos)
+          return respond(404, "application/json", error_body("Resource not found", "invalid_request_error", "404"));
+        azure_deployment_.assign(rest.substr(0, slash));
+        path = rest.substr(slash);
+        std::string_view query = target.find('?') == std::string_view::npos ? std::string_view{}
+                                                                             : target.substr(target.find('?') + 1);
+        if (query.find("api-version=") == std::string_view::npos)
+          return respond(404, "application/json",
+                         error_body("Resource not found: the api-version query parameter is missing",
+                                    "invalid_request_error", "404"));
+      } else if (rest.substr(0, 4) == "/v1/") {
+        path = rest.substr(3);
+      } else {
+        return respond(404, "application/json", error_body("Resource not found", "invalid_request_error", "404"));
+      }
+      azure_ = true;
     }
 
     kind k;
@@ -217,7 +251,116 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     }
   }
 
+  /// Bedrock, Anthropic and the fake identity endpoints. True when answered.
+  bool other_dialects(const bhttp::request<bhttp::string_body>& req) {
+    std::string_view path = sv(req.target());
+    path = path.substr(0, path.find('?'));
+    bool maybe = path.substr(0, 7) == "/model/" || path == "/v1/messages" || path == "/messages" ||
+                 path.find("/oauth2/") != std::string_view::npos || path.substr(0, 8) == "/_creds/" ||
+                 path.substr(0, 8) == "/latest/" || (path == "/" && req.method() == bhttp::verb::post);
+    if (!maybe) return false;
+    headers_.clear();
+    for (auto& f : req) {
+      std::string name(sv(f.name_string()));
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      headers_.emplace_back(std::move(name), std::string(sv(f.value())));
+    }
+    std::string_view full_path = sv(req.target());
+    auto q = full_path.find('?');
+    route_request rr;
+    rr.method = sv(req.method_string());
+    rr.target = full_path;
+    rr.path = full_path.substr(0, q);
+    rr.query = q == std::string_view::npos ? std::string_view{} : full_path.substr(q + 1);
+    rr.headers = &headers_;
+    rr.body = req.body();
+    route_env env;
+    env.creds = &sh_.creds;
+    env.response_tokens = sh_.opts.response_tokens;
+    env.embedding_dimensions = sh_.opts.embedding_dimensions;
+    env.sequence = sh_.counter.fetch_add(1, std::memory_order_relaxed);
+    env.now_unix = unix_now();
+    route_fault_.reset();
+    env.take_fault = [this](std::string_view model) -> std::optional<mock_request> {
+      std::lock_guard lock(sh_.faults_mu);
+      ++sh_.by_model[std::string(model)];
+      for (auto it = sh_.faults.begin(); it != sh_.faults.end(); ++it) {
+        if (!it->model.empty() && it->model != model) continue;
+        mock_request r = it->behaviour;
+        if (it->count > 0 && --it->count == 0) sh_.faults.erase(it);
+        route_fault_ = r;
+        return r;
+      }
+      return std::nullopt;
+    };
+    std::optional<route_response> resp = identity_route(rr, env, sh_.identity);
+    bool model_route = false;
+    if (!resp) {
+      resp = bedrock_route(rr, env);
+      if (!resp) resp = anthropic_route(rr, env, sh_.opts.anthropic_api_key);
+      model_route = resp.has_value();
+    }
+    if (!resp) return false;
+    if (model_route) {
+      st_.requests.fetch_add(1, std::memory_order_relaxed);
+      if (sh_.opts.record_last_request) record(req);
+    }
+    int latency = route_fault_ && route_fault_->latency_ms >= 0 ? route_fault_->latency_ms : sh_.opts.latency_ms;
+    if (!model_route) latency = 0;
+    if (route_fault_ && route_fault_->hang) {
+      hang();
+      return true;
+    }
+    double rate = route_fault_ && route_fault_->tokens_per_second >= 0 ? route_fault_->tokens_per_second
+                                                                        : sh_.opts.tokens_per_second;
+    auto act = [self = this->shared_from_this(), resp = std::move(*resp), rate]() mutable {
+      self->send_route(std::move(resp), rate);
+    };
+    if (latency > 0) {
+      timer_.expires_after(std::chrono::milliseconds(latency));
+      timer_.async_wait([act = std::move(act)](error_code ec) mutable {
+        if (!ec) act();
+      });
+    } else {
+      act();
+    }
+    return true;
+  }
+
+  void send_route(route_response resp, double rate) {
+    std::string extra;
+    for (auto& [k, v] : resp.headers) extra += k + ": " + v + "\r\n";
+    if (!resp.streamed) return respond(resp.status, resp.content_type, std::move(resp.body), extra);
+    events_ = std::move(resp.chunks);
+    next_event_ = 0;
+    first_content_ = 0;
+    drop_after_ = resp.drop_after;
+    interval_ = rate > 0 ? std::chrono::microseconds(static_cast<std::int64_t>(1e6 / rate)) : std::chrono::microseconds(0);
+    head_ = "HTTP/1.1 " + std::to_string(resp.status) + " OK\r\ncontent-type: " + resp.content_type +
+            "\r\ntransfer-encoding: chunked\r\n" + extra;
+    if (!keep_alive_) head_ += "connection: close\r\n";
+    head_ += "\r\n";
+    if (interval_.count() == 0) return stream_all();
+    asio::async_write(stream_, asio::buffer(head_), [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->stream_next();
+    });
+  }
+
   bool authorized() {
+    if (azure_) {
+      // Azure: exactly one of api-key and a bearer token (an Entra token the fake
+      // identity endpoint issued, or the configured key).
+      auto key = sv(parser_->get()["api-key"]);
+      auto bearer = sv(parser_->get()[bhttp::field::authorization]);
+      bool ok = false;
+      if (!key.empty() && bearer.empty()) ok = key == sh_.opts.azure_api_key || (!sh_.opts.api_key.empty() && key == sh_.opts.api_key);
+      if (key.empty() && bearer.substr(0, 7) == "Bearer ") ok = sh_.creds.bearer_valid(bearer.substr(7));
+      if (ok) return true;
+      respond(401, "application/json",
+              R"({"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}})");
+      return false;
+    }
     if (sh_.opts.api_key.empty()) return true;
     auto h = sv(parser_->get()[bhttp::field::authorization]);
     if (h == "Bearer " + sh_.opts.api_key) return true;
@@ -263,8 +406,11 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     auto n = sh_.counter.fetch_add(1, std::memory_order_relaxed);
     std::int64_t created = unix_now();
     if (k == kind::embedding) return respond(200, "application/json", embeddings_body(r, sh_.opts.embedding_dimensions), extra);
+    if (azure_ && !azure_deployment_.empty()) r.model = azure_deployment_;
     auto words = completion_words(r, sh_.opts.response_tokens);
     std::string id = (k == kind::chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(n);
+    static constexpr std::string_view k_filter =
+        R"("prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}])";
     if (!r.stream) {
       std::string text;
       for (std::size_t i = 0; i < words.size(); ++i) {
@@ -273,15 +419,25 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       }
       auto p = prompt_tokens(r);
       auto c = static_cast<std::int64_t>(words.size());
-      return respond(200, "application/json",
-                     k == kind::chat ? chat_body(id, created, r.model, text, p, c)
-                                     : completion_body(id, created, r.model, text, p, c),
-                     extra);
+      std::string body = k == kind::chat && wants_tool_call(r)
+                             ? tool_call_body(id, created, r.model, r.tool_name, tool_arguments(r), p)
+                         : k == kind::chat ? chat_body(id, created, r.model, text, p, c)
+                                           : completion_body(id, created, r.model, text, p, c);
+      if (azure_) body.insert(1, std::string(k_filter) + ",");
+      return respond(200, "application/json", std::move(body), extra);
     }
-    events_ = stream_events(k, id, created, r.model, words, r.include_usage, prompt_tokens(r));
+    if (k == kind::chat && wants_tool_call(r))
+      events_ = tool_call_events(id, created, r.model, r.tool_name, tool_arguments(r), r.include_usage, prompt_tokens(r));
+    else
+      events_ = stream_events(k, id, created, r.model, words, r.include_usage, prompt_tokens(r));
+    if (azure_) {
+      // Azure's first chunk: no choices, only the prompt's content-filter results.
+      events_.insert(events_.begin(), R"(data: {"choices":[],"created":0,"id":"","model":"","object":"",)" +
+                                          std::string(k_filter) + "}\n\n");
+    }
     next_event_ = 0;
     // Content events: after the role chunk (chat) they are the next words.size() events.
-    first_content_ = k == kind::chat ? 1 : 0;
+    first_content_ = (k == kind::chat ? 1 : 0) + (azure_ ? 1 : 0);
     drop_after_ = r.drop_after;
     double rate = r.tokens_per_second >= 0 ? r.tokens_per_second : sh_.opts.tokens_per_second;
     interval_ = rate > 0 ? std::chrono::microseconds(static_cast<std::int64_t>(1e6 / rate)) : std::chrono::microseconds(0);
@@ -397,6 +553,10 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   int drop_after_ = -1;
   std::chrono::microseconds interval_{0};
   char scratch_[512];
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::optional<mock_request> route_fault_;
+  bool azure_ = false;
+  std::string azure_deployment_;
 };
 
 }  // namespace
@@ -453,6 +613,13 @@ void server::start() {
     if (!ec) I.sh.tls->use_private_key_file(o.tls_key_file, ssl::context::pem, ec);
     if (ec) throw std::runtime_error("cannot load TLS certificate or key: " + ec.message());
   }
+  I.sh.creds.add_aws({o.aws_access_key_id, o.aws_secret_access_key, "", credential_store::clock::time_point::max()});
+  if (!o.bedrock_api_key.empty()) I.sh.creds.add_bearer(o.bedrock_api_key);
+  I.sh.identity.entra_client_id = o.entra_client_id;
+  I.sh.identity.entra_client_secret = o.entra_client_secret;
+  I.sh.identity.entra_token_ttl_s = o.entra_token_ttl_s;
+  I.sh.identity.aws_temp_ttl_s = o.aws_temp_ttl_s;
+  I.sh.identity.container_auth_token = o.container_auth_token;
   std::uint16_t port = o.port;
   int n = std::max(1, o.threads);
   for (int i = 0; i < n; ++i) {

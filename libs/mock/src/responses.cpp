@@ -219,6 +219,7 @@ void base64_append(std::string& out, const unsigned char* p, std::size_t n) {
 }  // namespace
 
 bool parse_request(std::string_view body, kind k, mock_request& r, std::string& err) {
+  bool tool_choice_none_ = false;
   thread_local std::string padded;
   padded.assign(body);
   padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
@@ -253,15 +254,45 @@ bool parse_request(std::string_view body, kind k, mock_request& r, std::string& 
       for (auto m : a) {
         od::object mo;
         MOCK_TRY(m.get_object().get(mo));
+        bool tool_message = false;
         for (auto mf : mo) {
           std::string_view mk;
           MOCK_TRY(mf.unescaped_key().get(mk));
-          if (mk != "content") continue;
           od::value cv;
           MOCK_TRY(mf.value().get(cv));
+          if (mk == "role") {
+            std::string_view role;
+            if (!cv.get_string().get(role)) tool_message = role == "tool";
+            continue;
+          }
+          if (mk != "content") continue;
+          od::json_type ct;
+          MOCK_TRY(cv.type().get(ct));
+          if (ct == od::json_type::null) {
+            r.last_text.clear();
+            continue;
+          }
           if (!read_content(cv, r.last_text, err)) return false;
           r.text_bytes += r.last_text.size();
         }
+        r.after_tool_result = tool_message;
+      }
+    } else if (key == "tools" && k == kind::chat) {
+      od::array a;
+      MOCK_TRY(v.get_array().get(a));
+      for (auto t : a) {
+        od::object to;
+        MOCK_TRY(t.get_object().get(to));
+        od::object fn;
+        if (to.find_field_unordered("function").get_object().get(fn)) continue;
+        if (!fn.find_field_unordered("name").get_string().get(s) && r.tool_name.empty() && !tool_choice_none_)
+          r.tool_name.assign(s);
+        break;
+      }
+    } else if (key == "tool_choice" && k == kind::chat) {
+      if (!v.get_string().get(s) && s == "none") {
+        tool_choice_none_ = true;
+        r.tool_name.clear();
       }
     } else if ((key == "prompt" && k == kind::completion) || (key == "input" && k == kind::embedding)) {
       od::json_type t;
@@ -303,9 +334,20 @@ bool parse_request(std::string_view body, kind k, mock_request& r, std::string& 
   return true;
 }
 
+std::string tool_arguments(const mock_request& r) {
+  std::string out = "{\"query\":";
+  append_json_string(out, r.last_text);
+  out += '}';
+  return out;
+}
+
 std::vector<std::string> completion_words(const mock_request& r, int default_tokens) {
   std::vector<std::string> words;
-  if (r.echo) {
+  if (r.after_tool_result) {
+    words.emplace_back("Tool");
+    words.emplace_back("result:");
+  }
+  if (r.echo || r.after_tool_result) {
     std::size_t pos = 0;
     const auto& t = r.last_text;
     while (pos < t.size()) {
@@ -419,6 +461,67 @@ std::vector<std::string> stream_events(kind k, std::string_view id, std::int64_t
     e += h;
     e += R"("choices":[],)";
     append_usage(e, prompt, static_cast<std::int64_t>(words.size()), true);
+    e += "}\n\n";
+    ev.push_back(std::move(e));
+  }
+  ev.emplace_back("data: [DONE]\n\n");
+  return ev;
+}
+
+std::string tool_call_body(std::string_view id, std::int64_t created, std::string_view model, std::string_view tool,
+                           std::string_view arguments, std::int64_t prompt) {
+  std::string out;
+  out += R"({"id":")";
+  out += id;
+  out += R"(","object":"chat.completion","created":)";
+  append_json_number(out, created);
+  out += R"(,"model":)";
+  append_json_string(out, model);
+  out += R"(,"system_fingerprint":"fp_mock","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock_)";
+  out += id.substr(id.rfind('-') + 1);
+  out += R"(","type":"function","function":{"name":)";
+  append_json_string(out, tool);
+  out += R"(,"arguments":)";
+  append_json_string(out, arguments);
+  out += R"(}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}],)";
+  append_usage(out, prompt, 9, true);
+  out += '}';
+  return out;
+}
+
+std::vector<std::string> tool_call_events(std::string_view id, std::int64_t created, std::string_view model,
+                                          std::string_view tool, std::string_view arguments, bool include_usage,
+                                          std::int64_t prompt) {
+  std::vector<std::string> ev;
+  std::string head = R"({"id":")";
+  head += id;
+  head += R"(","object":"chat.completion.chunk","created":)";
+  append_json_number(head, created);
+  head += R"(,"model":)";
+  append_json_string(head, model);
+  head += R"(,"system_fingerprint":"fp_mock",)";
+  const char* usage_null = include_usage ? R"(,"usage":null)" : "";
+  auto event = [&](std::string_view choice_body) {
+    ev.push_back("data: " + head + R"("choices":[{"index":0,)" + std::string(choice_body) + "}]" + usage_null + "}\n\n");
+  };
+  std::string first = R"("delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_mock_)";
+  first += id.substr(id.rfind('-') + 1);
+  first += R"(","type":"function","function":{"name":)";
+  append_json_string(first, tool);
+  first += R"(,"arguments":""}}]},"logprobs":null,"finish_reason":null)";
+  event(first);
+  // The arguments in two fragments, as providers split them.
+  std::size_t half = arguments.size() / 2;
+  for (auto part : {arguments.substr(0, half), arguments.substr(half)}) {
+    std::string d = R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":)";
+    append_json_string(d, part);
+    d += R"(}}]},"logprobs":null,"finish_reason":null)";
+    event(d);
+  }
+  event(R"("delta":{},"logprobs":null,"finish_reason":"tool_calls")");
+  if (include_usage) {
+    std::string e = "data: " + head + R"("choices":[],)";
+    append_usage(e, prompt, 9, true);
     e += "}\n\n";
     ev.push_back(std::move(e));
   }

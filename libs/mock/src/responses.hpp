@@ -19,6 +19,12 @@ struct mock_request {
   std::string last_text;          // last message's text (chat) or the prompt (completion)
   std::size_t text_bytes = 0;     // all prompt text, for prompt_tokens
   std::vector<std::string> inputs;  // embeddings: one text per input
+  // Tools, answered alike by every dialect: when tools are offered (tool_choice not
+  // "none") and the last message is not a tool result, the answer is one call of the
+  // first tool with arguments {"query": <last_text>}; after a tool result (then
+  // last_text is the result's text) the answer text is "Tool result: <last_text>".
+  std::string tool_name;            // the first offered tool; empty: none
+  bool after_tool_result = false;
   int dimensions = 0;
   bool base64 = false;
   // x_mock
@@ -51,13 +57,25 @@ void apply_fault(const mock_request& f, mock_request& r);
 /// Parses `body` (no padding needed). False with `err` on invalid JSON or types.
 bool parse_request(std::string_view body, kind k, mock_request& out, std::string& err);
 
-/// The completion's words.
+/// True when the answer is a tool call (see mock_request::tool_name).
+inline bool wants_tool_call(const mock_request& r) { return !r.tool_name.empty() && !r.after_tool_result; }
+/// {"query": last_text} as JSON text: the arguments of the mock's tool call.
+std::string tool_arguments(const mock_request& r);
+
+/// The completion's words ("Tool result: ..." after a tool result).
 std::vector<std::string> completion_words(const mock_request& r, int default_tokens);
 
 std::int64_t prompt_tokens(const mock_request& r);
 
 std::string chat_body(std::string_view id, std::int64_t created, std::string_view model, std::string_view content,
                       std::int64_t prompt, std::int64_t completion);
+/// A chat completion that calls `tool` with `arguments` (finish_reason tool_calls).
+std::string tool_call_body(std::string_view id, std::int64_t created, std::string_view model, std::string_view tool,
+                           std::string_view arguments, std::int64_t prompt);
+/// The same as stream events (role + tool header, arguments in two fragments, finish).
+std::vector<std::string> tool_call_events(std::string_view id, std::int64_t created, std::string_view model,
+                                          std::string_view tool, std::string_view arguments, bool include_usage,
+                                          std::int64_t prompt);
 std::string completion_body(std::string_view id, std::int64_t created, std::string_view model,
                             std::string_view text, std::int64_t prompt, std::int64_t completion);
 

@@ -23,6 +23,18 @@ struct options {
   std::string api_key;               ///< if set, require "Authorization: Bearer <api_key>"
   std::string tls_cert_file, tls_key_file;  ///< both set = HTTPS
   bool record_last_request = true;   ///< keep the last model request for GET /_mock/last_request
+  // Other dialects (docs/MOCK_PROVIDER.md): Azure OpenAI, Bedrock, Anthropic, and fake
+  // identity endpoints (Entra ID, STS, ECS container credentials, EC2 metadata).
+  std::string azure_api_key = "mock-azure-key";   ///< accepted as "api-key" on Azure routes
+  std::string aws_access_key_id = "AKIDMOCK";     ///< long-term AWS keys Bedrock routes accept
+  std::string aws_secret_access_key = "mock-aws-secret";
+  std::string bedrock_api_key = "mock-bedrock-key";  ///< Bedrock API key (bearer)
+  std::string anthropic_api_key;                  ///< empty: any x-api-key
+  std::string entra_client_id = "mock-client-id";
+  std::string entra_client_secret = "mock-client-secret";
+  int entra_token_ttl_s = 3599;
+  int aws_temp_ttl_s = 3600;
+  std::string container_auth_token;               ///< required on container-credential calls
 };
 
 class server {
