@@ -25,6 +25,17 @@ const char* k_usage = R"(Usage: mock-provider [options]
   --api-key K              require "Authorization: Bearer K"
   --tls-cert F --tls-key F serve HTTPS
   --no-record              do not keep the last request (for benchmarks)
+Other dialects (Azure paths, Bedrock, Anthropic) and fake identity endpoints:
+  --azure-api-key K        api-key accepted on /openai/... (default mock-azure-key)
+  --aws-access-key-id K --aws-secret-access-key S
+                           SigV4 keys Bedrock routes accept (default AKIDMOCK / mock-aws-secret)
+  --bedrock-api-key K      Bedrock API key (bearer) accepted (default mock-bedrock-key)
+  --anthropic-api-key K    x-api-key required on /v1/messages (default: any)
+  --entra-client-id I --entra-client-secret S
+                           the service principal the fake Entra endpoint accepts
+  --entra-token-ttl-s N    lifetime of issued Entra tokens (default 3599)
+  --aws-temp-ttl-s N       lifetime of issued AWS temporary credentials (default 3600)
+  --container-auth-token T Authorization required by the fake ECS credentials endpoint
   --port-file F            write the bound port to F
 Per-request behaviour: an "x_mock" object in the body (status, retry_after, raw_body,
 content_type, headers, latency_ms, hang, tokens, tokens_per_second, drop_after, echo).
@@ -89,6 +100,28 @@ bool parse(int argc, char** argv, gw::mock::options& o, std::string& port_file) 
       if (!next(o.tls_cert_file)) return false;
     } else if (a == "--tls-key") {
       if (!next(o.tls_key_file)) return false;
+    } else if (a == "--azure-api-key") {
+      if (!next(o.azure_api_key)) return false;
+    } else if (a == "--aws-access-key-id") {
+      if (!next(o.aws_access_key_id)) return false;
+    } else if (a == "--aws-secret-access-key") {
+      if (!next(o.aws_secret_access_key)) return false;
+    } else if (a == "--bedrock-api-key") {
+      if (!next(o.bedrock_api_key)) return false;
+    } else if (a == "--anthropic-api-key") {
+      if (!next(o.anthropic_api_key)) return false;
+    } else if (a == "--entra-client-id") {
+      if (!next(o.entra_client_id)) return false;
+    } else if (a == "--entra-client-secret") {
+      if (!next(o.entra_client_secret)) return false;
+    } else if (a == "--entra-token-ttl-s") {
+      if (!num(1, 86400, n)) return false;
+      o.entra_token_ttl_s = static_cast<int>(n);
+    } else if (a == "--aws-temp-ttl-s") {
+      if (!num(1, 86400, n)) return false;
+      o.aws_temp_ttl_s = static_cast<int>(n);
+    } else if (a == "--container-auth-token") {
+      if (!next(o.container_auth_token)) return false;
     } else if (a == "--no-record") {
       o.record_last_request = false;
     } else if (a == "--port-file") {

@@ -43,8 +43,10 @@ model_list:
     litellm_params: {{model: openai/m, api_base: {cls.mock.base}, rpm: 2}}
   - model_name: one-at-a-time
     litellm_params: {{model: openai/m, api_base: {cls.mock.base}, max_parallel_requests: 1}}
+  - model_name: gemini
+    litellm_params: {{model: vertex_ai/gemini-1.5-pro}}
   - model_name: claude
-    litellm_params: {{model: bedrock/anthropic.claude-3-haiku-20240307-v1:0, aws_region_name: us-east-1}}
+    litellm_params: {{model: bedrock/anthropic.claude-3-haiku-20240307-v1:0, aws_region_name: us-east-1, aws_profile_name: no-such-profile}}
 general_settings:
   master_key: {KEY}
   max_request_size_mb: 0.01
@@ -236,9 +238,15 @@ general_settings:
         self.assertIn("litellm_in_flight_requests 0", m)
 
     def test_unsupported_provider(self):
-        status, _, body, _ = self.gw.post_json("/v1/chat/completions", chat(model="claude"), AUTH)
+        status, _, body, _ = self.gw.post_json("/v1/chat/completions", chat(model="gemini"), AUTH)
         assert_openai_error(self, status, body, 501)
-        self.assertIn("bedrock", body["error"]["message"])
+        self.assertIn("vertex_ai", body["error"]["message"])
+
+    def test_missing_cloud_credentials_are_a_clear_error(self):
+        status, _, body, _ = self.gw.post_json("/v1/chat/completions", chat(model="claude"), AUTH)
+        assert_openai_error(self, status, body, 502)
+        self.assertIn("could not authenticate to the provider", body["error"]["message"])
+        self.assertIn("no-such-profile", body["error"]["message"])
 
     # ------------------------------------------------------------ admission
     def test_deployment_rpm_limit(self):

@@ -16,6 +16,8 @@
 #include "gw/gateway/handler.hpp"
 #include "gw/gateway/limiter.hpp"
 #include "gw/gateway/runtime.hpp"
+#include "gw/credentials/aws.hpp"
+#include "gw/credentials/entra.hpp"
 #include "gw/http/io_threads.hpp"
 #include "gw/http/server.hpp"
 #include "gw/http/upstream.hpp"
@@ -124,6 +126,25 @@ struct app::impl {
         throw std::runtime_error("gateway_settings.price_file: " + err);
     }
     assign_prices(*registry, prices, warnings);
+    // Cloud credentials: fetched on an io thread, cached, refreshed before they expire.
+    for (auto& d : registry->deployments()) {
+      if (!d->usable) continue;
+      auto& io = threads[d->index % threads.size()].io();
+      const auto& t = d->target;
+      if (t.format == providers::wire_format::bedrock && t.aws.bearer_token.empty()) {
+        auto c = credentials::aws_source_config::from_params(d->cfg->params);
+        c.region = t.aws_region;
+        d->aws = credentials::aws_credentials_provider::create(std::move(c), io);
+      } else if (t.format == providers::wire_format::azure && t.entra) {
+        credentials::entra_config c = credentials::entra_config::from_params(d->cfg->params);
+        c.tenant_id = t.entra->tenant_id;
+        c.client_id = t.entra->client_id;
+        c.client_secret = t.entra->client_secret;
+        c.authority_host = t.entra->authority;
+        c.scope = t.entra->scope;
+        d->entra = credentials::entra_token_provider::create(std::move(c), io);
+      }
+    }
     cooldown_policy cp;
     cp.allowed_fails = cfg.router.allowed_fails;
     cp.cooldown_seconds = cfg.router.cooldown_time;
@@ -233,6 +254,10 @@ struct app::impl {
     stopped = true;
     flush_spend(std::chrono::seconds(10));
     if (limiter && limiter->redis_configured()) threads.run_on_each([this](http::io_thread& t) { limiter->stop(t.index()); });
+    for (auto& d : registry->deployments()) {
+      if (d->aws) d->aws->stop();
+      if (d->entra) d->entra->stop();
+    }
     threads.stop();
     server->close();
     for (auto& d : registry->deployments()) caf::anon_send_exit(d->actor, caf::exit_reason::user_shutdown);
@@ -259,6 +284,18 @@ void app::start() {
     impl_->threads.run_on_each([l](http::io_thread& t) { l->start_on(t.index()); });
   }
   impl_->server->start();
+  // Fetch cloud credentials now, so that the first requests need not wait for them.
+  for (auto& d : impl_->registry->deployments()) {
+    auto name = d->cfg->model_name;
+    if (d->aws)
+      d->aws->get([name](std::optional<providers::aws_credentials> c, std::string err) {
+        if (!c) log::warn("deployment '" + name + "': AWS credentials not available yet: " + err);
+      });
+    if (d->entra)
+      d->entra->get([name](std::optional<std::string> tok, std::string err) {
+        if (!tok) log::warn("deployment '" + name + "': Entra ID token not available yet: " + err);
+      });
+  }
 }
 
 std::uint16_t app::port() const noexcept { return impl_->server->port(); }

@@ -6,6 +6,7 @@
 #include "gw/gateway/proxy_call.hpp"
 #include "gw/http/asio.hpp"
 #include "gw/keys/admin_json.hpp"
+#include "gw/providers/anthropic_ingress.hpp"
 #include "gw/providers/openai.hpp"
 
 namespace gw::gateway {
@@ -53,6 +54,20 @@ std::string_view presented_key(const http::request& req) noexcept {
 route match_route(std::string_view path, std::string_view& model_id) {
   if (path.size() >= 3 && path.substr(0, 3) == "/v1" && (path.size() == 3 || path[3] == '/')) path.remove_prefix(3);
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  if (path.substr(0, 20) == "/openai/deployments/") {
+    // Azure OpenAI's paths, so Azure SDK clients can point at the gateway.
+    std::string_view rest = path.substr(20);
+    auto slash = rest.find('/');
+    if (slash == 0 || slash == std::string_view::npos) return route::unknown;
+    model_id = rest.substr(0, slash);
+    rest.remove_prefix(slash);
+    if (rest == "/chat/completions") return route::chat;
+    if (rest == "/completions") return route::completions;
+    if (rest == "/embeddings") return route::embeddings;
+    model_id = {};
+    return route::unknown;
+  }
+  if (path == "/messages" || path == "/anthropic/v1/messages") return route::messages;
   if (path == "/chat/completions") return route::chat;
   if (path == "/completions") return route::completions;
   if (path == "/embeddings") return route::embeddings;
@@ -183,10 +198,18 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                         ""},
                   "allow: " + std::string(allowed) + "\r\n");
   };
-  auto refuse = [&](errc code, std::string msg) {
-    ctx_.metrics->count_unrouted(shard, http_status(code));
-    respond_error(s, error{code, std::move(msg), ""});
+  // Anthropic's /v1/messages answers errors in Anthropic's shape.
+  bool anthropic = r == route::messages;
+  auto fail = [&, anthropic](const error& e, std::string_view extra = {}) {
+    ctx_.metrics->count_unrouted(shard, http_status(e.code));
+    if (anthropic) {
+      int status = http_status(e.code);
+      return s->respond_error(static_cast<unsigned>(status),
+                              providers::openai_error_to_anthropic(status, to_openai_json(e)), extra);
+    }
+    respond_error(s, e, extra);
   };
+  auto refuse = [&](errc code, std::string msg) { fail(error{code, std::move(msg), ""}); };
 
   // Who is calling. `master`: the master key (or no master key configured: open).
   // `entry`: a virtual key. Unknown keys may need one database look-up (then the
@@ -267,67 +290,87 @@ void gateway_handler::on_request(const http::session_ptr& s) {
   switch (r) {
     case route::chat:
     case route::completions:
-    case route::embeddings: {
+    case route::embeddings:
+    case route::messages: {
       if (method != bhttp::verb::post) return wrong_method("POST");
       if (!authenticate()) return;
-      auto op = r == route::chat          ? providers::operation::chat
-                : r == route::completions ? providers::operation::completion
-                                          : providers::operation::embedding;
-      providers::inspected_request ir;
-      if (auto e = providers::inspect_request(op, req.body(), ir)) {
-        ctx_.metrics->count_unrouted(shard, http_status(e->code));
-        return respond_error(s, *e);
+      auto op = r == route::chat || r == route::messages ? providers::operation::chat
+                : r == route::completions                ? providers::operation::completion
+                                                         : providers::operation::embedding;
+      std::shared_ptr<const providers::anthropic_request_info> ingress;
+      if (anthropic) {
+        // An Anthropic SDK client: the request becomes an OpenAI chat request, the
+        // answer goes back in Anthropic's shape (proxy_call translates it).
+        std::string converted;
+        auto info = std::make_shared<providers::anthropic_request_info>();
+        if (auto pe = providers::anthropic_request_to_openai(req.body(), converted, *info)) {
+          ctx_.metrics->count_unrouted(shard, pe->status);
+          return s->respond_error(static_cast<unsigned>(pe->status),
+                                  providers::openai_error_to_anthropic(pe->status, pe->json()));
+        }
+        converted.reserve(converted.size() + http::json_padding);
+        req.body() = std::move(converted);
+        ingress = std::move(info);
+      } else if (!model_id.empty()) {
+        // Azure-style route: the model is the deployment named in the path.
+        std::string b = providers::with_model(req.body(), model_id);
+        b.reserve(b.size() + http::json_padding);
+        req.body() = std::move(b);
       }
+      providers::inspected_request ir;
+      if (auto e = providers::inspect_request(op, req.body(), ir)) return fail(*e);
       if (ir.has_gateway_fields) {
         // timeout, stream_timeout, num_retries are for the gateway, not the provider.
         auto kept = ir;
         std::string stripped = providers::strip_gateway_fields(req.body());
         stripped.reserve(stripped.size() + http::json_padding);
         req.body() = std::move(stripped);
-        if (auto e = providers::inspect_request(op, req.body(), ir)) {
-          ctx_.metrics->count_unrouted(shard, http_status(e->code));
-          return respond_error(s, *e);
-        }
+        if (auto e = providers::inspect_request(op, req.body(), ir)) return fail(*e);
         ir.timeout_s = kept.timeout_s;
         ir.stream_timeout_s = kept.stream_timeout_s;
         ir.num_retries = kept.num_retries;
       }
       const model_group* g = ctx_.registry->find(ir.model);
-      if (!g) {
-        ctx_.metrics->count_unrouted(shard, 404);
-        return respond_error(s, error{errc::model_not_found,
-                                      "The model '" + ir.model +
-                                          "' does not exist on this gateway. GET /v1/models lists the model groups.",
-                                      "model"});
-      }
+      if (!g)
+        return fail(error{errc::model_not_found,
+                          "The model '" + ir.model +
+                              "' does not exist on this gateway. GET /v1/models lists the model groups.",
+                          "model"});
       if (entry && !entry->allows(g->name)) {
         std::string allowed;
         for (auto& m : entry->models) allowed += (allowed.empty() ? "'" : ", '") + m + "'";
         for (auto& m : entry->team_models) allowed += (allowed.empty() ? "team: '" : ", team: '") + m + "'";
-        ctx_.metrics->count_unrouted(shard, 401);
-        return respond_error(s, error{errc::auth_error,
-                                      "key not allowed to access model. This key can only access models=[" + allowed +
-                                          "]. Tried to access " + ir.model,
-                                      "model"});
+        return fail(error{errc::auth_error,
+                          "key not allowed to access model. This key can only access models=[" + allowed +
+                              "]. Tried to access " + ir.model,
+                          "model"});
       }
       if (entry && entry->budgeted_for(g->name)) {
         auto amount = worst_case_cost(*g, ir, op, ctx_.accounts->config().default_max_output_tokens);
         auto ir_shared = std::make_shared<providers::inspected_request>(std::move(ir));
         ctx_.accounts->reserve(entry, g->name, amount,
-                               [this, s, op, g, entry, ir_shared](accounts::reserve_result res) mutable {
-                                 asio::post(s->io(), [this, s, op, g, entry, ir_shared, res = std::move(res)]() mutable {
+                               [this, s, op, g, entry, ir_shared, ingress](accounts::reserve_result res) mutable {
+                                 asio::post(s->io(), [this, s, op, g, entry, ir_shared, ingress,
+                                                      res = std::move(res)]() mutable {
                                    if (res.refusal) {
-                                     ctx_.metrics->count_unrouted(s->thread().index(), http_status(res.refusal->code));
+                                     int status = http_status(res.refusal->code);
+                                     ctx_.metrics->count_unrouted(s->thread().index(), status);
+                                     if (ingress)
+                                       return s->respond_error(static_cast<unsigned>(status),
+                                                               providers::openai_error_to_anthropic(
+                                                                   status, to_openai_json(*res.refusal)));
                                      return respond_error(s, *res.refusal);
                                    }
                                    auto call = std::make_shared<proxy_call>(ctx_, s, op, std::move(*ir_shared), g,
                                                                             entry, res.reservation);
+                                   call->set_anthropic_ingress(std::move(ingress));
                                    call->start();
                                  });
                                });
         return;
       }
       auto call = std::make_shared<proxy_call>(ctx_, s, op, std::move(ir), g, entry);
+      call->set_anthropic_ingress(std::move(ingress));
       call->start();
       return;
     }

@@ -13,6 +13,11 @@
 #include "gw/core/json_writer.hpp"
 #include "gw/core/log.hpp"
 #include "gw/core/strings.hpp"
+#include "gw/providers/anthropic.hpp"
+#include "gw/providers/bedrock.hpp"
+#include "gw/providers/sigv4.hpp"
+#include "gw/credentials/aws.hpp"
+#include "gw/credentials/entra.hpp"
 #include "gw/gateway/handler.hpp"
 #include "gw/gateway/limiter.hpp"
 
@@ -362,7 +367,10 @@ void proxy_call::send_to_deployment() {
   relay_len_ = scanned_ = 0;
   scanner_ = http::sse_scanner{};
   data_events_ = 0;
-  cut_ = cut_open_ = cut_done_ = false;
+  cuts_.clear();
+  cut_open_ = usage_cut_ = false;
+  translator_.reset();
+  translated_ = false;
   head_pending_ = false;
   attempt_open_ = true;
   ++attempts_total_;
@@ -378,6 +386,9 @@ void proxy_call::send_to_deployment() {
     same_model = dep_->cfg->upstream_model == req_.model;
     if (!same_model) model_json_ = dep_->upstream_model_json;
   }
+  auto format = dep_->target.format;
+  if (format == providers::wire_format::bedrock || format == providers::wire_format::anthropic)
+    return send_translated(dep_->wildcard_model ? upstream_model : dep_->cfg->upstream_model);
   if (same_model) {
     body_prefix_ = body.size();
     body_suffix_ = body.size();
@@ -398,19 +409,154 @@ void proxy_call::send_to_deployment() {
       inject_usage_ = false;
     }
   }
-  const auto& prefix = dep_->head_prefix[static_cast<int>(op_)];
-  head_.reserve(prefix.size() + 64);
+  t_attempt_start_ = clock::now();
+  if (t_upstream_start_ == clock::time_point{}) t_upstream_start_ = t_attempt_start_;
+  bool per_model = format == providers::wire_format::azure && dep_->target.azure_per_model;
+  if (!per_model && !dep_->entra) {
+    // The common case: everything static, no allocation beyond the head itself.
+    finish_head(dep_->head_prefix[static_cast<int>(op_)], length, {});
+    return begin_attempt();
+  }
+  // azure/*: the deployment in the path is the requested model.
+  pending_prefix_ = per_model ? build_head_prefix(*dep_, providers::azure_path(dep_->target, op_, upstream_model))
+                              : dep_->head_prefix[static_cast<int>(op_)];
+  pending_length_ = length;
+  authorize();
+}
+
+void proxy_call::authorize() {
+  auto attempt = attempts_total_;
+  auto resume = [self = shared_from_this(), attempt](auto&& next) {
+    // Credentials not cached yet (the first requests after start): continue on this
+    // request's io thread when they come.
+    asio::post(self->session_->io(), [self, attempt, next = std::forward<decltype(next)>(next)]() mutable {
+      if (self->finished_ || attempt != self->attempts_total_ || !self->dep_) return;
+      next();
+    });
+  };
+  if (dep_->entra) {
+    if (auto tok = dep_->entra->current_token()) return send_authorized("authorization: Bearer " + tok->access_token + "\r\n");
+    dep_->entra->get([resume, self = shared_from_this()](std::optional<std::string> tok, std::string err) {
+      resume([self, tok = std::move(tok), err = std::move(err)] {
+        if (!tok) return self->credentials_failed("no Entra ID token: " + err);
+        self->send_authorized("authorization: Bearer " + *tok + "\r\n");
+      });
+    });
+    return;
+  }
+  if (dep_->aws) {
+    if (auto c = dep_->aws->current_ptr()) return send_signed(*c);
+    dep_->aws->get([resume, self = shared_from_this()](std::optional<providers::aws_credentials> c, std::string err) {
+      resume([self, c = std::move(c), err = std::move(err)] {
+        if (!c) return self->credentials_failed("no AWS credentials: " + err);
+        self->send_signed(*c);
+      });
+    });
+    return;
+  }
+  send_authorized({});
+}
+
+void proxy_call::send_signed(const providers::aws_credentials& c) {
+  // SigV4 over the bytes that will be sent: host, content-type and the body.
+  providers::sigv4_input in;
+  in.method = "POST";
+  std::string wire = dep_->endpoint.base_path + pending_path_;
+  auto q = wire.find('?');
+  std::string_view wire_sv(wire);
+  in.path = wire_sv.substr(0, q);
+  in.query = q == std::string::npos ? std::string_view{} : wire_sv.substr(q + 1);
+  in.headers = {{"host", dep_->endpoint.authority}, {"content-type", "application/json"}};
+  in.body = upstream_body_;
+  auto signed_headers = providers::sigv4_sign(in, c, dep_->target.aws_region, "bedrock", std::chrono::system_clock::now());
+  std::string auth;
+  for (auto& [k, v] : signed_headers) {
+    auth += k;
+    auth += ": ";
+    auth += v;
+    auth += "\r\n";
+  }
+  send_authorized(auth);
+}
+
+void proxy_call::send_authorized(std::string_view auth_headers) {
+  finish_head(pending_prefix_, pending_length_, auth_headers);
+  begin_attempt();
+}
+
+void proxy_call::credentials_failed(const std::string& why) {
+  log::warn("deployment '" + dep_->cfg->id + "' of model group '" + group_->name + "': " + why);
+  error_ = error{errc::upstream_connect_error,
+                 "The gateway could not authenticate to the provider of model group '" + group_->name + "': " + why, ""};
+  error_headers_.clear();
+  attempt_failed(failure_kind::transport, 0);
+}
+
+void proxy_call::finish_head(const std::string& prefix, std::size_t length, std::string_view auth_headers) {
+  head_.reserve(prefix.size() + auth_headers.size() + 96);
   head_.assign(prefix);
+  head_ += auth_headers;
+  head_ += "content-length: ";
   char num[24];
   auto [end, ec] = std::to_chars(num, num + sizeof num, length);
   (void)ec;
   head_.append(num, end);
   head_ += "\r\n";
-  if (req_.stream) head_ += "accept: text/event-stream\r\n";
+  if (req_.stream)
+    head_ += dep_->target.format == providers::wire_format::bedrock ? "accept: application/vnd.amazon.eventstream\r\n"
+                                                                      : "accept: text/event-stream\r\n";
   head_ += "\r\n";
+}
+
+void proxy_call::send_translated(const std::string& upstream_model) {
+  translated_ = true;
+  inject_usage_ = false;  // the translator reports usage; the client's choice decides the usage chunk
+  const auto& t = dep_->target;
+  tctx_ = providers::translate_context{};
+  tctx_.op = op_;
+  tctx_.upstream_model = t.format == providers::wire_format::bedrock && !dep_->wildcard_model ? t.bedrock_model
+                                                                                              : upstream_model;
+  // As for OpenAI-compatible providers, "model" names the model that answered.
+  tctx_.response_model = tctx_.upstream_model;
+  tctx_.response_id = (op_ == providers::operation::chat ? "chatcmpl-" : "emb-") + call_id_;
+  tctx_.created = std::chrono::duration_cast<std::chrono::seconds>(wall_start_.time_since_epoch()).count();
+  tctx_.stream = req_.stream;
+  tctx_.include_usage = req_.include_usage;
+  if (dep_->price && dep_->price->max_output_tokens > 0) tctx_.default_max_tokens = dep_->price->max_output_tokens;
+  const auto& body = session_->req().body();
+  providers::request_result rr;
+  bool bedrock = t.format == providers::wire_format::bedrock;
+  if (op_ == providers::operation::chat) {
+    rr = bedrock ? providers::to_converse(tctx_, body) : providers::to_anthropic(tctx_, body);
+  } else if (op_ == providers::operation::embedding && bedrock) {
+    rr = providers::to_bedrock_embedding(tctx_, body);
+  } else {
+    providers::provider_error e;
+    e.status = 400;
+    e.type = "invalid_request_error";
+    e.code = "unsupported_operation";
+    e.message = std::string(bedrock ? "Bedrock" : "Anthropic") + " deployments do not serve " +
+                std::string(providers::operation_path(op_)) + " (model group '" + group_->name + "')";
+    rr.error = std::move(e);
+  }
   t_attempt_start_ = clock::now();
   if (t_upstream_start_ == clock::time_point{}) t_upstream_start_ = t_attempt_start_;
-  begin_attempt();
+  if (!rr.request) {
+    // The request cannot be put in the provider's terms: the client's to fix.
+    auto e = rr.error ? *rr.error : providers::provider_error{};
+    status_ = e.status;
+    body_ = e.json();
+    content_type_ = "application/json";
+    error_.reset();
+    return attempt_failed(failure_kind::status, 0);
+  }
+  upstream_body_ = std::move(rr.request->body);
+  pending_path_ = std::move(rr.request->path);
+  pending_prefix_ = build_head_prefix(*dep_, pending_path_, &rr.request->headers);
+  pending_length_ = upstream_body_.size();
+  if (bedrock && !t.aws.bearer_token.empty())
+    return send_authorized("authorization: Bearer " + t.aws.bearer_token + "\r\n");
+  authorize();
 }
 
 std::chrono::milliseconds proxy_call::timeout() const {
@@ -647,6 +793,11 @@ void proxy_call::write_request() {
     set_timeout(stream_timeout());
   else
     set_deadline(t_attempt_start_ + timeout());
+  if (translated_) {
+    std::array<asio::const_buffer, 2> tb{asio::buffer(head_), asio::buffer(upstream_body_)};
+    conn_->async_write(tb, [self = shared_from_this()](error_code ec) { self->on_written(ec); });
+    return;
+  }
   const auto& body = session_->req().body();
   std::string_view option = inject_usage_ ? k_usage_option : std::string_view{};
   std::size_t split = inject_usage_ ? brace_ : 0;
@@ -692,7 +843,15 @@ void proxy_call::on_head(error_code ec) {
   auto ct = res[http::bhttp::field::content_type];
   content_type_.assign(ct.data(), ct.size());
   build_client_headers();
-  if (req_.stream && status_ / 100 == 2 && starts_with_ci(content_type_, "text/event-stream")) {
+  bool stream_type = starts_with_ci(content_type_, "text/event-stream") ||
+                     (translated_ && starts_with_ci(content_type_, "application/vnd.amazon.eventstream"));
+  if (req_.stream && status_ / 100 == 2 && stream_type) {
+    if (translated_) {
+      translator_ = dep_->target.format == providers::wire_format::bedrock
+                        ? providers::converse_stream_translator(tctx_)
+                        : providers::anthropic_stream_translator(tctx_);
+      content_type_ = "text/event-stream";
+    }
     start_stream();
   } else {
     read_buffered();
@@ -797,7 +956,24 @@ void proxy_call::on_buffered(error_code ec, std::size_t, bool done) {
   respond_buffered();
 }
 
+void proxy_call::translate_buffered() {
+  std::string_view error_type;
+  auto h = conn_ ? conn_->response().get()["x-amzn-errortype"] : boost::beast::string_view{};
+  error_type = std::string_view(h.data(), h.size());
+  providers::translated_response tr;
+  if (dep_->target.format == providers::wire_format::bedrock)
+    tr = op_ == providers::operation::embedding ? providers::from_bedrock_embedding(tctx_, status_, body_, error_type)
+                                                : providers::from_converse(tctx_, status_, body_, error_type);
+  else
+    tr = providers::from_anthropic(tctx_, status_, body_);
+  status_ = tr.status;
+  body_ = std::move(tr.body);
+  content_type_ = "application/json";
+  if (tr.tokens.known()) usage_ = tr.tokens;
+}
+
 void proxy_call::respond_buffered() {
+  if (translated_) translate_buffered();
   bool ok = status_ / 100 == 2;
   if (!ok) {
     // Nothing reached the client yet: a retry or a fallback may still answer.
@@ -816,12 +992,16 @@ void proxy_call::respond_buffered() {
     return attempt_failed(k, retry_after_ms_of(conn_->response().get()));
   }
   phase_ = phase::writing_client;
-  providers::read_usage(body_, usage_);
+  if (!translated_) providers::read_usage(body_, usage_);
   std::string headers = timing_headers();
   if (ok && dep_->price) {
     headers += "x-litellm-response-cost: ";
     headers += format_cost(compute_cost());
     headers += "\r\n";
+  }
+  if (ingress_) {
+    body_ = providers::openai_response_to_anthropic(body_, *ingress_);
+    content_type_ = "application/json";
   }
   session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
                     std::move(body_), headers);
@@ -831,9 +1011,18 @@ void proxy_call::respond_buffered() {
 void proxy_call::respond_buffered_error() {
   phase_ = phase::writing_client;
   std::string headers = timing_headers();
-  if (providers::is_openai_error(body_)) {
-    session_->respond(static_cast<unsigned>(status_), content_type_.empty() ? "application/json" : content_type_,
-                      std::move(body_), headers);
+  if (ingress_) {
+    std::string openai = body_;
+    if (!providers::is_openai_error(body_)) {
+      std::string snippet = body_.substr(0, 512);
+      openai = openai_error_json("upstream returned HTTP " + std::to_string(status_) + (snippet.empty() ? "" : ": " + snippet),
+                                 "api_error", "", std::to_string(status_));
+    }
+    session_->respond(static_cast<unsigned>(status_), "application/json",
+                      providers::openai_error_to_anthropic(status_, openai), headers);
+  } else if (providers::is_openai_error(body_)) {
+    session_->respond(static_cast<unsigned>(status_), "application/json",
+                      providers::normalize_error_body(body_, status_), headers);
   } else {
     // A non-OpenAI error body (an HTML page from a proxy, say): keep the status,
     // wrap the text so OpenAI clients can read it.
@@ -855,7 +1044,9 @@ void proxy_call::start_stream() {
   // them in one write; otherwise send the head now so the client is not kept waiting.
   if (conn_->buffered() > 0) {
     bool done = false;
-    std::size_t n = conn_->take_buffered_body(relay_.data(), relay_.size(), done);
+    if (translated_) raw_.resize(std::max<std::size_t>(raw_.size(), 16 * 1024));
+    std::size_t n = translated_ ? conn_->take_buffered_body(raw_.data(), raw_.size(), done)
+                                : conn_->take_buffered_body(relay_.data(), relay_.size(), done);
     return on_stream_read({}, n, done);
   }
   // The head goes out with the first events: until then a failure can still be
@@ -864,9 +1055,17 @@ void proxy_call::start_stream() {
 }
 
 template <class Then>
-void proxy_call::forward(std::size_t n, Then&& then) {
+void proxy_call::forward(std::size_t n, Then&& then, bool last) {
   phase_ = phase::writing_client;
   auto data = asio::buffer(relay_.data(), n);
+  if (ingress_) {
+    // OpenAI events -> Anthropic's message_start / content_block_* / message_delta / message_stop.
+    if (!writer_) writer_ = std::make_unique<providers::anthropic_stream_writer>(*ingress_);
+    dialect_out_.clear();
+    writer_->feed(std::string_view(relay_.data(), n), dialect_out_);
+    if (last) writer_->finish(dialect_out_);
+    data = asio::buffer(dialect_out_);
+  }
   if (head_pending_) {
     head_pending_ = false;
     session_->begin_stream(static_cast<unsigned>(status_), content_type_, timing_headers(), data,
@@ -878,6 +1077,15 @@ void proxy_call::forward(std::size_t n, Then&& then) {
 
 void proxy_call::read_stream() {
   phase_ = phase::streaming;
+  if (translated_) {
+    // Provider bytes go to raw_; on_stream_read puts their translation into relay_.
+    if (raw_.size() < 16 * 1024) raw_.resize(16 * 1024);
+    set_timeout(stream_timeout());
+    conn_->async_read_body(raw_.data(), raw_.size(), [self = shared_from_this()](error_code ec, std::size_t n, bool done) {
+      self->on_stream_read(ec, n, done);
+    });
+    return;
+  }
   if (relay_len_ == relay_.size()) {
     // One event larger than the buffer: grow, within reason.
     if (relay_.size() >= ctx_.max_sse_event_bytes) return stream_broke("upstream sent an event larger than the limit");
@@ -893,40 +1101,74 @@ void proxy_call::read_stream() {
 void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   clear_deadline();
   if (n > 0 && t_first_byte_ == clock::time_point{}) t_first_byte_ = clock::now();
+  if (translated_) {
+    // Provider frames in raw_ -> OpenAI events appended to relay_.
+    translated_out_.clear();
+    std::optional<providers::provider_error> perr;
+    if (n > 0) perr = translator_->feed(std::string_view(raw_.data(), n), translated_out_);
+    if (!perr && done && !ec) perr = translator_->finish(translated_out_);
+    if (translator_->tokens().known()) usage_ = translator_->tokens();
+    if (relay_.size() < relay_len_ + translated_out_.size()) relay_.resize(relay_len_ + translated_out_.size());
+    std::memcpy(relay_.data() + relay_len_, translated_out_.data(), translated_out_.size());
+    n = translated_out_.size();
+    if (perr) {
+      relay_len_ += n;
+      scanned_ = scanner_.scan(std::string_view(relay_.data(), relay_len_), scanned_, [](std::string_view) {});
+      scanned_ = relay_len_;
+      return stream_provider_error(*perr);
+    }
+  }
   relay_len_ += n;
   std::string_view data(relay_.data(), relay_len_);
-  std::size_t boundary = scanner_.scan(data, scanned_, [this, data](std::string_view event) {
+  bool azure = dep_->target.format == providers::wire_format::azure;
+  cuts_.clear();
+  std::size_t boundary = scanner_.scan(data, scanned_, [this, data, azure](std::string_view event) {
     bool inside = event.data() >= data.data() && event.data() <= data.data() + data.size();
     std::size_t offset = inside ? static_cast<std::size_t>(event.data() - data.data()) : 0;
     if (cut_open_) {  // the dropped event ends where this one starts
-      cut_end_ = offset;
+      cuts_.back().second = offset;
       cut_open_ = false;
     }
     ++data_events_;
     // Usage comes in the last chunk; the others say "usage":null or nothing.
-    if (!providers::may_carry_usage(event)) return;
+    bool usage = providers::may_carry_usage(event);
+    // Azure's first chunk has no choices, only prompt_filter_results: clients that
+    // read choices[0] break on it, so it is not passed on.
+    bool filter = azure && data_events_ <= 2 && event.find("prompt_filter_results") != std::string_view::npos;
+    if (!usage && !filter) return;
     auto payload = http::sse_event_data(event, sse_scratch_);
     if (payload.empty() || payload.front() != '{') return;
-    providers::read_usage(payload, usage_);
+    if (usage) providers::read_usage(payload, usage_);
+    if (!inside || !providers::has_empty_choices(payload)) return;
     // The client did not ask for usage: the chunk we asked for is not passed on.
-    if (inject_usage_ && inside && !cut_ && providers::has_empty_choices(payload)) {
-      cut_ = cut_open_ = true;
-      cut_begin_ = offset;
+    bool drop_usage = usage && inject_usage_ && !usage_cut_;
+    if (drop_usage || (filter && !usage)) {
+      usage_cut_ |= drop_usage;
+      cuts_.emplace_back(offset, offset);
+      cut_open_ = true;
     }
   });
   scanned_ = relay_len_;
-  if (cut_ && !cut_done_) {
-    cut_done_ = true;
-    std::size_t end = cut_open_ ? boundary : cut_end_;
+  if (cut_open_) {
+    cuts_.back().second = boundary;
     cut_open_ = false;
-    if (end > cut_begin_ && end <= relay_len_) {
-      std::size_t gone = end - cut_begin_;
-      std::memmove(relay_.data() + cut_begin_, relay_.data() + end, relay_len_ - end);
-      relay_len_ -= gone;
-      scanned_ -= gone;
-      scanner_.shift(gone);
-      boundary -= gone;
+  }
+  if (!cuts_.empty()) {
+    // Remove the dropped events (all before `boundary`), compacting relay_.
+    std::size_t write = cuts_.front().first, gone = 0;
+    for (std::size_t i = 0; i < cuts_.size(); ++i) {
+      auto [b, e] = cuts_[i];
+      if (e <= b || e > relay_len_) continue;
+      gone += e - b;
+      std::size_t next = i + 1 < cuts_.size() ? cuts_[i + 1].first : relay_len_;
+      std::memmove(relay_.data() + write, relay_.data() + e, next - e);
+      write += next - e;
     }
+    relay_len_ -= gone;
+    scanned_ -= gone;
+    scanner_.shift(gone);
+    boundary -= gone;
+    cuts_.clear();
   }
   if (ec) {
     if (timed_out_) return stream_broke("upstream stream timed out after " + ms_string(stream_timeout()) + " ms without data");
@@ -935,15 +1177,18 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   if (done) {
     t_upstream_done_ = clock::now();
     // Forward the rest as is (a last event without its blank line included).
-    if (relay_len_ == 0 && !head_pending_) {
+    if (relay_len_ == 0 && !head_pending_ && !ingress_) {
       session_->end_stream();
       return finish(status_, true);
     }
-    forward(relay_len_, [self = shared_from_this()](error_code ec) {
-      if (ec) return self->client_gone(true);
-      self->session_->end_stream();
-      self->finish(self->status_, true);
-    });
+    forward(
+        relay_len_,
+        [self = shared_from_this()](error_code ec) {
+          if (ec) return self->client_gone(true);
+          self->session_->end_stream();
+          self->finish(self->status_, true);
+        },
+        true);
     return;
   }
   if (boundary == 0) return read_stream();  // no whole event yet
@@ -956,6 +1201,24 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
     s.scanner_.shift(boundary);
     s.read_stream();
   });
+}
+
+void proxy_call::stream_provider_error(const providers::provider_error& e) {
+  t_upstream_done_ = clock::now();
+  conn_->close();
+  if (head_pending_) {
+    // Nothing reached the client: the provider's error is the attempt's outcome
+    // (a throttling error is retried like a 429).
+    head_pending_ = false;
+    status_ = e.status;
+    body_ = e.json();
+    content_type_ = "application/json";
+    error_.reset();
+    log::warn("stream from " + dep_->endpoint.authority + " for model group '" + group_->name +
+              "' failed before its first event: " + e.message);
+    return attempt_failed(failure_kind::status, 0);
+  }
+  stream_broke(e.message);
 }
 
 void proxy_call::client_gone(bool upstream_complete) {
@@ -986,13 +1249,16 @@ void proxy_call::stream_broke(std::string message) {
   event_out_ += to_openai_json(error{errc::upstream_stream_error, message, ""});
   event_out_ += "\n\n";
   relay_.swap(event_out_);  // forward() sends from relay_
-  forward(relay_.size(), [self = shared_from_this()](error_code ec) {
-    if (ec)
-      self->session_->abort();
-    else
-      self->session_->end_stream();
-    self->finish(502, false);
-  });
+  forward(
+      relay_.size(),
+      [self = shared_from_this()](error_code ec) {
+        if (ec)
+          self->session_->abort();
+        else
+          self->session_->end_stream();
+        self->finish(502, false);
+      },
+      true);
 }
 
 // ------------------------------------------------------------ errors, outcome
@@ -1033,7 +1299,11 @@ void proxy_call::respond_error(const error& e, std::string_view extra) {
                         "\r\nx-litellm-attempted-retries: " + std::to_string(retries_) +
                         "\r\nx-litellm-attempted-fallbacks: " + std::to_string(fallbacks_) + "\r\n";
   headers += extra;
-  session_->respond_error(static_cast<unsigned>(http_status(e.code)), to_openai_json(e), headers);
+  int status = http_status(e.code);
+  if (ingress_)
+    return session_->respond_error(static_cast<unsigned>(status),
+                                   providers::openai_error_to_anthropic(status, to_openai_json(e)), headers);
+  session_->respond_error(static_cast<unsigned>(status), to_openai_json(e), headers);
 }
 
 void proxy_call::on_deadline() {

@@ -10,27 +10,6 @@ namespace {
 
 constexpr std::int64_t k_created = 1677610602;  // the timestamp LiteLLM reports for models
 
-std::string head_prefix(const http::endpoint& ep, providers::operation op,
-                        const std::vector<std::pair<std::string, std::string>>& headers) {
-  std::string h;
-  h += "POST ";
-  h += ep.base_path;
-  h += providers::operation_path(op);
-  h += " HTTP/1.1\r\nhost: ";
-  h += ep.authority;
-  h += "\r\ncontent-type: application/json\r\nuser-agent: llm-gateway/";
-  h += GW_VERSION;
-  h += "\r\n";
-  for (auto& [k, v] : headers) {
-    h += k;
-    h += ": ";
-    h += v;
-    h += "\r\n";
-  }
-  h += "content-length: ";
-  return h;
-}
-
 std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000.0)));
 }
@@ -86,7 +65,10 @@ model_registry::model_registry(const config::gateway_config& cfg, telemetry::met
     if (!rt->usable) warnings.push_back(rt->problem);
     if (rt->usable) {
       for (auto op : {providers::operation::chat, providers::operation::completion, providers::operation::embedding})
-        rt->head_prefix[static_cast<int>(op)] = head_prefix(rt->endpoint, op, rt->target.headers);
+        rt->head_prefix[static_cast<int>(op)] =
+            build_head_prefix(*rt, rt->target.format == providers::wire_format::azure
+                                       ? providers::azure_path(rt->target, op, d.upstream_model)
+                                       : std::string(providers::operation_path(op)));
     }
     rt->wildcard_model = d.upstream_model.find('*') != std::string::npos;
     if (!rt->wildcard_model) rt->upstream_model_json = json_quote(d.upstream_model);
@@ -140,6 +122,30 @@ std::string model_registry::models_json_for(const std::function<bool(std::string
   }
   out += R"(],"object":"list"})";
   return out;
+}
+
+std::string build_head_prefix(const deployment_runtime& d, std::string_view path,
+                              const std::vector<std::pair<std::string, std::string>>* extra) {
+  std::string h;
+  h += "POST ";
+  h += d.endpoint.base_path;
+  h += path;
+  h += " HTTP/1.1\r\nhost: ";
+  h += d.endpoint.authority;
+  h += "\r\ncontent-type: application/json\r\nuser-agent: llm-gateway/";
+  h += GW_VERSION;
+  h += "\r\n";
+  auto add = [&](const std::vector<std::pair<std::string, std::string>>& hs) {
+    for (auto& [k, v] : hs) {
+      h += k;
+      h += ": ";
+      h += v;
+      h += "\r\n";
+    }
+  };
+  add(d.target.headers);
+  if (extra) add(*extra);
+  return h;
 }
 
 routing_strategy parse_strategy(std::string_view n) noexcept {

@@ -279,7 +279,8 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     env.response_tokens = sh_.opts.response_tokens;
     env.embedding_dimensions = sh_.opts.embedding_dimensions;
     env.sequence = sh_.counter.fetch_add(1, std::memory_order_relaxed);
-    env.now_unix = unix_now();
+    env.now = std::chrono::system_clock::now();
+    env.now_unix = std::chrono::duration_cast<std::chrono::seconds>(env.now.time_since_epoch()).count();
     route_fault_.reset();
     env.take_fault = [this](std::string_view model) -> std::optional<mock_request> {
       std::lock_guard lock(sh_.faults_mu);

@@ -87,6 +87,9 @@ struct route_env {
   int embedding_dimensions = 8;
   std::uint64_t sequence = 0;      ///< a number unique to this request (ids)
   std::int64_t now_unix = 0;       ///< seconds
+  /// The same instant, exactly (zero: use now_unix): relative lifetimes (Entra's
+  /// expires_in) end ttl seconds after it, not after the whole second.
+  std::chrono::system_clock::time_point now{};
   /// The fault programmed through /_mock/faults for `model` (consumed), if any: its
   /// status (answered in the provider's own error shape), retry_after, drop_after,
   /// tokens, echo apply. Also counts the request under `model` in /_mock/stats.

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "gw/core/json_writer.hpp"
+
 #include <cstring>
 #include <vector>
 
@@ -397,6 +399,40 @@ std::string strip_gateway_fields(std::string_view body) {
   return out;
 }
 
+std::string with_model(std::string_view body, std::string_view model) {
+  std::size_t cap = 0;
+  const char* data = padded_copy(body, cap);
+  od::document doc;
+  od::object root;
+  std::string quoted = json_quote(model);
+  if (thread_parser().iterate(data, body.size(), cap).get(doc) || doc.get_object().get(root)) return std::string(body);
+  for (auto field : root) {
+    std::string_view key;
+    od::value v;
+    if (field.unescaped_key().get(key) || field.value().get(v)) return std::string(body);
+    if (key != "model") continue;
+    std::string_view raw = v.raw_json_token();
+    // raw_json_token() includes trailing whitespace: keep it.
+    std::size_t len = raw.size();
+    while (len > 0 && (raw[len - 1] == ' ' || raw[len - 1] == '\n' || raw[len - 1] == '\r' || raw[len - 1] == '\t')) --len;
+    std::size_t begin = static_cast<std::size_t>(raw.data() - data);
+    std::string out(body.substr(0, begin));
+    out += quoted;
+    out.append(body.substr(begin + len));
+    return out;
+  }
+  auto brace = body.find('{');
+  std::string out(body.substr(0, brace + 1));
+  out += "\"model\":";
+  out += quoted;
+  std::string_view rest = body.substr(brace + 1);
+  std::size_t i = 0;
+  while (i < rest.size() && (rest[i] == ' ' || rest[i] == '\n' || rest[i] == '\r' || rest[i] == '\t')) ++i;
+  if (i < rest.size() && rest[i] != '}') out += ',';
+  out.append(rest);
+  return out;
+}
+
 namespace {
 
 /// A padded copy of `json` for the thread's parser.
@@ -508,6 +544,45 @@ bool has_empty_choices(std::string_view text) noexcept {
     return i < text.size() && text[i] == ']';
   }
   return false;
+}
+
+std::string normalize_error_body(std::string_view body, int status) {
+  // The rare error path: the DOM parser, which can re-serialise members as they are.
+  thread_local simdjson::dom::parser dp;
+  simdjson::dom::element root;
+  if (dp.parse(body.data(), body.size()).get(root)) return std::string(body);
+  simdjson::dom::object err;
+  if (root["error"].get_object().get(err)) return std::string(body);
+  std::string_view type, message;
+  bool has_type = !err["type"].get_string().get(type) && !type.empty();
+  bool has_message = !err["message"].get_string().get(message);
+  simdjson::dom::element ignored;
+  bool has_param = !err["param"].get(ignored), has_code = !err["code"].get(ignored);
+  if (has_type && has_message && has_param && has_code) return std::string(body);
+  std::string out = "{\"error\":{\"message\":";
+  append_json_string(out, has_message ? message : std::string_view("upstream error (HTTP " + std::to_string(status) + ")"));
+  out += ",\"type\":";
+  std::string_view derived = status == 429 ? "rate_limit_error"
+                             : status == 401 ? "authentication_error"
+                             : status == 403 ? "permission_error"
+                             : status == 404 ? "not_found_error"
+                             : status / 100 == 4 ? "invalid_request_error"
+                                                 : "api_error";
+  append_json_string(out, has_type ? type : derived);
+  simdjson::dom::element v;
+  out += ",\"param\":";
+  out += has_param && !err["param"].get(v) ? simdjson::minify(v) : std::string("null");
+  out += ",\"code\":";
+  out += has_code && !err["code"].get(v) ? simdjson::minify(v) : std::string("null");
+  for (auto [k, val] : err) {
+    if (k == "message" || k == "type" || k == "param" || k == "code") continue;
+    out += ',';
+    append_json_string(out, k);
+    out += ':';
+    out += simdjson::minify(val);
+  }
+  out += "}}";
+  return out;
 }
 
 bool is_openai_error(std::string_view json) {

@@ -25,6 +25,22 @@ TEST(MatchRoute, WithAndWithoutV1) {
   EXPECT_EQ(match_route("/", id), route::root);
 }
 
+TEST(MatchRoute, AzureAndAnthropicIngress) {
+  std::string_view id;
+  EXPECT_EQ(match_route("/openai/deployments/gpt-4o/chat/completions", id), route::chat);
+  EXPECT_EQ(id, "gpt-4o");
+  EXPECT_EQ(match_route("/openai/deployments/emb/embeddings", id), route::embeddings);
+  EXPECT_EQ(id, "emb");
+  EXPECT_EQ(match_route("/openai/deployments/x/completions", id), route::completions);
+  id = {};
+  EXPECT_EQ(match_route("/openai/deployments//chat/completions", id), route::unknown);
+  EXPECT_EQ(match_route("/openai/deployments/x/images/generations", id), route::unknown);
+  EXPECT_TRUE(id.empty());
+  EXPECT_EQ(match_route("/v1/messages", id), route::messages);
+  EXPECT_EQ(match_route("/messages", id), route::messages);
+  EXPECT_EQ(match_route("/anthropic/v1/messages", id), route::messages);
+}
+
 http::request make(std::initializer_list<std::pair<std::string, std::string>> headers) {
   http::request r;
   for (auto& [k, v] : headers) r.set(k, v);

@@ -177,3 +177,39 @@ TEST(MayCarryUsage, OnlyObjects) {
 }
 }  // namespace
 }  // namespace gw::providers
+
+namespace gw::providers {
+namespace {
+
+TEST(WithModel, ReplacesAddsAndKeepsTheRest) {
+  EXPECT_EQ(with_model(R"({"model":"x","messages":[]})", "dep1"), R"({"model":"dep1","messages":[]})");
+  EXPECT_EQ(with_model(R"({"messages":[],"model" : "x" })", "a\"b"), R"({"messages":[],"model" : "a\"b" })");
+  EXPECT_EQ(with_model(R"({"messages":[{"model":"inner"}]})", "d"), R"({"model":"d","messages":[{"model":"inner"}]})");
+  EXPECT_EQ(with_model(R"({ })", "d"), R"({"model":"d" })");
+  EXPECT_EQ(with_model("not json", "d"), "not json");
+  EXPECT_EQ(with_model("[1]", "d"), "[1]");
+}
+
+}  // namespace
+}  // namespace gw::providers
+
+namespace gw::providers {
+namespace {
+
+TEST(NormalizeErrorBody, AzureNullTypeGetsOneAndKeepsInnerError) {
+  std::string azure =
+      R"({"error":{"message":"filtered","type":null,"param":"prompt","code":"content_filter","status":400,)"
+      R"("innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true}}}}})";
+  auto out = normalize_error_body(azure, 400);
+  EXPECT_EQ(out, R"({"error":{"message":"filtered","type":"invalid_request_error","param":"prompt","code":"content_filter",)"
+                 R"("status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true}}}}})");
+  std::string complete = R"({"error":{"message":"m","type":"t","param":null,"code":null}})";
+  EXPECT_EQ(normalize_error_body(complete, 400), complete);
+  EXPECT_EQ(normalize_error_body(R"({"error":{"code":"429"}})", 429),
+            R"j({"error":{"message":"upstream error (HTTP 429)","type":"rate_limit_error","param":null,"code":"429"}})j");
+  EXPECT_EQ(normalize_error_body("<html>", 502), "<html>");
+  EXPECT_EQ(normalize_error_body(R"({"ok":true})", 500), R"({"ok":true})");
+}
+
+}  // namespace
+}  // namespace gw::providers

@@ -20,9 +20,12 @@ class gateway_handler : public http::request_handler {
 /// Authorization (Bearer), api-key, x-api-key. Empty if none.
 std::string_view presented_key(const http::request& req) noexcept;
 
-/// The route a request path names, with the /v1 prefix removed.
+/// The route a request path names, with the /v1 prefix removed. Azure-style paths
+/// (/openai/deployments/{model}/chat/completions, /completions, /embeddings) map to
+/// the same routes with `model_id` set to the model named in the path; Anthropic's
+/// /v1/messages is `messages`.
 enum class route {
-  chat, completions, embeddings, models, model_by_id, liveliness, readiness, metrics, root, unknown
+  chat, completions, embeddings, messages, models, model_by_id, liveliness, readiness, metrics, root, unknown
 };
 route match_route(std::string_view path, std::string_view& model_id);
 

@@ -19,6 +19,9 @@
 #include "gw/http/server.hpp"
 #include "gw/http/sse.hpp"
 #include "gw/http/upstream.hpp"
+#include "gw/providers/adapter.hpp"
+#include "gw/providers/aws.hpp"
+#include "gw/providers/anthropic_ingress.hpp"
 #include "gw/providers/openai.hpp"
 
 namespace gw::gateway {
@@ -37,6 +40,11 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
 
   /// Acquires the caller's rate limits, then routes; everything else follows.
   void start();
+  /// The client spoke Anthropic's Messages API (/v1/messages): answers, stream events
+  /// and errors go back in Anthropic's shape. Null: OpenAI's.
+  void set_anthropic_ingress(std::shared_ptr<const providers::anthropic_request_info> info) {
+    ingress_ = std::move(info);
+  }
 
   void on_deadline() override;
 
@@ -55,6 +63,21 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void route();
   void on_deployment_limits(const limits::decision& d, bool via_redis);
   void send_to_deployment();
+  /// Providers whose API is not OpenAI's (Bedrock, Anthropic): translate, then send.
+  void send_translated(const std::string& upstream_model);
+  /// The request head: `prefix` (request line and static headers), dynamic auth
+  /// headers, content-length, accept.
+  void finish_head(const std::string& prefix, std::size_t length, std::string_view auth_headers);
+  /// Translates the provider's whole answer (translated providers) into body_/status_.
+  void translate_buffered();
+  /// The provider's stream failed with its own error (translated providers).
+  void stream_provider_error(const providers::provider_error& e);
+  /// Gets the deployment's credentials (cached: at once; else waits for them), then
+  /// sends with the auth headers they give (Entra bearer token, SigV4 signature).
+  void authorize();
+  void send_signed(const providers::aws_credentials& c);
+  void send_authorized(std::string_view auth_headers);
+  void credentials_failed(const std::string& why);
   void begin_attempt();
   void on_connected(http::error_code ec);
   void write_request();
@@ -71,8 +94,10 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   std::chrono::milliseconds stream_timeout() const;
 
   void start_stream();
+  /// Sends relay_[0, n) to the client (the head first if still pending); `last`: the
+  /// stream ends after it (Anthropic ingress: the writer closes its events).
   template <class Then>
-  void forward(std::size_t n, Then&& then);
+  void forward(std::size_t n, Then&& then, bool last = false);
   void read_stream();
   void on_stream_read(http::error_code ec, std::size_t n, bool done);
   void stream_broke(std::string message);
@@ -153,6 +178,23 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   bool inject_usage_ = false;
   std::size_t brace_ = 0;
 
+  // Anthropic ingress
+  std::shared_ptr<const providers::anthropic_request_info> ingress_;
+  std::unique_ptr<providers::anthropic_stream_writer> writer_;
+  std::string dialect_out_;
+
+  // translated providers (Bedrock, Anthropic)
+  bool translated_ = false;
+  providers::translate_context tctx_;
+  std::string upstream_body_;
+  std::unique_ptr<providers::stream_translator> translator_;
+  std::string raw_;             ///< provider stream bytes, before translation
+  std::string translated_out_;  ///< OpenAI events from the last feed
+
+  std::string pending_prefix_;   ///< head without auth and length, while credentials are awaited
+  std::string pending_path_;     ///< translated providers: path below the base URL
+  std::size_t pending_length_ = 0;
+
   // upstream response
   int status_ = 0;
   std::string content_type_;
@@ -166,8 +208,11 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   std::string event_out_;
   providers::usage usage_;
   std::int64_t data_events_ = 0;           ///< events relayed (a fallback token count)
-  std::size_t cut_begin_ = 0, cut_end_ = 0;  ///< the usage-only event to drop, in relay_
-  bool cut_ = false, cut_open_ = false, cut_done_ = false;
+  /// Events to drop from relay_ in this read ([begin, end)): the usage-only chunk the
+  /// gateway asked for, Azure's prompt-filter chunk without choices.
+  std::vector<std::pair<std::size_t, std::size_t>> cuts_;
+  bool cut_open_ = false;
+  bool usage_cut_ = false;  ///< the usage-only chunk was dropped (once per attempt)
 
   // timing
   clock::time_point t_received_, t_upstream_start_, t_first_byte_, t_upstream_done_;

@@ -22,6 +22,11 @@
 #include "gw/providers/provider.hpp"
 #include "gw/telemetry/metrics.hpp"
 
+namespace gw::credentials {
+class aws_credentials_provider;
+class entra_token_provider;
+}  // namespace gw::credentials
+
 namespace gw::gateway {
 
 /// A deployment's health as its actor decides it.
@@ -47,12 +52,17 @@ struct deployment_runtime {
   http::endpoint endpoint;
   bool usable = false;             ///< false: `target.problem` says why
   std::string problem;
-  /// Per operation: request line and headers up to and including "content-length: ".
+  /// Per operation: request line and static headers ("...\r\n"), without
+  /// content-length (OpenAI-compatible and Azure deployments).
   std::string head_prefix[3];
   bool wildcard_model = false;     ///< upstream model depends on the requested one
   std::string upstream_model_json; ///< quoted upstream model (when not wildcard)
   std::chrono::milliseconds timeout{600'000};
   std::chrono::milliseconds stream_timeout{600'000};
+  /// Credentials fetched and refreshed in the background: SigV4 keys for Bedrock
+  /// deployments without an API key, Entra ID tokens for Azure service principals.
+  std::shared_ptr<credentials::aws_credentials_provider> aws;
+  std::shared_ptr<credentials::entra_token_provider> entra;
   telemetry::deployment_probe* probe = nullptr;
   caf::actor actor;                ///< the deployment actor: health, learning from outcomes
   /// Prices (built-in table, price file, model_info); none: spend counts as 0.
@@ -67,6 +77,11 @@ struct deployment_runtime {
   // Kept by the io threads.
   std::atomic<std::int64_t> in_flight{0};          ///< least-busy
 };
+
+/// "POST <base path><path> HTTP/1.1", host, content-type, user-agent, the target's
+/// static headers and `extra`, each line ending in CRLF.
+std::string build_head_prefix(const deployment_runtime& d, std::string_view path,
+                              const std::vector<std::pair<std::string, std::string>>* extra = nullptr);
 
 enum class routing_strategy { simple_shuffle, least_busy, latency_based, usage_based, cost_based };
 routing_strategy parse_strategy(std::string_view name) noexcept;

@@ -49,6 +49,11 @@ std::optional<error> inspect_request(operation op, const std::string& body, insp
 /// "num_retries" members; the rest byte for byte (whitespace between members aside).
 std::string strip_gateway_fields(std::string_view body);
 
+/// `body` (a JSON object) with its top-level "model" set to `model` (replaced, or
+/// added first when absent): Azure-style routes name the model in the path. Returns
+/// `body` unchanged if it is not a JSON object (validation reports that later).
+std::string with_model(std::string_view body, std::string_view model);
+
 /// Token usage as the provider reported it; -1 = not reported.
 struct usage {
   std::int64_t prompt_tokens = -1;
@@ -73,6 +78,12 @@ bool may_carry_usage(std::string_view text) noexcept;
 /// True if a stream chunk has `"choices": []` (the usage-only chunk that
 /// stream_options.include_usage adds at the end).
 bool has_empty_choices(std::string_view json) noexcept;
+
+/// An upstream's OpenAI-style error body made exact: "error" with a string "message"
+/// and "type" (Azure sends "type": null; derived from `status` then), "param" and
+/// "code" present; other members (Azure's "innererror" with its content-filter
+/// results) kept. Returns `body` unchanged when it needs nothing or is not an error.
+std::string normalize_error_body(std::string_view body, int status);
 
 /// True if `json` is an object with a top-level "error" member (an OpenAI error body).
 bool is_openai_error(std::string_view json);

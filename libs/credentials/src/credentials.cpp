@@ -1,1 +1,0 @@
-// written by the provider work (issue 6)

@@ -1,0 +1,51 @@
+#pragma once
+/// AWS Bedrock Runtime adapter: OpenAI chat completions <-> Converse / ConverseStream,
+/// OpenAI embeddings <-> InvokeModel (Titan, Cohere). Pure translation (see
+/// adapter.hpp): the caller signs the translated request (sigv4.hpp, service "bedrock",
+/// or "Authorization: Bearer <Bedrock API key>") and does the I/O.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gw/providers/adapter.hpp"
+
+namespace gw::providers {
+
+/// "/model/<model id percent-encoded>/<action>", action "converse", "converse-stream"
+/// or "invoke". Every byte of the id but A-Za-z0-9-_.~ is encoded (':' -> %3A,
+/// '/' -> %2F), so ARNs and inference-profile ids stay one path segment.
+std::string bedrock_path(std::string_view model_id, std::string_view action);
+
+/// An OpenAI chat request -> a Converse request for ctx.upstream_model (path converse
+/// or converse-stream by ctx.stream). 400 errors (invalid_request_error) for invalid
+/// JSON, wrong types, and what Converse cannot take (n > 1, http(s) image URLs,
+/// response_format other than text, tool call arguments that are not JSON). Fields
+/// Converse has no use for (stream, stream_options, user, seed, n = 1, ...) are
+/// ignored; top_k goes to additionalModelRequestFields.
+request_result to_converse(const translate_context& ctx, std::string_view openai_chat_body);
+
+/// A Converse answer -> an OpenAI chat.completion (2xx) or error (otherwise).
+/// `amzn_error_type` is the x-amzn-ErrorType response header (may be empty).
+translated_response from_converse(const translate_context& ctx, int status, std::string_view body,
+                                  std::string_view amzn_error_type);
+
+/// A Bedrock failure -> an OpenAI error (status, type, code, "Bedrock <Type>: <message>").
+/// The type comes from `amzn_error_type` (the part before ':'), else from a "__type"
+/// member of the body, else from the status. Exposed for the stream translator and tests.
+provider_error bedrock_error(int status, std::string_view body, std::string_view amzn_error_type);
+
+/// Translates a ConverseStream response body (event-stream frames) into OpenAI
+/// chat.completion.chunk events.
+std::unique_ptr<stream_translator> converse_stream_translator(const translate_context& ctx);
+
+/// An OpenAI embeddings request -> an InvokeModel request. Titan ("amazon.titan-embed"
+/// in the model id): exactly one input, {"inputText", "dimensions"?}. Cohere
+/// ("cohere.embed"): {"texts", "input_type":"search_document"}.
+request_result to_bedrock_embedding(const translate_context& ctx, std::string_view openai_embeddings_body);
+
+/// An InvokeModel embeddings answer (Titan or Cohere) -> an OpenAI embeddings list.
+translated_response from_bedrock_embedding(const translate_context& ctx, int status, std::string_view body,
+                                           std::string_view amzn_error_type);
+
+}  // namespace gw::providers

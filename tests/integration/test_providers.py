@@ -1,0 +1,488 @@
+"""Providers end to end, offline: the gateway in front of the mock provider speaking
+Azure OpenAI (api-key and an Entra ID service principal through the fake token
+endpoint), AWS Bedrock (SigV4 with a known secret, a Bedrock API key, event-stream
+frames) and Anthropic's Messages API. Every provider must give an OpenAI client the
+same shape of answer, plain and streamed, with tool calls and usage; Azure-style and
+Anthropic-style ingress routes work against any deployment."""
+
+import json
+import time
+import unittest
+
+from harness import Gateway, Mock, TempDir
+
+MASTER = "sk-master-providers"
+AUTH = {"authorization": f"Bearer {MASTER}"}
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+
+CHAT_GROUPS = ["openai-gpt", "azure-key", "azure-v1", "azure-sp", "bedrock-claude", "bedrock-bearer", "anthropic-claude"]
+
+
+def config(mock_port, extra_models="", router=""):
+    base = f"http://127.0.0.1:{mock_port}"
+    return f"""
+model_list:
+  - model_name: openai-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: {base}/v1}}
+  - model_name: azure-key
+    litellm_params: {{model: azure/dep-key, api_base: {base}, api_version: "2024-10-21", api_key: mock-azure-key}}
+  - model_name: azure-v1
+    litellm_params: {{model: azure/dep-v1, api_base: {base}/openai/v1, api_key: mock-azure-key}}
+  - model_name: azure-sp
+    litellm_params:
+      model: azure/dep-sp
+      api_base: {base}
+      api_version: "2024-10-21"
+      tenant_id: tenant-1
+      client_id: mock-client-id
+      client_secret: mock-client-secret
+      azure_authority_host: {base}
+  - model_name: azure-safe
+    litellm_params: {{model: azure/dep-safe, api_base: {base}, api_key: mock-azure-key}}
+  - model_name: bedrock-claude
+    litellm_params:
+      model: bedrock/{BEDROCK_MODEL}
+      aws_region_name: us-east-1
+      api_base: {base}
+      aws_access_key_id: AKIDMOCK
+      aws_secret_access_key: mock-aws-secret
+  - model_name: bedrock-bearer
+    litellm_params: {{model: bedrock/amazon.nova-pro-v1:0, aws_region_name: us-west-2, api_base: {base}, api_key: mock-bedrock-key}}
+  - model_name: bedrock-wrong-secret
+    litellm_params:
+      model: bedrock/{BEDROCK_MODEL}
+      aws_region_name: us-east-1
+      api_base: {base}
+      aws_access_key_id: AKIDMOCK
+      aws_secret_access_key: not-the-secret
+  - model_name: titan-embed
+    litellm_params: {{model: bedrock/amazon.titan-embed-text-v2:0, aws_region_name: us-east-1, api_base: {base}, api_key: mock-bedrock-key}}
+    model_info: {{mode: embedding}}
+  - model_name: anthropic-claude
+    litellm_params: {{model: anthropic/claude-sonnet-4-20250514, api_base: {base}, api_key: sk-ant-mock}}
+{extra_models}
+router_settings:
+  num_retries: 1
+  content_policy_fallbacks: [{{"azure-key": ["azure-safe"]}}]
+{router}
+general_settings:
+  master_key: {MASTER}
+gateway_settings:
+  retry_backoff_base: 0.01
+  retry_backoff_max: 0.05
+"""
+
+
+def chat_body(model, content="hello there", **extra):
+    b = {"model": model, "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": content}]}
+    b.update(extra)
+    return b
+
+
+class ProvidersTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.mock = Mock(cls.tmp.path, "--anthropic-api-key", "sk-ant-mock")
+        cls.gw = Gateway(cls.tmp.path, config(cls.mock.port))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.terminate()
+        cls.mock.terminate()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        c = self.mock
+        import http.client
+        h = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+        h.request("DELETE", "/_mock/faults")
+        h.getresponse().read()
+        h.close()
+
+    def fault(self, model, x_mock, count=1):
+        import http.client
+        h = http.client.HTTPConnection("127.0.0.1", self.mock.port, timeout=10)
+        h.request("POST", "/_mock/faults", body=json.dumps({"model": model, "count": count, "x_mock": x_mock}),
+                  headers={"content-type": "application/json"})
+        r = h.getresponse()
+        r.read()
+        h.close()
+        self.assertEqual(r.status, 200)
+
+    def last_request(self):
+        return self.mock.get_json("/_mock/last_request")
+
+    # ------------------------------------------------------------ OpenAI shape from every provider
+
+    def check_completion(self, group, data):
+        self.assertEqual(data["object"], "chat.completion", data)
+        self.assertTrue(isinstance(data["model"], str) and data["model"], data)  # the model that answered
+        msg = data["choices"][0]["message"]
+        self.assertEqual(msg["role"], "assistant")
+        self.assertTrue(msg["content"], data)
+        self.assertEqual(data["choices"][0]["finish_reason"], "stop")
+        u = data["usage"]
+        self.assertGreater(u["prompt_tokens"], 0)
+        self.assertGreater(u["completion_tokens"], 0)
+        self.assertEqual(u["total_tokens"], u["prompt_tokens"] + u["completion_tokens"])
+
+    def test_plain_chat_from_every_provider(self):
+        for group in CHAT_GROUPS:
+            with self.subTest(group=group):
+                status, hdrs, data, raw = self.gw.post_json("/v1/chat/completions", chat_body(group), AUTH)
+                self.assertEqual(status, 200, raw)
+                self.check_completion(group, data)
+
+    def test_streamed_chat_from_every_provider(self):
+        for group in CHAT_GROUPS:
+            with self.subTest(group=group):
+                status, hdrs, events, raw = self.gw.stream(
+                    "/v1/chat/completions", chat_body(group, stream=True, stream_options={"include_usage": True}), AUTH)
+                self.assertEqual(status, 200, raw)
+                self.assertTrue(hdrs["content-type"].startswith("text/event-stream"))
+                self.assertEqual(events[-1], "[DONE]")
+                chunks = [json.loads(e) for e in events[:-1]]
+                for c in chunks:
+                    self.assertEqual(c["object"], "chat.completion.chunk")
+                with_choices = [c for c in chunks if c["choices"]]
+                # No chunk without choices except the usage chunk (Azure's prompt-filter chunk is dropped).
+                self.assertEqual(len(chunks) - len(with_choices), 1, chunks)
+                self.assertEqual(with_choices[0]["choices"][0]["delta"].get("role"), "assistant")
+                text = "".join(c["choices"][0]["delta"].get("content") or "" for c in with_choices)
+                self.assertTrue(text.strip(), chunks)
+                self.assertEqual(with_choices[-1]["choices"][0]["finish_reason"], "stop")
+                usage = chunks[-1]["usage"]
+                self.assertGreater(usage["completion_tokens"], 0)
+                self.assertGreater(usage["prompt_tokens"], 0)
+
+    def test_stream_without_usage_option_has_no_usage_chunk(self):
+        for group in ["azure-key", "bedrock-claude", "anthropic-claude"]:
+            with self.subTest(group=group):
+                status, _, events, raw = self.gw.stream("/v1/chat/completions", chat_body(group, stream=True), AUTH)
+                self.assertEqual(status, 200, raw)
+                chunks = [json.loads(e) for e in events[:-1]]
+                self.assertTrue(all(c["choices"] for c in chunks), chunks)
+
+    def test_tool_calls_plain_streamed_and_results(self):
+        for group in CHAT_GROUPS:
+            with self.subTest(group=group):
+                body = chat_body(group, "Paris", tools=TOOLS)
+                status, _, data, raw = self.gw.post_json("/v1/chat/completions", body, AUTH)
+                self.assertEqual(status, 200, raw)
+                choice = data["choices"][0]
+                self.assertEqual(choice["finish_reason"], "tool_calls", data)
+                call = choice["message"]["tool_calls"][0]
+                self.assertEqual(call["type"], "function")
+                self.assertEqual(call["function"]["name"], "get_weather")
+                self.assertEqual(json.loads(call["function"]["arguments"]), {"query": "Paris"})
+                self.assertTrue(call["id"])
+                # Streamed: the call assembled from deltas.
+                status, _, events, raw = self.gw.stream("/v1/chat/completions", dict(body, stream=True), AUTH)
+                self.assertEqual(status, 200, raw)
+                chunks = [json.loads(e) for e in events[:-1]]
+                name, args, ids = "", "", set()
+                for c in chunks:
+                    for tc in (c["choices"][0]["delta"].get("tool_calls") or []) if c["choices"] else []:
+                        self.assertEqual(tc["index"], 0)
+                        if tc.get("id"):
+                            ids.add(tc["id"])
+                        fn = tc.get("function") or {}
+                        name += fn.get("name") or ""
+                        args += fn.get("arguments") or ""
+                self.assertEqual(name, "get_weather")
+                self.assertEqual(json.loads(args), {"query": "Paris"})
+                self.assertEqual(len(ids), 1)
+                self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1], "tool_calls")
+                # The tool's result goes back; the model answers with text.
+                follow = chat_body(group, "Paris", tools=TOOLS)
+                follow["messages"] += [
+                    {"role": "assistant", "content": None, "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": call["id"], "content": "sunny 21C"},
+                ]
+                status, _, data, raw = self.gw.post_json("/v1/chat/completions", follow, AUTH)
+                self.assertEqual(status, 200, raw)
+                self.assertEqual(data["choices"][0]["finish_reason"], "stop")
+                self.assertIn("sunny", data["choices"][0]["message"]["content"])
+
+    # ------------------------------------------------------------ Azure
+
+    def test_azure_paths_auth_and_filter_annotations(self):
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("azure-key"), AUTH)
+        self.assertEqual(status, 200, raw)
+        self.assertIn("prompt_filter_results", data)  # Azure's annotations pass through
+        sent = self.last_request()
+        self.assertEqual(sent["target"], "/openai/deployments/dep-key/chat/completions?api-version=2024-10-21")
+        self.assertEqual(sent["headers"]["api-key"], "mock-azure-key")
+        self.assertNotIn("authorization", sent["headers"])
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("azure-v1"), AUTH)
+        self.assertEqual(status, 200, raw)
+        sent = self.last_request()
+        self.assertEqual(sent["target"], "/openai/v1/chat/completions")
+        self.assertEqual(json.loads(sent["body"])["model"], "dep-v1")
+
+    def test_azure_service_principal_token_cached(self):
+        before = self.mock.get_json("/_mock/stats")["entra_tokens_issued"]
+        for _ in range(5):
+            status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("azure-sp"), AUTH)
+            self.assertEqual(status, 200, raw)
+        sent = self.last_request()
+        self.assertTrue(sent["headers"]["authorization"].startswith("Bearer mock-entra-"), sent["headers"])
+        self.assertNotIn("api-key", sent["headers"])
+        after = self.mock.get_json("/_mock/stats")["entra_tokens_issued"]
+        self.assertLessEqual(after - before, 1, "one token serves many calls")
+        self.assertGreaterEqual(after, 1)
+
+    def test_azure_content_filter_is_400_and_falls_back(self):
+        refusal = {"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+                             "type": None, "param": "prompt", "code": "content_filter", "status": 400,
+                             "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                            "content_filter_result": {"hate": {"filtered": True, "severity": "high"}}}}}
+        self.fault("dep-key", {"status": 400, "raw_body": json.dumps(refusal), "content_type": "application/json"})
+        status, hdrs, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("azure-key"), AUTH)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(hdrs["x-litellm-model-group"], "azure-safe")
+        self.assertEqual(hdrs["x-litellm-attempted-fallbacks"], "1")
+        # Without a fallback the refusal reaches the client as a clear 400.
+        self.fault("dep-safe", {"status": 400, "raw_body": json.dumps(refusal), "content_type": "application/json"})
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("azure-safe"), AUTH)
+        self.assertEqual(status, 400, raw)
+        self.assertEqual(data["error"]["code"], "content_filter")
+        self.assertIsInstance(data["error"]["type"], str)
+        self.assertIn("content", data["error"]["message"])
+
+    # ------------------------------------------------------------ Bedrock
+
+    def test_bedrock_sigv4_and_paths(self):
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("bedrock-claude"), AUTH)
+        self.assertEqual(status, 200, raw)
+        sent = self.last_request()
+        self.assertEqual(sent["target"], "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse")
+        self.assertTrue(sent["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDMOCK/"), sent["headers"])
+        self.assertIn("/us-east-1/bedrock/aws4_request", sent["headers"]["authorization"])
+        self.assertIn("x-amz-date", sent["headers"])
+        body = json.loads(sent["body"])
+        self.assertEqual(body["system"], [{"text": "Be terse."}])
+        # A wrong secret: the mock rejects the signature; the client learns it was the provider's auth.
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("bedrock-wrong-secret"), AUTH)
+        self.assertIn(status, (401, 403), raw)
+        self.assertIn("Bedrock", data["error"]["message"])
+
+    def test_bedrock_throttling_is_429_and_retried(self):
+        self.fault(BEDROCK_MODEL, {"status": 429})
+        status, hdrs, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("bedrock-claude"), AUTH)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(hdrs["x-litellm-attempted-retries"], "1")
+        self.fault(BEDROCK_MODEL, {"status": 429}, count=2)
+        status, hdrs, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("bedrock-claude"), AUTH)
+        self.assertEqual(status, 429, raw)
+        self.assertEqual(data["error"]["type"], "rate_limit_error")
+        self.assertIn("Throttling", data["error"]["message"])
+
+    def test_bedrock_stream_broken_mid_way(self):
+        self.fault(BEDROCK_MODEL, {"drop_after": 2})
+        status, _, events, raw = self.gw.stream(
+            "/v1/chat/completions", chat_body("bedrock-claude", stream=True), AUTH)
+        self.assertEqual(status, 200)
+        last = json.loads(events[-1])
+        self.assertIn("error", last)
+
+    def test_bedrock_embeddings(self):
+        status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": "hello"}, AUTH)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(data["object"], "list")
+        self.assertEqual(len(data["data"]), 1)
+        self.assertGreater(len(data["data"][0]["embedding"]), 0)
+        status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": ["a", "b"]}, AUTH)
+        self.assertEqual(status, 400, raw)
+        self.assertIn("one input", data["error"]["message"])
+
+    # ------------------------------------------------------------ Anthropic
+
+    def test_anthropic_headers_and_errors(self):
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("anthropic-claude"), AUTH)
+        self.assertEqual(status, 200, raw)
+        sent = self.last_request()
+        self.assertEqual(sent["target"], "/v1/messages")
+        self.assertEqual(sent["headers"]["x-api-key"], "sk-ant-mock")
+        self.assertEqual(sent["headers"]["anthropic-version"], "2023-06-01")
+        body = json.loads(sent["body"])
+        self.assertEqual(body["system"], "Be terse.")
+        self.assertGreater(body["max_tokens"], 0)
+        self.fault("claude-sonnet-4-20250514", {"status": 529}, count=2)
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("anthropic-claude"), AUTH)
+        self.assertEqual(status, 503, raw)
+        self.assertIn("overloaded", data["error"]["message"].lower())
+
+    def test_unsupported_operation_is_clear_400(self):
+        status, _, data, raw = self.gw.post_json("/v1/completions", {"model": "anthropic-claude", "prompt": "x"}, AUTH)
+        self.assertEqual(status, 400, raw)
+        self.assertIn("do not serve", data["error"]["message"])
+
+    # ------------------------------------------------------------ ingress
+
+    def test_azure_style_ingress(self):
+        path = "/openai/deployments/openai-gpt/chat/completions?api-version=2024-10-21"
+        status, _, data, raw = self.gw.post_json(path, {"messages": [{"role": "user", "content": "hi"}]},
+                                                 {"api-key": MASTER})
+        self.assertEqual(status, 200, raw)
+        self.check_completion("openai-gpt", data)
+        status, _, data, raw = self.gw.post_json("/openai/deployments/titan-embed/embeddings?api-version=2024-10-21",
+                                                 {"input": "hi"}, {"api-key": MASTER})
+        self.assertEqual(status, 200, raw)
+        status, _, data, raw = self.gw.post_json(path, {"messages": [{"role": "user", "content": "hi"}]},
+                                                 {"api-key": "wrong"})
+        self.assertEqual(status, 401, raw)
+
+    def anthropic_request(self, model, stream=False, tools=False, key=MASTER):
+        body = {"model": model, "max_tokens": 100, "system": "Be terse.",
+                "messages": [{"role": "user", "content": "Paris"}]}
+        if stream:
+            body["stream"] = True
+        if tools:
+            body["tools"] = [{"name": "get_weather", "description": "Weather",
+                              "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}]
+        return body, {"x-api-key": key, "anthropic-version": "2023-06-01"}
+
+    def test_anthropic_ingress_plain_and_tools(self):
+        for group in ["openai-gpt", "anthropic-claude", "bedrock-claude"]:
+            with self.subTest(group=group):
+                body, headers = self.anthropic_request(group)
+                status, _, data, raw = self.gw.post_json("/v1/messages", body, headers)
+                self.assertEqual(status, 200, raw)
+                self.assertEqual(data["type"], "message")
+                self.assertEqual(data["role"], "assistant")
+                self.assertEqual(data["content"][0]["type"], "text")
+                self.assertTrue(data["content"][0]["text"])
+                self.assertEqual(data["stop_reason"], "end_turn")
+                self.assertGreater(data["usage"]["output_tokens"], 0)
+                self.assertGreater(data["usage"]["input_tokens"], 0)
+                body, headers = self.anthropic_request(group, tools=True)
+                status, _, data, raw = self.gw.post_json("/v1/messages", body, headers)
+                self.assertEqual(status, 200, raw)
+                self.assertEqual(data["stop_reason"], "tool_use")
+                use = [b for b in data["content"] if b["type"] == "tool_use"][0]
+                self.assertEqual(use["name"], "get_weather")
+                self.assertEqual(use["input"], {"query": "Paris"})
+
+    def test_anthropic_ingress_stream(self):
+        for group in ["openai-gpt", "anthropic-claude"]:
+            with self.subTest(group=group):
+                body, headers = self.anthropic_request(group, stream=True)
+                c = self.gw.conn()
+                c.request("POST", "/v1/messages", body=json.dumps(body), headers={**headers, "content-type": "application/json"})
+                r = c.getresponse()
+                text = r.read().decode()
+                c.close()
+                self.assertEqual(r.status, 200, text)
+                names = [line[7:].strip() for line in text.split("\n") if line.startswith("event: ")]
+                self.assertEqual(names[0], "message_start")
+                self.assertEqual(names[-1], "message_stop")
+                self.assertIn("content_block_delta", names)
+                self.assertIn("message_delta", names)
+                deltas = [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: ")]
+                words = "".join(d["delta"].get("text", "") for d in deltas if d["type"] == "content_block_delta")
+                self.assertTrue(words.strip())
+                md = [d for d in deltas if d["type"] == "message_delta"][0]
+                self.assertEqual(md["delta"]["stop_reason"], "end_turn")
+                self.assertGreater(md["usage"]["output_tokens"], 0)
+
+    def test_anthropic_ingress_errors_in_anthropic_shape(self):
+        body, headers = self.anthropic_request("openai-gpt", key="sk-wrong")
+        status, _, data, raw = self.gw.post_json("/v1/messages", body, headers)
+        self.assertEqual(status, 401, raw)
+        self.assertEqual(data["type"], "error")
+        self.assertEqual(data["error"]["type"], "authentication_error")
+        body, headers = self.anthropic_request("openai-gpt")
+        del body["max_tokens"]
+        status, _, data, raw = self.gw.post_json("/v1/messages", body, headers)
+        self.assertEqual(status, 400, raw)
+        self.assertEqual(data["error"]["type"], "invalid_request_error")
+        body, headers = self.anthropic_request("no-such-model")
+        status, _, data, raw = self.gw.post_json("/v1/messages", body, headers)
+        self.assertEqual(status, 404, raw)
+        self.assertEqual(data["type"], "error")
+        status, _, data, raw = self.gw.post_json("/v1/messages", b"{not json", headers)
+        self.assertEqual(status, 400, raw)
+        self.assertEqual(data["type"], "error")
+
+
+class EntraRefreshTest(unittest.TestCase):
+    def test_token_refreshed_before_expiry(self):
+        """Tokens living 2 s are renewed in the background before they expire: no
+        request fails or waits for a token, and one token request serves many calls."""
+        tmp = TempDir()
+        mock = Mock(tmp.path, "--entra-token-ttl-s", "2")
+        gw = Gateway(tmp.path, config(mock.port))
+        try:
+            n = 0
+            deadline = time.time() + 4.5
+            while time.time() < deadline:
+                status, _, data, raw = gw.post_json("/v1/chat/completions", chat_body("azure-sp"), AUTH)
+                self.assertEqual(status, 200, raw)
+                n += 1
+                time.sleep(0.05)
+            issued = mock.get_json("/_mock/stats")["entra_tokens_issued"]
+            self.assertGreaterEqual(issued, 2, "renewed at least once in 4.5 s")
+            self.assertLessEqual(issued, 5, "renewed near the end of each lifetime, not per call")
+            self.assertGreater(n, 20)
+        finally:
+            gw.terminate()
+            mock.terminate()
+            tmp.cleanup()
+
+
+class AwsCredentialChainTest(unittest.TestCase):
+    """SigV4 credentials found the way AWS SDKs find them, through the fake STS,
+    container-credentials and instance-metadata endpoints of the mock."""
+
+    def run_chain(self, env_for, stat):
+        tmp = TempDir()
+        mock = Mock(tmp.path, "--aws-temp-ttl-s", "3600")
+        cfg = f"""
+model_list:
+  - model_name: claude
+    litellm_params: {{model: bedrock/{BEDROCK_MODEL}, aws_region_name: us-east-1, api_base: http://127.0.0.1:{mock.port}}}
+general_settings:
+  master_key: {MASTER}
+"""
+        env = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": tmp.path + "/none",
+               "AWS_CONFIG_FILE": tmp.path + "/none", "HOME": tmp.path}
+        env.update(env_for(tmp, mock))
+        gw = Gateway(tmp.path, cfg, env=env)
+        try:
+            for _ in range(3):
+                status, _, data, raw = gw.post_json("/v1/chat/completions", chat_body("claude"), AUTH)
+                self.assertEqual(status, 200, raw)
+            sent = mock.get_json("/_mock/last_request")
+            self.assertIn("x-amz-security-token", sent["headers"])
+            self.assertEqual(mock.get_json("/_mock/stats")[stat], 1, "fetched once, then cached")
+        finally:
+            gw.terminate()
+            mock.terminate()
+            tmp.cleanup()
+
+    def test_web_identity_through_sts(self):
+        def env(tmp, mock):
+            with open(tmp.path + "/token", "w") as f:
+                f.write("eyJ.web.identity")
+            return {"AWS_WEB_IDENTITY_TOKEN_FILE": tmp.path + "/token", "AWS_ROLE_ARN": "arn:aws:iam::1:role/gw",
+                    "AWS_ENDPOINT_URL_STS": f"http://127.0.0.1:{mock.port}"}
+        self.run_chain(env, "sts_calls")
+
+    def test_container_credentials(self):
+        def env(tmp, mock):
+            return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://127.0.0.1:{mock.port}/_creds/container"}
+        self.run_chain(env, "container_calls")
+
+    def test_instance_metadata(self):
+        def env(tmp, mock):
+            return {"AWS_EC2_METADATA_DISABLED": "false",
+                    "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{mock.port}"}
+        self.run_chain(env, "imds_calls")
+
+
+if __name__ == "__main__":
+    unittest.main()
