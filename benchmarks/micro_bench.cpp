@@ -1,11 +1,18 @@
 // Costs of the per-request pure work: request inspection (JSON validation + model
-// span) at several body sizes, and SSE scanning of a relayed stream.
+// span) at several body sizes, SSE scanning of a relayed stream, and what the
+// translating providers add: OpenAI <-> Bedrock Converse and Anthropic Messages
+// (requests, answers, streams), SigV4 signing, Anthropic ingress.
 #include <benchmark/benchmark.h>
 
 #include <string>
 
 #include "gw/http/sse.hpp"
+#include "gw/providers/anthropic.hpp"
+#include "gw/providers/anthropic_ingress.hpp"
+#include "gw/providers/bedrock.hpp"
+#include "gw/providers/eventstream.hpp"
 #include "gw/providers/openai.hpp"
+#include "gw/providers/sigv4.hpp"
 
 namespace {
 
@@ -55,6 +62,125 @@ void BM_ReadUsageChunk(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ReadUsageChunk);
+
+gw::providers::translate_context ctx(bool stream) {
+  gw::providers::translate_context c;
+  c.upstream_model = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+  c.response_model = c.upstream_model;
+  c.response_id = "chatcmpl-bench";
+  c.created = 1700000000;
+  c.stream = stream;
+  c.include_usage = true;
+  return c;
+}
+
+void BM_ToConverse(benchmark::State& state) {
+  auto body = chat_body(static_cast<std::size_t>(state.range(0)));
+  auto c = ctx(false);
+  for (auto _ : state) benchmark::DoNotOptimize(gw::providers::to_converse(c, body));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(BM_ToConverse)->Arg(100)->Arg(10 * 1024);
+
+void BM_FromConverse(benchmark::State& state) {
+  std::string body = R"({"output":{"message":{"role":"assistant","content":[{"text":"The quick brown fox jumps over the lazy dog while mock tokens flow through a gateway"}]}},)"
+                     R"("stopReason":"end_turn","usage":{"inputTokens":120,"outputTokens":16,"totalTokens":136},"metrics":{"latencyMs":412}})";
+  auto c = ctx(false);
+  for (auto _ : state) benchmark::DoNotOptimize(gw::providers::from_converse(c, 200, body, ""));
+}
+BENCHMARK(BM_FromConverse);
+
+/// A ConverseStream of 100 text deltas, translated to OpenAI chunks (per stream).
+void BM_ConverseStream(benchmark::State& state) {
+  namespace es = gw::providers::eventstream;
+  auto frame = [](const char* type, std::string payload) {
+    return es::encode_message({{":message-type", "event"}, {":event-type", type}, {":content-type", "application/json"}},
+                              payload);
+  };
+  std::string stream = frame("messageStart", R"({"role":"assistant"})");
+  for (int i = 0; i < 100; ++i) stream += frame("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"word "}})");
+  stream += frame("contentBlockStop", R"({"contentBlockIndex":0})");
+  stream += frame("messageStop", R"({"stopReason":"end_turn"})");
+  stream += frame("metadata", R"({"usage":{"inputTokens":12,"outputTokens":100,"totalTokens":112},"metrics":{"latencyMs":1}})");
+  auto c = ctx(true);
+  std::string out;
+  for (auto _ : state) {
+    auto t = gw::providers::converse_stream_translator(c);
+    out.clear();
+    benchmark::DoNotOptimize(t->feed(stream, out));
+    benchmark::DoNotOptimize(t->finish(out));
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 104));  // events
+}
+BENCHMARK(BM_ConverseStream);
+
+void BM_SigV4Sign(benchmark::State& state) {
+  auto body = chat_body(static_cast<std::size_t>(state.range(0)));
+  gw::providers::aws_credentials cr{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "token", {}};
+  gw::providers::sigv4_input in;
+  in.method = "POST";
+  in.path = "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse";
+  in.headers = {{"host", "bedrock-runtime.us-east-1.amazonaws.com"}, {"content-type", "application/json"}};
+  in.body = body;
+  auto now = std::chrono::system_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(gw::providers::sigv4_sign(in, cr, "us-east-1", "bedrock", now));
+}
+BENCHMARK(BM_SigV4Sign)->Arg(100)->Arg(10 * 1024);
+
+void BM_ToAnthropic(benchmark::State& state) {
+  auto body = chat_body(static_cast<std::size_t>(state.range(0)));
+  auto c = ctx(false);
+  for (auto _ : state) benchmark::DoNotOptimize(gw::providers::to_anthropic(c, body));
+}
+BENCHMARK(BM_ToAnthropic)->Arg(100)->Arg(10 * 1024);
+
+/// An Anthropic stream of 100 text deltas, translated to OpenAI chunks (per stream).
+void BM_AnthropicStream(benchmark::State& state) {
+  std::string stream =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n"
+      "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+  for (int i = 0; i < 100; ++i)
+    stream += "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"word \"}}\n\n";
+  stream += "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":100}}\n\n"
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+  auto c = ctx(true);
+  std::string out;
+  for (auto _ : state) {
+    auto t = gw::providers::anthropic_stream_translator(c);
+    out.clear();
+    benchmark::DoNotOptimize(t->feed(stream, out));
+    benchmark::DoNotOptimize(t->finish(out));
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 105));
+}
+BENCHMARK(BM_AnthropicStream);
+
+/// OpenAI chunks -> Anthropic events (the /v1/messages ingress), 100 deltas per stream.
+void BM_AnthropicIngressWriter(benchmark::State& state) {
+  std::string stream;
+  auto chunk = [&](const std::string& choice) {
+    stream += R"(data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[)" + choice + "]}\n\n";
+  };
+  chunk(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})");
+  for (int i = 0; i < 100; ++i) chunk(R"({"index":0,"delta":{"content":"word "},"finish_reason":null})");
+  chunk(R"({"index":0,"delta":{},"finish_reason":"stop"})");
+  stream += R"(data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":100,"total_tokens":112}})"
+            "\n\ndata: [DONE]\n\n";
+  gw::providers::anthropic_request_info info;
+  info.model = "m";
+  info.stream = true;
+  std::string out;
+  for (auto _ : state) {
+    gw::providers::anthropic_stream_writer w(info);
+    out.clear();
+    w.feed(stream, out);
+    w.finish(out);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 104));
+}
+BENCHMARK(BM_AnthropicIngressWriter);
 
 }  // namespace
 

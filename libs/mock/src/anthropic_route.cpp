@@ -5,44 +5,20 @@
 
 #include <simdjson.h>
 
-#include <cstring>
-
 #include "gw/core/json_writer.hpp"
+#include "gw/providers/anthropic_ingress.hpp"
+#include "gw/providers/json_dom.hpp"
 #include "provider_routes.hpp"
 
 namespace gw::mock {
 namespace {
 namespace dom = simdjson::dom;
 
-dom::parser& parser() {
-  thread_local dom::parser p;
-  return p;
-}
+using namespace gw::providers::json_dom;
 
-std::optional<dom::element> member(dom::object o, std::string_view key) {
-  dom::element e;
-  if (o.at_key(key).get(e) || e.is_null()) return std::nullopt;
-  return e;
-}
-
-std::optional<std::string_view> string_member(dom::object o, std::string_view key) {
-  auto e = member(o, key);
-  std::string_view s;
-  if (!e || e->get_string().get(s)) return std::nullopt;
-  return s;
-}
-
+/// Anthropic's error type for `status`; a 503 is a plain api_error (Anthropic's overload is 529).
 std::string_view error_type(int status) {
-  switch (status) {
-    case 400: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
-    case 529: return "overloaded_error";
-    default: return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
-  }
+  return status == 503 ? "api_error" : gw::providers::anthropic_error_type(status);
 }
 
 std::string request_id(const route_env& env) { return "req_mock_" + std::to_string(env.sequence); }
@@ -138,12 +114,9 @@ bool check_block(dom::object b, bool user, const std::string& where, std::string
 }
 
 bool parse_messages(std::string_view body, messages_request& out, std::string& err) {
-  thread_local std::vector<char> buf;
-  if (buf.size() < body.size() + simdjson::SIMDJSON_PADDING) buf.resize(body.size() + simdjson::SIMDJSON_PADDING);
-  if (!body.empty()) std::memcpy(buf.data(), body.data(), body.size());
   dom::element root_el;
   dom::object root;
-  if (auto ec = parser().parse(buf.data(), body.size(), false).get(root_el)) {
+  if (auto ec = parse_json(outer_parser(), body, root_el)) {
     err = std::string("The request body is not valid JSON: ") + simdjson::error_message(ec);
     return false;
   }
@@ -265,12 +238,7 @@ bool parse_messages(std::string_view body, messages_request& out, std::string& e
 }
 
 void append_event(std::vector<std::string>& chunks, std::string_view name, std::string_view json) {
-  std::string e = "event: ";
-  e += name;
-  e += "\ndata: ";
-  e += json;
-  e += "\n\n";
-  chunks.push_back(std::move(e));
+  append_sse_event(chunks.emplace_back(), name, json);
 }
 
 }  // namespace

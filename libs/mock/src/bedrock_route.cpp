@@ -9,6 +9,7 @@
 
 #include "gw/core/json_writer.hpp"
 #include "gw/providers/eventstream.hpp"
+#include "gw/providers/json_dom.hpp"
 #include "gw/providers/sigv4.hpp"
 #include "provider_routes.hpp"
 
@@ -18,6 +19,7 @@ namespace {
 
 namespace dom = simdjson::dom;
 namespace gp = gw::providers;
+using namespace gw::providers::json_dom;
 
 // -------------------------------------------------------------- errors
 
@@ -96,24 +98,6 @@ std::optional<route_response> check_auth(const route_request& r, const route_env
 
 // -------------------------------------------------------------- requests
 
-dom::parser& route_parser() {
-  thread_local dom::parser p;
-  return p;
-}
-
-simdjson::error_code parse_json(std::string_view text, dom::element& out) {
-  thread_local std::string padded;
-  padded.assign(text);
-  padded.reserve(text.size() + simdjson::SIMDJSON_PADDING);
-  return route_parser().parse(padded.data(), padded.size(), false).get(out);
-}
-
-std::string_view string_at(dom::object o, std::string_view key) {
-  std::string_view s;
-  if (o.at_key(key).get_string().get(s)) return {};
-  return s;
-}
-
 /// Text of a Converse content list: text blocks joined with ' ' (as the OpenAI dialect
 /// joins text parts), and json blocks (tool results) as compact JSON.
 std::string blocks_text(dom::array blocks, std::size_t& text_bytes) {
@@ -146,7 +130,7 @@ std::string blocks_text(dom::array blocks, std::size_t& text_bytes) {
 bool read_converse(std::string_view body, mock_request& req, std::string& err) {
   dom::element doc;
   dom::object root;
-  if (auto ec = parse_json(body, doc)) {
+  if (auto ec = parse_json(outer_parser(), body, doc)) {
     err = std::string("Malformed input request: ") + simdjson::error_message(ec);
     return false;
   }
@@ -168,7 +152,7 @@ bool read_converse(std::string_view body, mock_request& req, std::string& err) {
       err = "Malformed input request: each message needs a 'content' array";
       return false;
     }
-    std::string_view role = string_at(mo, "role");
+    std::string_view role = string_member(mo, "role").value_or("");
     if (role != "user" && role != "assistant") {
       err = "Malformed input request: message role must be user or assistant";
       return false;
@@ -337,7 +321,7 @@ route_response invoke(std::string_view model_id, const mock_request& fault_field
                      "mock: InvokeModel supports only amazon.titan-embed* and cohere.embed* models", env);
   dom::element doc;
   dom::object root;
-  if (auto ec = parse_json(rq.body, doc))
+  if (auto ec = parse_json(outer_parser(), rq.body, doc))
     return aws_error(400, "ValidationException", std::string("Malformed input request: ") + simdjson::error_message(ec),
                      env);
   if (doc.get_object().get(root))
@@ -368,7 +352,7 @@ route_response invoke(std::string_view model_id, const mock_request& fault_field
     dom::array texts;
     if (root.at_key("texts").get_array().get(texts) || texts.size() == 0)
       return aws_error(400, "ValidationException", "Malformed input request: #: required key [texts] not found", env);
-    if (string_at(root, "input_type").empty())
+    if (string_member(root, "input_type").value_or("").empty())
       return aws_error(400, "ValidationException",
                        "Malformed input request: #: required key [input_type] not found", env);
     r.body = R"({"id":"mock-)" + std::to_string(env.sequence) + R"(","embeddings":[)";

@@ -4,6 +4,7 @@
 // the only state is what the credential store remembers (issued tokens and keys, the
 // counters /_mock/stats reports).
 
+#include <algorithm>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "gw/core/json_writer.hpp"
 #include "gw/core/strings.hpp"
+#include "gw/providers/sigv4.hpp"
 #include "provider_routes.hpp"
 
 namespace gw::mock {
@@ -25,30 +27,13 @@ constexpr std::size_t max_form_bytes = 64 * 1024;
 // never accepted as an Azure or Bedrock bearer token (those are looked up unprefixed).
 constexpr std::string_view imds_token_key = "imds-session:";
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /// application/x-www-form-urlencoded decoding ('+' is a space; a malformed escape is
-/// kept literally, as lenient servers do).
+/// kept literally, as lenient servers do). '+' is replaced before %XY decoding, so an
+/// encoded "%2B" still decodes to '+'.
 std::string form_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  std::string plus_as_space(s);
+  std::replace(plus_as_space.begin(), plus_as_space.end(), '+', ' ');
+  return gw::providers::uri_decode(plus_as_space);
 }
 
 /// The decoded value of the first `name` in a form body; nullopt when absent.

@@ -4,13 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gw/core/json_writer.hpp"
+#include "gw/providers/anthropic_ingress.hpp"
+#include "gw/providers/json_dom.hpp"
 
 // simdjson's DOM API, not on-demand as in openai.cpp: a translation visits every
 // field, needs some of them before others (a message's role decides what its content
@@ -22,24 +23,7 @@ namespace gw::providers {
 namespace {
 namespace dom = simdjson::dom;
 
-/// Parses `json` with `p` from a padded thread-local copy. DOM copies every string
-/// into its own tape, so the copy can be reused by the next parse (of another parser).
-simdjson::error_code parse_json(dom::parser& p, std::string_view json, dom::element& out) {
-  thread_local std::vector<char> buf;
-  if (buf.size() < json.size() + simdjson::SIMDJSON_PADDING) buf.resize(json.size() + simdjson::SIMDJSON_PADDING);
-  if (!json.empty()) std::memcpy(buf.data(), json.data(), json.size());
-  return p.parse(buf.data(), json.size(), false).get(out);
-}
-
-/// One parser per nesting level: tool-call arguments are JSON inside the request.
-dom::parser& outer_parser() {
-  thread_local dom::parser p;
-  return p;
-}
-dom::parser& inner_parser() {
-  thread_local dom::parser p;
-  return p;
-}
+using namespace json_dom;
 
 provider_error bad_request(std::string message, std::string code = "invalid_value") {
   return provider_error{400, "invalid_request_error", std::move(code), std::move(message)};
@@ -48,75 +32,6 @@ provider_error bad_request(std::string message, std::string code = "invalid_valu
 provider_error type_error(std::string_view where, std::string_view expected) {
   return bad_request("Invalid type for '" + std::string(where) + "': expected " + std::string(expected) + ".",
                      "invalid_type");
-}
-
-/// The member `key` of `o`, if present and not null.
-std::optional<dom::element> member(dom::object o, std::string_view key) {
-  dom::element e;
-  if (o.at_key(key).get(e) || e.is_null()) return std::nullopt;
-  return e;
-}
-
-std::optional<std::string_view> string_member(dom::object o, std::string_view key) {
-  auto e = member(o, key);
-  std::string_view s;
-  if (!e || e->get_string().get(s)) return std::nullopt;
-  return s;
-}
-
-std::int64_t int_member(dom::object o, std::string_view key, std::int64_t fallback = 0) {
-  auto e = member(o, key);
-  std::int64_t n = 0;
-  if (!e || e->get_int64().get(n)) return fallback;
-  return n;
-}
-
-bool is_number(dom::element e) {
-  auto t = e.type();
-  return t == dom::element_type::INT64 || t == dom::element_type::UINT64 || t == dom::element_type::DOUBLE;
-}
-
-/// Appends a JSON number element as JSON (integers exactly, doubles shortest form).
-void append_number(std::string& out, dom::element e) {
-  switch (e.type()) {
-    case dom::element_type::INT64: append_json_number(out, e.get_int64().value_unsafe()); break;
-    case dom::element_type::UINT64: out += std::to_string(e.get_uint64().value_unsafe()); break;
-    default: append_json_number(out, e.get_double().value_unsafe()); break;
-  }
-}
-
-/// `s` made safe for a JSON string: at most `max` bytes, cut at a character boundary,
-/// invalid UTF-8 bytes replaced by '?' (error bodies may be HTML or binary).
-std::string printable(std::string_view s, std::size_t max) {
-  std::string out;
-  out.reserve(std::min(s.size(), max));
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (!ok) len = 1;
-    if (out.size() + len > max) {
-      out += "...";
-      break;
-    }
-    if (ok) out.append(s.substr(i, len));
-    else out += '?';
-    i += len;
-  }
-  return out;
-}
-
-bool contains_ci(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return false;
-  for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    bool eq = true;
-    for (std::size_t k = 0; eq && k < needle.size(); ++k)
-      eq = std::tolower(static_cast<unsigned char>(hay[i + k])) == static_cast<unsigned char>(needle[k]);
-    if (eq) return true;
-  }
-  return false;
 }
 
 /// The HTTP status Anthropic answers with an error of `type` (for stream error
@@ -132,18 +47,9 @@ int status_for_type(std::string_view type) {
   return 500;  // api_error and anything new
 }
 
-std::string_view type_for_status(int status) {
-  switch (status) {
-    case 400: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
-    case 529: return "overloaded_error";
-    default: return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
-  }
-}
+/// The type of an upstream error that names none: anthropic_error_type()'s, except that
+/// a 503 stays api_error (Anthropic's own overload status is 529).
+std::string_view type_for_status(int status) { return status == 503 ? "api_error" : anthropic_error_type(status); }
 
 provider_error make_error(int status, std::string_view anthropic_type, std::string_view message) {
   provider_error e;
@@ -603,12 +509,8 @@ class request_translator {
         std::vector<std::string> parts;
         if (!read_parts(*content, where + ".content", part_context::tool_result, parts)) return false;
         if (!parts.empty()) {
-          b += R"(,"content":[)";
-          for (std::size_t i = 0; i < parts.size(); ++i) {
-            if (i) b += ',';
-            b += parts[i];
-          }
-          b += ']';
+          b += R"(,"content":)";
+          append_json_array(b, parts);
         }
       }
     }
@@ -695,12 +597,7 @@ class request_translator {
       out_.append(system_[0], plain.size(), system_[0].size() - plain.size() - 1);
       return;
     }
-    out_ += '[';
-    for (std::size_t i = 0; i < system_.size(); ++i) {
-      if (i) out_ += ',';
-      out_ += system_[i];
-    }
-    out_ += ']';
+    append_json_array(out_, system_);
   }
 
   void write_messages() {
@@ -733,16 +630,6 @@ class request_translator {
 
 // ---------------------------------------------------------------------------------
 // Stream
-
-/// The start of every chunk up to the delta: {"id":..,"object":..,"created":..,"model":..,
-void append_chunk_head(std::string& out, const translate_context& ctx) {
-  out += R"({"id":)";
-  append_json_string(out, ctx.response_id);
-  out += R"(,"object":"chat.completion.chunk","created":)";
-  append_json_number(out, ctx.created);
-  out += R"(,"model":)";
-  append_json_string(out, ctx.response_model);
-}
 
 void append_usage(std::string& out, const usage& u) {
   out += R"("usage":{"prompt_tokens":)";
@@ -791,25 +678,12 @@ struct anthropic_usage {
 class anthropic_stream final : public stream_translator {
  public:
   explicit anthropic_stream(const translate_context& ctx) : include_usage_(ctx.include_usage) {
-    append_chunk_head(head_, ctx);
-    usage_head_ = head_;
-    head_ += R"(,"choices":[{"index":0,"delta":)";
+    append_response_head(head_, ctx, "chat.completion.chunk");
   }
 
   std::optional<provider_error> feed(std::string_view bytes, std::string& out) override {
     if (err_) return err_;
-    buf_.append(bytes);
-    std::size_t start = 0;
-    for (;;) {
-      auto nl = buf_.find('\n', scan_);
-      if (nl == std::string::npos) break;
-      std::string_view line(buf_.data() + start, nl - start);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (!on_line(line, out)) break;
-      start = scan_ = nl + 1;
-    }
-    buf_.erase(0, start);
-    scan_ = buf_.size();
+    split_lines(buf_, scan_, bytes, [&](std::string_view line) { return on_line(line, out); });
     if (!err_ && buf_.size() > max_event_bytes)
       fail(provider_error{502, "api_error", "upstream_bad_response", "Anthropic stream: a line over 16 MiB."});
     return err_;
@@ -820,12 +694,7 @@ class anthropic_stream final : public stream_translator {
     if (finished_) return std::nullopt;
     // A last line or event the stream did not terminate: take it as complete (a
     // truncated one fails to parse below).
-    if (!buf_.empty()) {
-      std::string line = std::move(buf_);
-      buf_.clear();
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!on_line(line, out)) return err_;
-    }
+    if (auto line = take_last_line(buf_); line && !on_line(*line, out)) return err_;
     if (!data_.empty() && !on_line("", out)) return err_;
     if (!stopped_) {
       fail(provider_error{502, "api_error", "upstream_stream_error",
@@ -835,7 +704,7 @@ class anthropic_stream final : public stream_translator {
     finished_ = true;
     if (include_usage_) {
       out += "data: ";
-      out += usage_head_;
+      out += head_;
       out += R"(,"choices":[],)";
       append_usage(out, tokens_);
       out += "}\n\n";
@@ -881,20 +750,7 @@ class anthropic_stream final : public stream_translator {
   }
 
   void chunk(std::string& out, std::string_view delta, std::string_view finish_reason = {}) {
-    out += "data: ";
-    out += head_;
-    out += delta;
-    out += R"(,"logprobs":null,"finish_reason":)";
-    if (finish_reason.empty()) {
-      out += "null";
-    } else {
-      out += '"';
-      out += finish_reason;
-      out += '"';
-    }
-    out += "}]";
-    if (include_usage_) out += R"(,"usage":null)";
-    out += "}\n\n";
+    append_chunk(out, head_, delta, finish_reason, include_usage_);
   }
 
   void ensure_started(std::string& out) {
@@ -930,14 +786,8 @@ class anthropic_stream final : public stream_translator {
       } else if (btype == "tool_use") {
         int tool = next_tool_++;
         tool_blocks_.emplace_back(int_member(root, "index", -1), tool);
-        std::string d = R"({"tool_calls":[{"index":)";
-        append_json_number(d, static_cast<std::int64_t>(tool));
-        d += R"(,"id":)";
-        append_json_string(d, string_member(block, "id").value_or(""));
-        d += R"(,"type":"function","function":{"name":)";
-        append_json_string(d, string_member(block, "name").value_or(""));
-        d += R"(,"arguments":""}}]})";
-        chunk(out, d);
+        chunk(out, tool_call_start_delta(tool, string_member(block, "id").value_or(""),
+                                         string_member(block, "name").value_or("")));
       }
       // thinking, redacted_thinking, server tools: nothing to say yet.
     } else if (type == "content_block_delta") {
@@ -955,12 +805,7 @@ class anthropic_stream final : public stream_translator {
                                [&](const auto& p) { return p.first == index; });
         // Not a tool_use block of ours (a server tool's input): nothing to relay.
         if (!part || part->empty() || it == tool_blocks_.end()) return true;
-        std::string d = R"({"tool_calls":[{"index":)";
-        append_json_number(d, static_cast<std::int64_t>(it->second));
-        d += R"(,"function":{"arguments":)";
-        append_json_string(d, *part);
-        d += "}}]}";
-        chunk(out, d);
+        chunk(out, tool_call_arguments_delta(it->second, *part));
       } else if (dtype == "thinking_delta") {
         if (auto text = string_member(delta, "thinking"); text && !text->empty())
           content(out, "reasoning_content", *text);
@@ -1007,7 +852,7 @@ class anthropic_stream final : public stream_translator {
     chunk(out, d);
   }
 
-  std::string head_, usage_head_;
+  std::string head_;
   bool include_usage_ = false;
   std::string buf_;         // bytes not yet ending a line
   std::size_t scan_ = 0;    // where to look for the next '\n' in buf_
@@ -1082,14 +927,8 @@ translated_response from_anthropic(const translate_context& ctx, int status, std
         reasoning.append(string_member(b, "thinking").value_or(""));
       } else if (type == "tool_use") {
         if (ncalls++) calls += ',';
-        calls += R"({"id":)";
-        append_json_string(calls, string_member(b, "id").value_or(""));
-        calls += R"(,"type":"function","function":{"name":)";
-        append_json_string(calls, string_member(b, "name").value_or(""));
-        calls += R"(,"arguments":)";
-        auto input = member(b, "input");
-        append_json_string(calls, input ? simdjson::minify(*input) : std::string("{}"));
-        calls += "}}";
+        append_tool_call(calls, string_member(b, "id").value_or(""), string_member(b, "name").value_or(""),
+                         member(b, "input"));
       }
       // redacted_thinking, server tool blocks, ...: no OpenAI equivalent.
     }
@@ -1101,27 +940,11 @@ translated_response from_anthropic(const translate_context& ctx, int status, std
 
   std::string& out = r.body;
   out.reserve(text.size() + calls.size() + reasoning.size() + 512);
-  out += R"({"id":)";
-  append_json_string(out, ctx.response_id);
-  out += R"(,"object":"chat.completion","created":)";
-  append_json_number(out, ctx.created);
-  out += R"(,"model":)";
-  append_json_string(out, ctx.response_model);
-  out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
-  if (text.empty() && ncalls > 0) out += "null";
-  else append_json_string(out, text);
-  if (!reasoning.empty()) {
-    out += R"(,"reasoning_content":)";
-    append_json_string(out, reasoning);
-  }
-  if (ncalls > 0) {
-    out += R"(,"tool_calls":[)";
-    out += calls;
-    out += ']';
-  }
-  out += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
-  out += finish_reason_from_anthropic(string_member(root, "stop_reason").value_or(""));
-  out += "\"}]";
+  append_response_head(out, ctx, "chat.completion");
+  std::optional<std::string_view> content;
+  if (!text.empty() || ncalls == 0) content = text;
+  append_assistant_choice(out, content, reasoning, calls,
+                          finish_reason_from_anthropic(string_member(root, "stop_reason").value_or("")));
   if (au.seen) {
     out += ',';
     append_usage(out, r.tokens);

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <utility>
 
 #include "gw/core/json_writer.hpp"
+#include "gw/providers/json_dom.hpp"
 
 // simdjson DOM rather than on-demand, for the reasons given in anthropic.cpp: whole
 // documents validated first, random access, sub-trees re-serialised (schemas, inputs).
@@ -16,75 +16,7 @@ namespace gw::providers {
 namespace {
 namespace dom = simdjson::dom;
 
-simdjson::error_code parse_json(dom::parser& p, std::string_view json, dom::element& out) {
-  thread_local std::vector<char> buf;
-  if (buf.size() < json.size() + simdjson::SIMDJSON_PADDING) buf.resize(json.size() + simdjson::SIMDJSON_PADDING);
-  if (!json.empty()) std::memcpy(buf.data(), json.data(), json.size());
-  return p.parse(buf.data(), json.size(), false).get(out);
-}
-
-dom::parser& outer_parser() {
-  thread_local dom::parser p;
-  return p;
-}
-dom::parser& inner_parser() {
-  thread_local dom::parser p;
-  return p;
-}
-
-std::optional<dom::element> member(dom::object o, std::string_view key) {
-  dom::element e;
-  if (o.at_key(key).get(e) || e.is_null()) return std::nullopt;
-  return e;
-}
-
-std::optional<std::string_view> string_member(dom::object o, std::string_view key) {
-  auto e = member(o, key);
-  std::string_view s;
-  if (!e || e->get_string().get(s)) return std::nullopt;
-  return s;
-}
-
-std::int64_t int_member(dom::object o, std::string_view key, std::int64_t fallback) {
-  auto e = member(o, key);
-  std::int64_t n = 0;
-  if (!e || e->get_int64().get(n)) return fallback;
-  return n;
-}
-
-bool is_number(dom::element e) {
-  auto t = e.type();
-  return t == dom::element_type::INT64 || t == dom::element_type::UINT64 || t == dom::element_type::DOUBLE;
-}
-
-void append_number(std::string& out, dom::element e) {
-  switch (e.type()) {
-    case dom::element_type::INT64: append_json_number(out, e.get_int64().value_unsafe()); break;
-    case dom::element_type::UINT64: out += std::to_string(e.get_uint64().value_unsafe()); break;
-    default: append_json_number(out, e.get_double().value_unsafe()); break;
-  }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary, invalid UTF-8 as '?'.
-std::string printable(std::string_view s, std::size_t max) {
-  std::string out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (!ok) len = 1;
-    if (out.size() + len > max) {
-      out += "...";
-      break;
-    }
-    if (ok) out.append(s.substr(i, len));
-    else out += '?';
-    i += len;
-  }
-  return out;
-}
+using namespace json_dom;
 
 /// Anthropic validation errors read "<path>: <problem>".
 provider_error invalid(std::string message) {
@@ -96,14 +28,6 @@ std::string msg_id(std::string_view openai_id) {
   if (openai_id.substr(0, prefix.size()) == prefix) openai_id.remove_prefix(prefix.size());
   if (openai_id.empty()) return "msg_gateway";
   return "msg_" + std::string(openai_id);
-}
-
-void append_event(std::string& out, std::string_view name, std::string_view json) {
-  out += "event: ";
-  out += name;
-  out += "\ndata: ";
-  out += json;
-  out += "\n\n";
 }
 
 /// OpenAI usage object -> usage.
@@ -402,12 +326,7 @@ class request_translator {
     if (parts.size() == 1 && text_parts == 1) {
       append_json_string(out_, only_text);  // the plain form, which every upstream takes
     } else {
-      out_ += '[';
-      for (std::size_t k = 0; k < parts.size(); ++k) {
-        if (k) out_ += ',';
-        out_ += parts[k];
-      }
-      out_ += ']';
+      append_json_array(out_, parts);
     }
     out_ += '}';
     return true;
@@ -533,13 +452,7 @@ class request_translator {
           if (input && input->type() != dom::element_type::OBJECT)
             return fail(bw + ".input: Input should be a valid dictionary");
           if (ncalls++) calls += ',';
-          calls += R"({"id":)";
-          append_json_string(calls, *id);
-          calls += R"(,"type":"function","function":{"name":)";
-          append_json_string(calls, *name);
-          calls += R"(,"arguments":)";
-          append_json_string(calls, input ? simdjson::minify(*input) : std::string("{}"));
-          calls += "}}";
+          append_tool_call(calls, *id, *name, input);
         } else if (*type == "thinking" || *type == "redacted_thinking") {
           // The model's earlier reasoning: OpenAI requests have no place for it.
         } else {
@@ -792,31 +705,17 @@ anthropic_stream_writer::anthropic_stream_writer(anthropic_request_info info) : 
 
 void anthropic_stream_writer::feed(std::string_view openai_sse, std::string& out) {
   if (done_) return;
-  buf_.append(openai_sse);
-  std::size_t start = 0;
-  for (;;) {
-    auto nl = buf_.find('\n', scan_);
-    if (nl == std::string::npos) break;
-    std::string_view line(buf_.data() + start, nl - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  split_lines(buf_, scan_, openai_sse, [&](std::string_view line) {
     on_line(line, out);
-    start = scan_ = nl + 1;
-    if (done_) break;
-  }
-  buf_.erase(0, start);
-  scan_ = buf_.size();
+    return !done_;
+  });
   if (!done_ && buf_.size() + data_.size() > (16u << 20))
     error_event(out, "api_error", "The upstream stream sent an event over 16 MiB.");
 }
 
 void anthropic_stream_writer::finish(std::string& out) {
   if (done_) return;
-  if (!buf_.empty()) {
-    std::string line = std::move(buf_);
-    buf_.clear();
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    on_line(line, out);
-  }
+  if (auto line = take_last_line(buf_)) on_line(*line, out);
   if (!done_ && !data_.empty()) on_line("", out);
   if (done_) return;
   if (!stop_reason_.empty()) {
@@ -890,7 +789,7 @@ void anthropic_stream_writer::on_chunk(std::string& out) {
         d += R"(,"delta":{"type":"text_delta","text":)";
         append_json_string(d, text);
         d += "}}";
-        append_event(out, "content_block_delta", d);
+        append_sse_event(out, "content_block_delta", d);
       }
       dom::array calls;
       if (auto tc = member(delta, "tool_calls"); tc && !tc->get_array().get(calls)) {
@@ -926,7 +825,7 @@ void anthropic_stream_writer::on_chunk(std::string& out) {
           d += R"(,"delta":{"type":"input_json_delta","partial_json":)";
           append_json_string(d, args);
           d += "}}";
-          append_event(out, "content_block_delta", d);
+          append_sse_event(out, "content_block_delta", d);
         }
       }
     }
@@ -947,7 +846,7 @@ void anthropic_stream_writer::start(std::string& out) {
   append_json_string(d, info_.model.empty() ? model_ : info_.model);
   // OpenAI reports usage only at the end: message_delta carries it.
   d += R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}})";
-  append_event(out, "message_start", d);
+  append_sse_event(out, "message_start", d);
 }
 
 void anthropic_stream_writer::open_block(std::string& out, std::string_view content_block_json) {
@@ -959,7 +858,7 @@ void anthropic_stream_writer::open_block(std::string& out, std::string_view cont
   d += R"(,"content_block":)";
   d += content_block_json;
   d += '}';
-  append_event(out, "content_block_start", d);
+  append_sse_event(out, "content_block_start", d);
 }
 
 void anthropic_stream_writer::close_block(std::string& out) {
@@ -967,7 +866,7 @@ void anthropic_stream_writer::close_block(std::string& out) {
   std::string d = R"({"type":"content_block_stop","index":)";
   append_json_number(d, static_cast<std::int64_t>(open_block_));
   d += '}';
-  append_event(out, "content_block_stop", d);
+  append_sse_event(out, "content_block_stop", d);
   open_block_ = -1;
 }
 
@@ -980,13 +879,13 @@ void anthropic_stream_writer::end(std::string& out) {
   if (tokens_.known()) append_anthropic_usage(d, tokens_);
   else d += R"({"output_tokens":0})";
   d += '}';
-  append_event(out, "message_delta", d);
-  append_event(out, "message_stop", R"({"type":"message_stop"})");
+  append_sse_event(out, "message_delta", d);
+  append_sse_event(out, "message_stop", R"({"type":"message_stop"})");
   done_ = true;
 }
 
 void anthropic_stream_writer::error_event(std::string& out, std::string_view type, std::string_view message) {
-  append_event(out, "error", anthropic_error_json(type, message));
+  append_sse_event(out, "error", anthropic_error_json(type, message));
   done_ = failed_ = true;
 }
 

@@ -8,6 +8,7 @@
 
 #include "gw/core/json_writer.hpp"
 #include "gw/providers/eventstream.hpp"
+#include "gw/providers/json_dom.hpp"
 #include "gw/providers/sigv4.hpp"
 
 namespace gw::providers {
@@ -23,22 +24,7 @@ namespace dom = simdjson::dom;
 
 namespace {
 
-dom::parser& main_parser() {
-  thread_local dom::parser p;
-  return p;
-}
-
-dom::parser& nested_parser() {
-  thread_local dom::parser p;
-  return p;
-}
-
-simdjson::error_code parse_json(dom::parser& p, std::string_view text, dom::element& out) {
-  thread_local std::string padded;
-  padded.assign(text);
-  padded.reserve(text.size() + simdjson::SIMDJSON_PADDING);
-  return p.parse(padded.data(), padded.size(), false).get(out);
-}
+using namespace json_dom;
 
 /// A request the adapter refuses (400). Thrown inside the translation only, caught at
 /// its entry points: the request walk is deep and every level can find a problem.
@@ -54,19 +40,6 @@ provider_error bad_request(std::string message, std::string code = "invalid_requ
   e.type = "invalid_request_error";
   e.code = std::move(code);
   e.message = std::move(message);
-  return e;
-}
-
-std::optional<dom::element> member(dom::object o, std::string_view key) {
-  dom::element e;
-  if (o.at_key(key).get(e)) return std::nullopt;
-  return e;
-}
-
-/// A member that is present and not null.
-std::optional<dom::element> given(dom::object o, std::string_view key) {
-  auto e = member(o, key);
-  if (!e || e->is_null()) return std::nullopt;
   return e;
 }
 
@@ -113,13 +86,6 @@ std::string to_lower_ascii(std::string_view s) {
 /// JSON text of an element, compact.
 std::string compact(dom::element e) { return simdjson::minify(e); }
 
-bool contains_ci(std::string_view haystack, std::string_view needle) {
-  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-  });
-  return it != haystack.end();
-}
-
 // ---------------------------------------------------------------- request: chat
 
 /// One Converse message being built; blocks are JSON objects (ContentBlock).
@@ -155,7 +121,7 @@ std::string image_block(dom::element part_image, const std::string& where) {
     url = as_string(part_image, where + ".image_url");
   } else {
     auto o = as_object(part_image, where + ".image_url");
-    auto u = given(o, "url");
+    auto u = member(o, "url");
     if (!u) invalid("Missing required parameter: '" + where + ".image_url.url'.");
     url = as_string(*u, where + ".image_url.url");
   }
@@ -201,10 +167,10 @@ void text_parts(dom::element content, const std::string& where, std::vector<std:
   for (dom::element part : as_array(content, where)) {
     std::string pw = where + "[" + std::to_string(i++) + "]";
     auto po = as_object(part, pw);
-    auto type = given(po, "type");
+    auto type = member(po, "type");
     std::string_view t = type ? as_string(*type, pw + ".type") : "text";
     if (t != "text") invalid("Content parts of type '" + str(t) + "' are not supported in '" + where + "'.");
-    auto text = given(po, "text");
+    auto text = member(po, "text");
     if (!text) invalid("Missing required parameter: '" + pw + ".text'.");
     out.emplace_back(as_string(*text, pw + ".text"));
   }
@@ -220,16 +186,16 @@ void user_content(dom::element content, const std::string& where, std::vector<st
   for (dom::element part : as_array(content, where)) {
     std::string pw = where + "[" + std::to_string(i++) + "]";
     auto po = as_object(part, pw);
-    auto type = given(po, "type");
+    auto type = member(po, "type");
     if (!type) invalid("Missing required parameter: '" + pw + ".type'.");
     std::string_view t = as_string(*type, pw + ".type");
     if (t == "text") {
-      auto text = given(po, "text");
+      auto text = member(po, "text");
       if (!text) invalid("Missing required parameter: '" + pw + ".text'.");
       auto s = as_string(*text, pw + ".text");
       if (!s.empty()) blocks.push_back(text_block(s));
     } else if (t == "image_url") {
-      auto img = given(po, "image_url");
+      auto img = member(po, "image_url");
       if (!img) invalid("Missing required parameter: '" + pw + ".image_url'.");
       blocks.push_back(image_block(*img, pw));
     } else {
@@ -241,15 +207,15 @@ void user_content(dom::element content, const std::string& where, std::vector<st
 /// An assistant tool call -> {"toolUse":{toolUseId,name,input}}; `arguments` must be JSON.
 std::string tool_use_block(dom::element call, const std::string& where) {
   auto co = as_object(call, where);
-  auto id = given(co, "id");
+  auto id = member(co, "id");
   if (!id) invalid("Missing required parameter: '" + where + ".id'.");
-  auto fn = given(co, "function");
+  auto fn = member(co, "function");
   if (!fn) invalid("Missing required parameter: '" + where + ".function'.");
   auto fo = as_object(*fn, where + ".function");
-  auto name = given(fo, "name");
+  auto name = member(fo, "name");
   if (!name) invalid("Missing required parameter: '" + where + ".function.name'.");
   std::string_view args;
-  if (auto a = given(fo, "arguments")) args = as_string(*a, where + ".function.arguments");
+  if (auto a = member(fo, "arguments")) args = as_string(*a, where + ".function.arguments");
   std::string input;
   // No arguments (a tool without parameters) is an empty object for Bedrock.
   bool blank = std::all_of(args.begin(), args.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
@@ -257,7 +223,7 @@ std::string tool_use_block(dom::element call, const std::string& where) {
     input = "{}";
   } else {
     dom::element parsed;
-    if (parse_json(nested_parser(), args, parsed))
+    if (parse_json(inner_parser(), args, parsed))
       invalid("'" + where + ".function.arguments' is not valid JSON; Bedrock needs the tool input as a JSON object.");
     input = compact(parsed);
   }
@@ -273,21 +239,21 @@ std::string tool_use_block(dom::element call, const std::string& where) {
 
 std::string tool_spec(dom::element tool, const std::string& where) {
   auto to = as_object(tool, where);
-  if (auto type = given(to, "type"); type && as_string(*type, where + ".type") != "function")
+  if (auto type = member(to, "type"); type && as_string(*type, where + ".type") != "function")
     invalid("Only tools of type 'function' are supported by Bedrock ('" + where + ".type').");
-  auto fn = given(to, "function");
+  auto fn = member(to, "function");
   if (!fn) invalid("Missing required parameter: '" + where + ".function'.");
   auto fo = as_object(*fn, where + ".function");
-  auto name = given(fo, "name");
+  auto name = member(fo, "name");
   if (!name) invalid("Missing required parameter: '" + where + ".function.name'.");
   std::string s = R"({"toolSpec":{"name":)";
   append_json_string(s, as_string(*name, where + ".function.name"));
-  if (auto d = given(fo, "description")) {
+  if (auto d = member(fo, "description")) {
     s += R"(,"description":)";
     append_json_string(s, as_string(*d, where + ".function.description"));
   }
   s += R"(,"inputSchema":{"json":)";
-  if (auto p = given(fo, "parameters")) {
+  if (auto p = member(fo, "parameters")) {
     as_object(*p, where + ".function.parameters");
     s += compact(*p);
   } else {
@@ -313,16 +279,16 @@ std::string converse_body(dom::object root) {
     }
   };
 
-  auto messages = given(root, "messages");
+  auto messages = member(root, "messages");
   if (!messages) invalid("Missing required parameter: 'messages'.");
   std::size_t mi = 0;
   for (dom::element m : as_array(*messages, "messages")) {
     std::string where = "messages[" + std::to_string(mi++) + "]";
     auto mo = as_object(m, where);
-    auto role_el = given(mo, "role");
+    auto role_el = member(mo, "role");
     if (!role_el) invalid("Missing required parameter: '" + where + ".role'.");
     std::string_view role = as_string(*role_el, where + ".role");
-    auto content = given(mo, "content");
+    auto content = member(mo, "content");
     std::vector<std::string> blocks;
     if (role == "system" || role == "developer") {
       std::vector<std::string> texts;
@@ -343,9 +309,9 @@ std::string converse_body(dom::object root) {
           for (dom::element part : as_array(*content, where + ".content")) {
             std::string pw = where + ".content[" + std::to_string(i++) + "]";
             auto po = as_object(part, pw);
-            auto type = given(po, "type");
+            auto type = member(po, "type");
             std::string_view t = type ? as_string(*type, pw + ".type") : "text";
-            auto text = given(po, t == "refusal" ? "refusal" : "text");
+            auto text = member(po, t == "refusal" ? "refusal" : "text");
             if (t != "text" && t != "refusal")
               invalid("Assistant content parts of type '" + str(t) + "' are not supported ('" + pw + "').");
             if (!text) invalid("Missing required parameter: '" + pw + "." + str(t) + "'.");
@@ -355,7 +321,7 @@ std::string converse_body(dom::object root) {
         for (auto& t : texts)
           if (!t.empty()) blocks.push_back(text_block(t));
       }
-      if (auto calls = given(mo, "tool_calls")) {
+      if (auto calls = member(mo, "tool_calls")) {
         std::size_t ci = 0;
         for (dom::element c : as_array(*calls, where + ".tool_calls")) {
           blocks.push_back(tool_use_block(c, where + ".tool_calls[" + std::to_string(ci++) + "]"));
@@ -363,7 +329,7 @@ std::string converse_body(dom::object root) {
       }
       push("assistant", std::move(blocks));
     } else if (role == "tool") {
-      auto id = given(mo, "tool_call_id");
+      auto id = member(mo, "tool_call_id");
       if (!id) invalid("Missing required parameter: '" + where + ".tool_call_id'.");
       std::vector<std::string> texts;
       if (content) text_parts(*content, where + ".content", texts);
@@ -396,22 +362,22 @@ std::string converse_body(dom::object root) {
     inference += ':';
   };
   std::optional<std::int64_t> max_tokens;
-  if (auto v = given(root, "max_tokens")) max_tokens = as_int(*v, "max_tokens");
-  if (auto v = given(root, "max_completion_tokens")) max_tokens = as_int(*v, "max_completion_tokens");
+  if (auto v = member(root, "max_tokens")) max_tokens = as_int(*v, "max_tokens");
+  if (auto v = member(root, "max_completion_tokens")) max_tokens = as_int(*v, "max_completion_tokens");
   if (max_tokens) {
     if (*max_tokens < 1) invalid("Invalid 'max_tokens': must be at least 1.");
     add_inference("maxTokens");
     append_int(inference, *max_tokens);
   }
-  if (auto v = given(root, "temperature")) {
+  if (auto v = member(root, "temperature")) {
     add_inference("temperature");
     append_json_number(inference, as_number(*v, "temperature"));
   }
-  if (auto v = given(root, "top_p")) {
+  if (auto v = member(root, "top_p")) {
     add_inference("topP");
     append_json_number(inference, as_number(*v, "top_p"));
   }
-  if (auto v = given(root, "stop")) {
+  if (auto v = member(root, "stop")) {
     std::vector<std::string_view> stops;
     if (v->is_string()) {
       stops.push_back(as_string(*v, "stop"));
@@ -431,12 +397,12 @@ std::string converse_body(dom::object root) {
       inference += ']';
     }
   }
-  if (auto v = given(root, "n")) {
+  if (auto v = member(root, "n")) {
     if (as_int(*v, "n") > 1) invalid("Bedrock Converse returns one choice: 'n' must be 1.");
   }
-  if (auto v = given(root, "response_format")) {
+  if (auto v = member(root, "response_format")) {
     auto ro = as_object(*v, "response_format");
-    auto t = given(ro, "type");
+    auto t = member(ro, "type");
     if (t && as_string(*t, "response_format.type") != "text")
       invalid("Bedrock Converse does not support 'response_format' of type '" +
               str(as_string(*t, "response_format.type")) + "' through the gateway.");
@@ -447,7 +413,7 @@ std::string converse_body(dom::object root) {
   // Bedrock refuses with a ValidationException that says so.)
   std::string tools, choice;
   bool drop_tools = false;
-  if (auto tc = given(root, "tool_choice")) {
+  if (auto tc = member(root, "tool_choice")) {
     if (tc->is_string()) {
       std::string_view c = as_string(*tc, "tool_choice");
       if (c == "auto") choice = R"({"auto":{}})";
@@ -456,18 +422,18 @@ std::string converse_body(dom::object root) {
       else invalid("Invalid value for 'tool_choice': '" + str(c) + "' (none, auto, required or a named function).");
     } else {
       auto to = as_object(*tc, "tool_choice");
-      if (auto t = given(to, "type"); t && as_string(*t, "tool_choice.type") != "function")
+      if (auto t = member(to, "type"); t && as_string(*t, "tool_choice.type") != "function")
         invalid("Invalid value for 'tool_choice.type': only 'function' is supported.");
-      auto fn = given(to, "function");
+      auto fn = member(to, "function");
       if (!fn) invalid("Missing required parameter: 'tool_choice.function'.");
-      auto name = given(as_object(*fn, "tool_choice.function"), "name");
+      auto name = member(as_object(*fn, "tool_choice.function"), "name");
       if (!name) invalid("Missing required parameter: 'tool_choice.function.name'.");
       choice = R"({"tool":{"name":)";
       append_json_string(choice, as_string(*name, "tool_choice.function.name"));
       choice += "}}";
     }
   }
-  if (auto v = given(root, "tools")) {
+  if (auto v = member(root, "tools")) {
     std::size_t i = 0;
     for (dom::element t : as_array(*v, "tools")) {
       std::string spec = tool_spec(t, "tools[" + std::to_string(i++) + "]");
@@ -479,7 +445,7 @@ std::string converse_body(dom::object root) {
   }
 
   std::string extra;
-  if (auto v = given(root, "top_k")) {
+  if (auto v = member(root, "top_k")) {
     extra = R"({"top_k":)";
     append_int(extra, as_int(*v, "top_k"));
     extra += '}';
@@ -492,21 +458,14 @@ std::string converse_body(dom::object root) {
     if (i) out += ',';
     out += R"({"role":")";
     out += turns[i].role;
-    out += R"(","content":[)";
-    for (std::size_t j = 0; j < turns[i].blocks.size(); ++j) {
-      if (j) out += ',';
-      out += turns[i].blocks[j];
-    }
-    out += "]}";
+    out += R"(","content":)";
+    append_json_array(out, turns[i].blocks);
+    out += '}';
   }
   out += ']';
   if (!system.empty()) {
-    out += R"(,"system":[)";
-    for (std::size_t i = 0; i < system.size(); ++i) {
-      if (i) out += ',';
-      out += system[i];
-    }
-    out += ']';
+    out += R"(,"system":)";
+    append_json_array(out, system);
   }
   if (!inference.empty()) {
     out += R"(,"inferenceConfig":)";
@@ -539,27 +498,14 @@ std::string_view finish_reason(std::string_view stop_reason) {
   return "stop";  // end_turn, stop_sequence, and anything new
 }
 
-/// A string member, or empty when absent or not a string.
-std::string_view string_member(dom::object o, std::string_view key) {
-  std::string_view s;
-  if (auto e = given(o, key); e && !e->get_string().get(s)) return s;
-  return {};
-}
-
-std::int64_t int_member(dom::object o, std::string_view key) {
-  std::int64_t v = 0;
-  if (auto e = given(o, key); e && !e->get_int64().get(v)) return v;
-  return -1;
-}
-
 /// Converse usage -> ours. OpenAI's prompt_tokens includes cached tokens, while
 /// Bedrock's inputTokens excludes the tokens read from or written to the prompt cache
 /// (its totalTokens includes them), so those are added back, as LiteLLM does.
 usage read_converse_usage(dom::object u) {
   usage t;
-  std::int64_t in = int_member(u, "inputTokens"), out = int_member(u, "outputTokens");
-  std::int64_t read = std::max<std::int64_t>(0, int_member(u, "cacheReadInputTokens"));
-  std::int64_t write = std::max<std::int64_t>(0, int_member(u, "cacheWriteInputTokens"));
+  std::int64_t in = int_member(u, "inputTokens", -1), out = int_member(u, "outputTokens", -1);
+  std::int64_t read = std::max<std::int64_t>(0, int_member(u, "cacheReadInputTokens", -1));
+  std::int64_t write = std::max<std::int64_t>(0, int_member(u, "cacheWriteInputTokens", -1));
   if (in >= 0) t.prompt_tokens = in + read + write;
   if (out >= 0) t.completion_tokens = out;
   if (in >= 0 || out >= 0)
@@ -701,17 +647,17 @@ provider_error bedrock_error(int status, std::string_view body, std::string_view
   std::string message;
   dom::element doc;
   dom::object o;
-  if (!parse_json(main_parser(), body, doc) && !doc.get_object().get(o)) {
+  if (!parse_json(outer_parser(), body, doc) && !doc.get_object().get(o)) {
     for (auto key : {"message", "Message"}) {
       std::string_view m;
-      if (auto e = given(o, key); e && !e->get_string().get(m)) {
+      if (auto e = member(o, key); e && !e->get_string().get(m)) {
         message.assign(m);
         break;
       }
     }
     if (type.empty()) {
       std::string_view t;
-      if (auto e = given(o, "__type"); e && !e->get_string().get(t)) type.assign(exception_name(t));
+      if (auto e = member(o, "__type"); e && !e->get_string().get(t)) type.assign(exception_name(t));
     }
   } else {
     // Not JSON (a proxy's HTML page, ...): keep the start of it.
@@ -725,7 +671,7 @@ provider_error bedrock_error(int status, std::string_view body, std::string_view
 request_result to_converse(const translate_context& ctx, std::string_view openai_chat_body) {
   request_result r;
   dom::element doc;
-  if (auto ec = parse_json(main_parser(), openai_chat_body, doc)) {
+  if (auto ec = parse_json(outer_parser(), openai_chat_body, doc)) {
     r.error = bad_request(std::string("We could not parse the JSON body of your request: ") +
                               simdjson::error_message(ec),
                           "invalid_json");
@@ -754,87 +700,63 @@ translated_response from_converse(const translate_context& ctx, int status, std:
   dom::element doc;
   dom::object root, message_o;
   dom::array content;
-  if (parse_json(main_parser(), body, doc) || doc.get_object().get(root))
+  if (parse_json(outer_parser(), body, doc) || doc.get_object().get(root))
     return error_response(unreadable("a response that is not a JSON object"));
-  auto output = given(root, "output");
+  auto output = member(root, "output");
   dom::object output_o;
   if (!output || output->get_object().get(output_o)) return error_response(unreadable("a response without 'output'"));
-  auto message = given(output_o, "message");
+  auto message = member(output_o, "message");
   if (!message || message->get_object().get(message_o))
     return error_response(unreadable("a response without 'output.message'"));
 
   std::string text, reasoning, calls;
   bool any_text = false;
   int n_calls = 0;
-  if (auto c = given(message_o, "content"); c && !c->get_array().get(content)) {
+  if (auto c = member(message_o, "content"); c && !c->get_array().get(content)) {
     for (dom::element block : content) {
       dom::object bo;
       if (block.get_object().get(bo)) continue;
       std::string_view s;
-      if (auto te = given(bo, "text"); te && !te->get_string().get(s)) {
+      if (auto te = member(bo, "text"); te && !te->get_string().get(s)) {
         text.append(s);
         any_text = true;
-      } else if (auto tu = given(bo, "toolUse")) {
+      } else if (auto tu = member(bo, "toolUse")) {
         dom::object tuo;
         if (tu->get_object().get(tuo)) continue;
         std::string_view id, name;
-        auto ide = given(tuo, "toolUseId");
-        auto ne = given(tuo, "name");
+        auto ide = member(tuo, "toolUseId");
+        auto ne = member(tuo, "name");
         if (!ide || ide->get_string().get(id) || !ne || ne->get_string().get(name))
           return error_response(unreadable("a toolUse block without toolUseId or name"));
-        auto input = given(tuo, "input");
-        calls += n_calls++ ? "," : "[";
-        calls += R"({"id":)";
-        append_json_string(calls, id);
-        calls += R"(,"type":"function","function":{"name":)";
-        append_json_string(calls, name);
-        calls += R"(,"arguments":)";
-        append_json_string(calls, input ? compact(*input) : std::string("{}"));
-        calls += "}}";
-      } else if (auto rc = given(bo, "reasoningContent")) {
+        auto input = member(tuo, "input");
+        if (n_calls++) calls += ',';
+        append_tool_call(calls, id, name, input);
+      } else if (auto rc = member(bo, "reasoningContent")) {
         // Reasoning models: {"reasoningContent":{"reasoningText":{"text":..}}}, surfaced
         // as "reasoning_content" as LiteLLM does.
         dom::object rco, rto;
         std::string_view rt;
         if (!rc->get_object().get(rco))
-          if (auto rte = given(rco, "reasoningText"); rte && !rte->get_object().get(rto))
-            if (auto x = given(rto, "text"); x && !x->get_string().get(rt)) reasoning.append(rt);
+          if (auto rte = member(rco, "reasoningText"); rte && !rte->get_object().get(rto))
+            if (auto x = member(rto, "text"); x && !x->get_string().get(rt)) reasoning.append(rt);
       }
     }
   }
-  if (n_calls) calls += ']';
 
-  std::string_view stop = string_member(root, "stopReason");
+  std::string_view stop = string_member(root, "stopReason").value_or("");
   translated_response r;
-  if (auto u = given(root, "usage")) {
+  if (auto u = member(root, "usage")) {
     dom::object uo;
     if (!u->get_object().get(uo)) r.tokens = read_converse_usage(uo);
   }
 
   std::string& out = r.body;
   out.reserve(256 + text.size() + calls.size());
-  out += R"({"id":)";
-  append_json_string(out, ctx.response_id);
-  out += R"(,"object":"chat.completion","created":)";
-  append_int(out, ctx.created);
-  out += R"(,"model":)";
-  append_json_string(out, ctx.response_model);
-  out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
-  if (any_text || n_calls == 0)
-    append_json_string(out, text);
-  else
-    out += "null";
-  if (!reasoning.empty()) {
-    out += R"(,"reasoning_content":)";
-    append_json_string(out, reasoning);
-  }
-  if (n_calls) {
-    out += R"(,"tool_calls":)";
-    out += calls;
-  }
-  out += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
-  out += finish_reason(stop);
-  out += R"("}],"usage":)";
+  append_response_head(out, ctx, "chat.completion");
+  std::optional<std::string_view> message_content;
+  if (any_text || n_calls == 0) message_content = text;
+  append_assistant_choice(out, message_content, reasoning, calls, finish_reason(stop));
+  out += R"(,"usage":)";
   append_usage(out, r.tokens);
   out += '}';
   return r;
@@ -847,12 +769,7 @@ namespace {
 class converse_stream final : public stream_translator {
  public:
   explicit converse_stream(const translate_context& ctx) : include_usage_(ctx.include_usage) {
-    head_ = R"({"id":)";
-    append_json_string(head_, ctx.response_id);
-    head_ += R"(,"object":"chat.completion.chunk","created":)";
-    append_int(head_, ctx.created);
-    head_ += R"(,"model":)";
-    append_json_string(head_, ctx.response_model);
+    append_response_head(head_, ctx, "chat.completion.chunk");
   }
 
   std::optional<provider_error> feed(std::string_view bytes, std::string& out) override {
@@ -899,22 +816,7 @@ class converse_stream final : public stream_translator {
   }
 
   void chunk(std::string& out, std::string_view delta, std::string_view finish = {}) {
-    out += "data: ";
-    out += head_;
-    out += R"(,"choices":[{"index":0,"delta":)";
-    out += delta;
-    out += R"(,"logprobs":null,"finish_reason":)";
-    if (finish.empty()) {
-      out += "null";
-    } else {
-      out += '"';
-      out += finish;
-      out += '"';
-    }
-    out += "}]";
-    // OpenAI sends "usage":null on every chunk when the client asked for usage.
-    if (include_usage_) out += R"(,"usage":null)";
-    out += "}\n\n";
+    append_chunk(out, head_, delta, finish, include_usage_);
   }
 
   void role_chunk(std::string& out) {
@@ -951,7 +853,7 @@ class converse_stream final : public stream_translator {
     std::string_view event = m.header_value(":event-type");
     dom::element doc;
     dom::object p;
-    if (parse_json(main_parser(), m.payload, doc) || doc.get_object().get(p))
+    if (parse_json(outer_parser(), m.payload, doc) || doc.get_object().get(p))
       return stream_error("Bedrock stream: unreadable '" + str(event) + "' event payload");
 
     if (event == "messageStart") {
@@ -959,52 +861,40 @@ class converse_stream final : public stream_translator {
     } else if (event == "contentBlockStart") {
       dom::object start, tu;
       std::string_view id, name;
-      if (auto s = given(p, "start"); s && !s->get_object().get(start))
-        if (auto t = given(start, "toolUse"); t && !t->get_object().get(tu)) {
-          auto ide = given(tu, "toolUseId");
-          auto ne = given(tu, "name");
+      if (auto s = member(p, "start"); s && !s->get_object().get(start))
+        if (auto t = member(start, "toolUse"); t && !t->get_object().get(tu)) {
+          auto ide = member(tu, "toolUseId");
+          auto ne = member(tu, "name");
           if (!ide || ide->get_string().get(id) || !ne || ne->get_string().get(name))
             return stream_error("Bedrock stream: toolUse start without toolUseId or name");
           role_chunk(out);
-          std::int64_t block = int_member(p, "contentBlockIndex");
+          std::int64_t block = int_member(p, "contentBlockIndex", -1);
           int index = tool_count_++;
           block_tools_.emplace_back(block, index);
-          std::string d = R"({"tool_calls":[{"index":)";
-          append_int(d, index);
-          d += R"(,"id":)";
-          append_json_string(d, id);
-          d += R"(,"type":"function","function":{"name":)";
-          append_json_string(d, name);
-          d += R"(,"arguments":""}}]})";
-          chunk(out, d);
+          chunk(out, tool_call_start_delta(index, id, name));
         }
     } else if (event == "contentBlockDelta") {
       dom::object delta;
-      auto de = given(p, "delta");
+      auto de = member(p, "delta");
       if (!de || de->get_object().get(delta)) return std::nullopt;
       std::string_view s;
       dom::object tu, rc;
-      if (auto t = given(delta, "text"); t && !t->get_string().get(s)) {
+      if (auto t = member(delta, "text"); t && !t->get_string().get(s)) {
         role_chunk(out);
         std::string d = R"({"content":)";
         append_json_string(d, s);
         d += '}';
         chunk(out, d);
-      } else if (auto t2 = given(delta, "toolUse"); t2 && !t2->get_object().get(tu)) {
-        int index = tool_index(int_member(p, "contentBlockIndex"));
+      } else if (auto t2 = member(delta, "toolUse"); t2 && !t2->get_object().get(tu)) {
+        int index = tool_index(int_member(p, "contentBlockIndex", -1));
         // A fragment for a block that never started as a tool: nothing to attach it
         // to (Bedrock always sends the start first).
         if (index < 0) return std::nullopt;
-        auto in = given(tu, "input");
+        auto in = member(tu, "input");
         if (!in || in->get_string().get(s)) return std::nullopt;
-        std::string d = R"({"tool_calls":[{"index":)";
-        append_int(d, index);
-        d += R"(,"function":{"arguments":)";
-        append_json_string(d, s);
-        d += "}}]}";
-        chunk(out, d);
-      } else if (auto r = given(delta, "reasoningContent"); r && !r->get_object().get(rc)) {
-        if (auto x = given(rc, "text"); x && !x->get_string().get(s)) {
+        chunk(out, tool_call_arguments_delta(index, s));
+      } else if (auto r = member(delta, "reasoningContent"); r && !r->get_object().get(rc)) {
+        if (auto x = member(rc, "text"); x && !x->get_string().get(s)) {
           role_chunk(out);
           std::string d = R"({"reasoning_content":)";
           append_json_string(d, s);
@@ -1013,14 +903,14 @@ class converse_stream final : public stream_translator {
         }
       }
     } else if (event == "messageStop") {
-      std::string_view reason = string_member(p, "stopReason");
+      std::string_view reason = string_member(p, "stopReason").value_or("");
       role_chunk(out);
       if (!stopped_) chunk(out, "{}", finish_reason(reason));
       stopped_ = true;
     } else if (event == "metadata") {
       // After messageStop: usage is held until finish(), which writes the usage chunk.
       dom::object uo;
-      if (auto u = given(p, "usage"); u && !u->get_object().get(uo)) tokens_ = read_converse_usage(uo);
+      if (auto u = member(p, "usage"); u && !u->get_object().get(uo)) tokens_ = read_converse_usage(uo);
     }
     // contentBlockStop and unknown events carry nothing for the client.
     return std::nullopt;
@@ -1062,7 +952,7 @@ request_result to_bedrock_embedding(const translate_context& ctx, std::string_vi
   request_result r;
   dom::element doc;
   dom::object root;
-  if (auto ec = parse_json(main_parser(), openai_embeddings_body, doc)) {
+  if (auto ec = parse_json(outer_parser(), openai_embeddings_body, doc)) {
     r.error = bad_request(std::string("We could not parse the JSON body of your request: ") +
                               simdjson::error_message(ec),
                           "invalid_json");
@@ -1077,7 +967,7 @@ request_result to_bedrock_embedding(const translate_context& ctx, std::string_vi
     if (fam == embed_family::other)
       invalid("Bedrock embeddings through the gateway support amazon.titan-embed* and cohere.embed* models, not '" +
               ctx.upstream_model + "'.");
-    auto input = given(root, "input");
+    auto input = member(root, "input");
     if (!input) invalid("Missing required parameter: 'input'.");
     std::vector<std::string_view> texts;
     if (input->is_string()) {
@@ -1093,7 +983,7 @@ request_result to_bedrock_embedding(const translate_context& ctx, std::string_vi
     }
     if (texts.empty()) invalid("'input' must not be empty.");
     std::optional<std::int64_t> dims;
-    if (auto d = given(root, "dimensions")) {
+    if (auto d = member(root, "dimensions")) {
       dims = as_int(*d, "dimensions");
       if (*dims < 1) invalid("Invalid 'dimensions': must be at least 1.");
     }
@@ -1139,23 +1029,23 @@ translated_response from_bedrock_embedding(const translate_context& ctx, int sta
   if (status < 200 || status > 299) return error_response(bedrock_error(status, body, amzn_error_type));
   dom::element doc;
   dom::object root;
-  if (parse_json(main_parser(), body, doc) || doc.get_object().get(root))
+  if (parse_json(outer_parser(), body, doc) || doc.get_object().get(root))
     return error_response(unreadable("an embeddings response that is not a JSON object"));
 
   std::vector<dom::array> vectors;
   std::int64_t prompt = 0;
   dom::array a;
-  if (auto e = given(root, "embedding"); e && !e->get_array().get(a)) {
+  if (auto e = member(root, "embedding"); e && !e->get_array().get(a)) {
     // Titan: {"embedding":[...],"inputTextTokenCount":N}
     vectors.push_back(a);
-    prompt = std::max<std::int64_t>(0, int_member(root, "inputTextTokenCount"));
-  } else if (auto es = given(root, "embeddings")) {
+    prompt = std::max<std::int64_t>(0, int_member(root, "inputTextTokenCount", -1));
+  } else if (auto es = member(root, "embeddings")) {
     // Cohere: {"embeddings":[[...],...]} or, with embedding_types, {"embeddings":{"float":[[...]]}}.
     // Cohere reports no token count: usage stays 0 (the gateway may estimate it).
     dom::element list = *es;
     dom::object by_type;
     if (!es->get_object().get(by_type)) {
-      auto f = given(by_type, "float");
+      auto f = member(by_type, "float");
       if (!f) return error_response(unreadable("Cohere embeddings without a 'float' list"));
       list = *f;
     }

@@ -1,53 +1,18 @@
 // The mock provider's Anthropic dialect (POST /v1/messages), and the gateway's
 // Anthropic translation talking to it.
-// simdjson's CMake target defines SIMDJSON_THREADS_ENABLED=1 for the libraries that
-// link it; this target gets simdjson only transitively (no definitions). dom::parser's
-// layout depends on the macro and its inline code is shared with the library's: they
-// must agree, or the linker mixes two layouts (a crash). Cleaner: simdjson::simdjson
-// in the target's DEPS.
-#ifndef SIMDJSON_THREADS_ENABLED
-#define SIMDJSON_THREADS_ENABLED 1
-#endif
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <string>
 #include <vector>
 
 #include "gw/providers/anthropic.hpp"
 #include "provider_routes.hpp"
+#include "test_helpers.hpp"
 
 namespace gw::mock {
 namespace {
 
-namespace dom = simdjson::dom;
-
-class json_doc {
- public:
-  explicit json_doc(std::string_view text) : text_(text) { ok_ = !parser_.parse(text_).get(root_); }
-  bool ok() const { return ok_; }
-  std::string str(std::string_view ptr) const {
-    std::string_view s;
-    if (!ok_ || root_.at_pointer(ptr).get_string().get(s)) return "<missing " + std::string(ptr) + ">";
-    return std::string(s);
-  }
-  std::int64_t num(std::string_view ptr) const {
-    std::int64_t n = 0;
-    if (!ok_ || root_.at_pointer(ptr).get_int64().get(n)) return -999;
-    return n;
-  }
-  std::string raw(std::string_view ptr) const {
-    dom::element e;
-    if (!ok_ || root_.at_pointer(ptr).get(e)) return "<missing " + std::string(ptr) + ">";
-    return simdjson::minify(e);
-  }
-
- private:
-  simdjson::padded_string text_;
-  dom::parser parser_;
-  dom::element root_;
-  bool ok_ = false;
-};
+using namespace gw::test;
 
 /// A request to the route with the headers an Anthropic client sends.
 struct call {
@@ -77,12 +42,6 @@ struct call {
     return anthropic_route(r, env, api_key);
   }
 };
-
-std::string header(const route_response& r, std::string_view name) {
-  for (auto& [k, v] : r.headers)
-    if (k == name) return v;
-  return "<none>";
-}
 
 const char* k_hello = R"json({"model":"claude-x","max_tokens":100,"messages":[{"role":"user","content":"Hello there mock"}]})json";
 
@@ -335,12 +294,8 @@ TEST(AnthropicRoute, RejectsWhatAnthropicRejects) {
 // The gateway's translation against the mock: what to_anthropic sends is accepted,
 // and what the mock answers translates back.
 TEST(AnthropicRoute, GatewayTranslationRoundTrip) {
-  providers::translate_context ctx;
-  ctx.upstream_model = "claude-x";
-  ctx.response_model = "alias";
-  ctx.response_id = "chatcmpl-1";
+  auto ctx = make_context("claude-x", "alias", "chatcmpl-1", false, true);
   ctx.created = 1;
-  ctx.include_usage = true;
   auto req = providers::to_anthropic(ctx, R"json({"model":"alias","messages":[{"role":"system","content":"s"},
     {"role":"user","content":"weather in Paris"},
     {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"query\":\"weather in Paris\"}"}}]},

@@ -4,11 +4,13 @@
 #include "gw/providers/eventstream.hpp"
 #include "gw/providers/sigv4.hpp"
 #include "provider_routes.hpp"
+#include "test_helpers.hpp"
 
 namespace gw::mock {
 namespace {
 
 namespace gp = gw::providers;
+using namespace gw::test;
 using namespace std::chrono;
 
 constexpr std::int64_t k_now = 1700000000;
@@ -99,12 +101,6 @@ struct fixture {
   std::optional<route_response> call(http_request& r) { return bedrock_route(r.view(), env); }
 };
 
-std::string header(const route_response& r, std::string_view name) {
-  for (auto& [k, v] : r.headers)
-    if (k == name) return v;
-  return "<absent>";
-}
-
 std::string error_type(const route_response& r) {
   auto t = header(r, "x-amzn-ErrorType");
   return t.substr(0, t.find(':'));
@@ -112,14 +108,7 @@ std::string error_type(const route_response& r) {
 
 const std::string k_chat = R"({"messages":[{"role":"user","content":[{"text":"hello there"}]}],"inferenceConfig":{"maxTokens":50}})";
 
-gp::translate_context ctx() {
-  gp::translate_context c;
-  c.upstream_model = std::string(k_model);
-  c.response_model = "claude";
-  c.response_id = "chatcmpl-9";
-  c.created = k_now;
-  return c;
-}
+gp::translate_context ctx() { return make_context(std::string(k_model), "claude", "chatcmpl-9"); }
 
 TEST(BedrockRoute, SigV4SignedConverseIsAnswered) {
   fixture f;

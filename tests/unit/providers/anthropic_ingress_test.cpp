@@ -1,57 +1,18 @@
 // Anthropic as an ingress: Messages request -> OpenAI request, OpenAI answers (whole,
 // streamed, errors) -> Anthropic, and round trips through the provider direction.
-// simdjson's CMake target defines SIMDJSON_THREADS_ENABLED=1 for the libraries that
-// link it; this target gets simdjson only transitively (no definitions). dom::parser's
-// layout depends on the macro and its inline code is shared with the library's: they
-// must agree, or the linker mixes two layouts (a crash). Cleaner: simdjson::simdjson
-// in the target's DEPS.
-#ifndef SIMDJSON_THREADS_ENABLED
-#define SIMDJSON_THREADS_ENABLED 1
-#endif
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <string>
 #include <vector>
 
 #include "gw/providers/anthropic.hpp"
 #include "gw/providers/anthropic_ingress.hpp"
+#include "test_helpers.hpp"
 
 namespace gw::providers {
 namespace {
 
-namespace dom = simdjson::dom;
-
-class json_doc {
- public:
-  explicit json_doc(std::string_view text) : text_(text) { ok_ = !parser_.parse(text_).get(root_); }
-  bool ok() const { return ok_; }
-  std::string str(std::string_view ptr) const {
-    std::string_view s;
-    if (!ok_ || root_.at_pointer(ptr).get_string().get(s)) return "<missing " + std::string(ptr) + ">";
-    return std::string(s);
-  }
-  std::int64_t num(std::string_view ptr) const {
-    std::int64_t n = 0;
-    if (!ok_ || root_.at_pointer(ptr).get_int64().get(n)) return -999;
-    return n;
-  }
-  bool has(std::string_view ptr) const {
-    dom::element e;
-    return ok_ && !root_.at_pointer(ptr).get(e);
-  }
-  std::string raw(std::string_view ptr) const {
-    dom::element e;
-    if (!ok_ || root_.at_pointer(ptr).get(e)) return "<missing " + std::string(ptr) + ">";
-    return simdjson::minify(e);
-  }
-
- private:
-  simdjson::padded_string text_;
-  dom::parser parser_;
-  dom::element root_;
-  bool ok_ = false;
-};
+using namespace gw::test;
 
 std::string to_openai(std::string_view body, anthropic_request_info* info_out = nullptr) {
   std::string out;
@@ -570,14 +531,7 @@ TEST(AnthropicStreamWriter, EveryPrefixGivesAValidSequence) {
 // Round trips: Anthropic client -> gateway (OpenAI) -> Anthropic provider
 
 translate_context provider_ctx(std::string upstream) {
-  translate_context c;
-  c.upstream_model = std::move(upstream);
-  c.response_model = "claude-sonnet-4-5";
-  c.response_id = "chatcmpl-rt1";
-  c.created = 1700000000;
-  c.stream = true;
-  c.include_usage = true;
-  return c;
+  return make_context(std::move(upstream), "claude-sonnet-4-5", "chatcmpl-rt1", true, true);
 }
 
 TEST(AnthropicRoundTrip, RequestComesBackTheSame) {

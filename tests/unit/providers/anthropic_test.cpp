@@ -1,86 +1,23 @@
 // Anthropic as a provider: OpenAI request -> Messages request, Messages response and
 // stream -> OpenAI, Anthropic errors -> provider_error. Payloads are shaped after
 // Anthropic's documentation and recorded responses.
-// simdjson's CMake target defines SIMDJSON_THREADS_ENABLED=1 for the libraries that
-// link it; this target gets simdjson only transitively (no definitions). dom::parser's
-// layout depends on the macro and its inline code is shared with the library's: they
-// must agree, or the linker mixes two layouts (a crash). Cleaner: simdjson::simdjson
-// in the target's DEPS.
-#ifndef SIMDJSON_THREADS_ENABLED
-#define SIMDJSON_THREADS_ENABLED 1
-#endif
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <string>
 #include <vector>
 
 #include "gw/providers/anthropic.hpp"
+#include "test_helpers.hpp"
 
 namespace gw::providers {
 namespace {
 
-namespace dom = simdjson::dom;
-
-/// A parsed JSON document for assertions (keeps its own parser alive).
-class json_doc {
- public:
-  explicit json_doc(std::string_view text) : text_(text) {
-    ok_ = !parser_.parse(text_).get(root_);
-  }
-  bool ok() const { return ok_; }
-  std::string str(std::string_view ptr) const {
-    std::string_view s;
-    if (!ok_ || root_.at_pointer(ptr).get_string().get(s)) return "<missing " + std::string(ptr) + ">";
-    return std::string(s);
-  }
-  std::int64_t num(std::string_view ptr) const {
-    std::int64_t n = 0;
-    if (!ok_ || root_.at_pointer(ptr).get_int64().get(n)) return -999;
-    return n;
-  }
-  bool has(std::string_view ptr) const {
-    dom::element e;
-    return ok_ && !root_.at_pointer(ptr).get(e);
-  }
-  bool is_null(std::string_view ptr) const {
-    dom::element e;
-    return ok_ && !root_.at_pointer(ptr).get(e) && e.is_null();
-  }
-  std::string raw(std::string_view ptr) const {
-    dom::element e;
-    if (!ok_ || root_.at_pointer(ptr).get(e)) return "<missing " + std::string(ptr) + ">";
-    return simdjson::minify(e);
-  }
-
- private:
-  simdjson::padded_string text_;
-  dom::parser parser_;
-  dom::element root_;
-  bool ok_ = false;
-};
+using namespace gw::test;
 
 translate_context ctx(bool stream = false, bool include_usage = false) {
-  translate_context c;
-  c.upstream_model = "claude-sonnet-4-5";
-  c.response_model = "my-claude";
-  c.response_id = "chatcmpl-abc";
-  c.created = 1700000000;
-  c.stream = stream;
-  c.include_usage = include_usage;
+  translate_context c = make_context("claude-sonnet-4-5", "my-claude", "chatcmpl-abc", stream, include_usage);
   c.default_max_tokens = 1024;
   return c;
-}
-
-std::string body_of(const request_result& r) {
-  EXPECT_TRUE(r.request) << (r.error ? r.error->message : "no error");
-  return r.request ? r.request->body : "";
-}
-
-provider_error error_of(const request_result& r) {
-  EXPECT_FALSE(r.request);
-  EXPECT_TRUE(r.error);
-  return r.error.value_or(provider_error{});
 }
 
 // ---------------------------------------------------------------------------------

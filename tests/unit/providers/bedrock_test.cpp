@@ -4,32 +4,15 @@
 
 #include "gw/providers/bedrock.hpp"
 #include "gw/providers/eventstream.hpp"
+#include "test_helpers.hpp"
 
 namespace gw::providers {
 namespace {
 
+using namespace gw::test;
+
 translate_context ctx(bool stream = false) {
-  translate_context c;
-  c.upstream_model = "anthropic.claude-3-5-sonnet-20240620-v1:0";
-  c.response_model = "claude";
-  c.response_id = "chatcmpl-1";
-  c.created = 1700000000;
-  c.stream = stream;
-  return c;
-}
-
-std::string body_of(const request_result& r) {
-  if (r.error) ADD_FAILURE() << "unexpected error: " << r.error->message;
-  return r.request ? r.request->body : std::string();
-}
-
-provider_error error_of(const request_result& r) {
-  if (!r.error) {
-    ADD_FAILURE() << "expected an error, got " << (r.request ? r.request->body : "nothing");
-    return {};
-  }
-  EXPECT_FALSE(r.request);
-  return *r.error;
+  return make_context("anthropic.claude-3-5-sonnet-20240620-v1:0", "claude", "chatcmpl-1", stream);
 }
 
 bool has(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
