@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(g++ cmake ninja-build pkg-config make
   libcaf-dev libboost-dev libsimdjson-dev libyaml-cpp-dev libpqxx-dev libhiredis-dev
-  prometheus-cpp-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  prometheus-cpp-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
 test_pkgs=(python3 openssl curl prometheus wrk nghttp2-client nginx-light
   postgresql redis-server nodejs npm)
 

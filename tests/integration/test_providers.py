@@ -289,6 +289,28 @@ class ProvidersTest(unittest.TestCase):
         last = json.loads(events[-1])
         self.assertIn("error", last)
 
+    def test_bedrock_corrupt_frame(self):
+        # Before the client saw anything (all frames in one read): the attempt is
+        # retried and the client gets a whole answer.
+        self.fault(BEDROCK_MODEL, {"corrupt_after": 3})
+        status, hdrs, events, raw = self.gw.stream(
+            "/v1/chat/completions", chat_body("bedrock-claude", stream=True), AUTH)
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs["x-litellm-attempted-retries"], "1")
+        self.assertEqual(events[-1], "[DONE]")
+        # Mid-stream (frames paced): the good frames were relayed, then a clear error event.
+        self.fault(BEDROCK_MODEL, {"corrupt_after": 3, "tokens_per_second": 100})
+        status, _, events, raw = self.gw.stream(
+            "/v1/chat/completions", chat_body("bedrock-claude", stream=True), AUTH)
+        self.assertEqual(status, 200)
+        chunks = [json.loads(e) for e in events]
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+        self.assertEqual(len(text.split()), 3, "the three good frames were relayed")
+        self.assertIn("CRC", chunks[-1]["error"]["message"])
+        # The gateway is fine afterwards.
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("bedrock-claude"), AUTH)
+        self.assertEqual(status, 200, raw)
+
     def test_bedrock_embeddings(self):
         status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": "hello"}, AUTH)
         self.assertEqual(status, 200, raw)

@@ -7,8 +7,22 @@ namespace gw {
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
-  for (unsigned char c : s) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p < end) {
+    // Runs of characters that need no escape go out in one append (prompts are
+    // mostly such runs; per-character push_back costs a capacity check each).
+    const char* run = p;
+    while (p < end) {
+      auto c = static_cast<unsigned char>(*p);
+      if (c < 0x20 || c == '"' || c == '\\') break;
+      ++p;
+    }
+    if (p > run) out.append(run, static_cast<std::size_t>(p - run));
+    if (p == end) break;
+    auto c = static_cast<unsigned char>(*p++);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -18,13 +32,9 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 0xf]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+        out += "\\u00";
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 0xf]);
     }
   }
   out.push_back('"');

@@ -277,6 +277,11 @@ route_response converse_stream(const mock_request& req, const route_env& env) {
   c.push_back(frame("metadata", R"({"usage":)" + usage_json(prompt, completion) + R"(,"metrics":{"latencyMs":0}})"));
   // drop_after counts content chunks, as in the OpenAI dialect; messageStart comes first.
   if (req.drop_after >= 0) r.drop_after = req.drop_after + 1;
+  // corrupt_after: a transmission error in a later frame (its message CRC no longer matches).
+  if (req.corrupt_after >= 0) {
+    auto i = static_cast<std::size_t>(req.corrupt_after) + 1;
+    if (i < c.size() && !c[i].empty()) c[i].back() = static_cast<char>(c[i].back() ^ 0x5a);
+  }
   return r;
 }
 

@@ -119,6 +119,9 @@ bool read_x_mock(od::value v, mock_request& r, std::string& err) {
     } else if (k == "drop_after") {
       MOCK_TRY(x.get_int64().get(i));
       r.drop_after = static_cast<int>(i);
+    } else if (k == "corrupt_after") {
+      MOCK_TRY(x.get_int64().get(i));
+      r.corrupt_after = static_cast<int>(i);
     } else if (k == "echo") {
       MOCK_TRY(x.get_bool().get(b));
       r.echo = b;
@@ -170,6 +173,7 @@ void apply_fault(const mock_request& f, mock_request& r) {
   if (f.tokens >= 0) r.tokens = f.tokens;
   if (f.tokens_per_second >= 0) r.tokens_per_second = f.tokens_per_second;
   if (f.drop_after >= 0) r.drop_after = f.drop_after;
+  if (f.corrupt_after >= 0) r.corrupt_after = f.corrupt_after;
   if (f.echo) r.echo = true;
 }
 

@@ -39,6 +39,7 @@ struct mock_request {
   int tokens = -1;
   double tokens_per_second = -1;
   int drop_after = -1;
+  int corrupt_after = -1;  // Bedrock streams: the frame after this many content frames has a bad CRC
   bool echo = false;
 };
 

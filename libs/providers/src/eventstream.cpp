@@ -1,6 +1,8 @@
 #include "gw/providers/eventstream.hpp"
 
-#include <boost/crc.hpp>
+#include <zlib.h>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <stdexcept>
@@ -116,9 +118,17 @@ std::optional<std::string> parse_headers(const unsigned char* p, std::size_t n, 
 }  // namespace
 
 std::uint32_t crc32(std::string_view data) noexcept {
-  boost::crc_32_type crc;
-  crc.process_bytes(data.data(), data.size());
-  return crc.checksum();
+  // zlib's CRC-32 (IEEE, the one the event-stream format uses), in chunks that fit uInt.
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  const auto* p = reinterpret_cast<const Bytef*>(data.data());
+  std::size_t left = data.size();
+  while (left > 0) {
+    auto n = static_cast<uInt>(std::min<std::size_t>(left, 1u << 30));
+    crc = ::crc32(crc, p, n);
+    p += n;
+    left -= n;
+  }
+  return static_cast<std::uint32_t>(crc);
 }
 
 const header* message::find(std::string_view name) const noexcept {
