@@ -34,7 +34,15 @@ const key_set k_top_later{"guardrails",   "include",        "credential_list",  
 const key_set k_params_implemented{"model",       "api_base",        "api_key", "api_version",
                                    "timeout",     "stream_timeout",  "rpm",     "tpm",
                                    "max_retries", "max_parallel_requests", "weight", "organization",
-                                   "num_retries"};
+                                   "num_retries",
+                                   // Azure (docs/providers.md)
+                                   "tenant_id", "client_id", "client_secret", "azure_tenant_id",
+                                   "azure_client_id", "azure_client_secret", "azure_ad_token",
+                                   "azure_authority_host", "azure_scope",
+                                   // Bedrock
+                                   "aws_region_name", "aws_access_key_id", "aws_secret_access_key",
+                                   "aws_session_token", "aws_profile_name", "aws_bearer_token",
+                                   "aws_bedrock_runtime_endpoint", "aws_sts_endpoint", "aws_session_name"};
 
 const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_params",
                                     "success_callback", "failure_callback", "callbacks",

@@ -265,6 +265,12 @@ struct app::impl {
     // until the queued io handlers (which may still report charges) are destroyed.
     accounts->stop_actors();
     system.reset();  // waits for the actors; tickets they held are released
+    // Credential providers own timers on the io_contexts: let go of them first (a
+    // handler still queued may hold the last reference; it goes with the io_context).
+    for (auto& d : registry->deployments()) {
+      d->aws.reset();
+      d->entra.reset();
+    }
     // Queued handlers hold sessions and calls that refer to ctx, registry and metrics:
     // destroy them while those are alive.
     threads.destroy();
