@@ -177,8 +177,8 @@ gateway_settings: {io_threads: 3, max_connections: 100, keepalive_timeout: 5, dr
 TEST(Loader, WarningsOncePerKeyPattern) {
   const auto c = ok(load_string(R"(
 model_list:
-  - {model_name: a, litellm_params: {model: bedrock/a, aws_region_name: us-east-1}}
-  - {model_name: b, litellm_params: {model: bedrock/b, aws_region_name: us-west-2}}
+  - {model_name: a, litellm_params: {model: vertex_ai/a, vertex_project: p1, aws_region_name: us-east-1}}
+  - {model_name: b, litellm_params: {model: vertex_ai/b, vertex_project: p2}}
 litellm_settings: {cache: true, fallbacks: [{a: [b]}]}
 general_settings: {alerting: [slack], made_up_key: 1}
 router_settings: {redis_host: localhost, routing_strategy: least-busy}
@@ -189,7 +189,8 @@ totally_unknown: 1
     return std::count_if(c.warnings.begin(), c.warnings.end(),
                          [&](const std::string& w) { return w.find(needle) != std::string::npos; });
   };
-  EXPECT_EQ(count("model_list[].litellm_params.aws_region_name: accepted but not implemented yet"), 1);
+  EXPECT_EQ(count("model_list[].litellm_params.vertex_project: accepted but not implemented yet"), 1);
+  EXPECT_EQ(count("aws_region_name"), 0);  // implemented (Bedrock)
   EXPECT_EQ(count("litellm_settings.cache: accepted but not implemented yet"), 1);
   EXPECT_EQ(count("litellm_settings.fallbacks"), 0);  // implemented
   EXPECT_EQ(count("general_settings.alerting: accepted but not implemented yet"), 1);
