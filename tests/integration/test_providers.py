@@ -311,6 +311,43 @@ class ProvidersTest(unittest.TestCase):
         status, _, data, raw = self.gw.post_json("/v1/chat/completions", chat_body("bedrock-claude"), AUTH)
         self.assertEqual(status, 200, raw)
 
+    def test_bedrock_image_urls(self):
+        def body(url):
+            return {"model": "bedrock-claude", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": url}}]}]}
+        # Off by default: a clear 400 saying so.
+        status, _, data, raw = self.gw.post_json("/v1/chat/completions", body(f"http://127.0.0.1:{self.mock.port}/_mock/image.png"), AUTH)
+        self.assertEqual(status, 400, raw)
+        self.assertIn("fetch_image_urls", data["error"]["message"])
+        # On, with private addresses allowed (the mock is on loopback): fetched and sent inline.
+        tmp = TempDir()
+        gw = Gateway(tmp.path, config(self.mock.port).replace("gateway_settings:", "gateway_settings:\n  fetch_image_urls: true\n  image_fetch_allow_private: true"))
+        try:
+            status, _, data, raw = gw.post_json("/v1/chat/completions", body(f"http://127.0.0.1:{self.mock.port}/_mock/image.png"), AUTH)
+            self.assertEqual(status, 200, raw)
+            sent = json.loads(self.last_request()["body"])
+            image = sent["messages"][0]["content"][1]["image"]
+            self.assertEqual(image["format"], "png")
+            self.assertTrue(image["source"]["bytes"].startswith("iVBORw0KGgo"), image)  # base64 of the PNG magic
+            status, _, data, raw = gw.post_json("/v1/chat/completions", body(f"http://127.0.0.1:{self.mock.port}/health"), AUTH)
+            self.assertEqual(status, 400, raw)
+            self.assertIn("not a png", data["error"]["message"])
+        finally:
+            gw.terminate()
+            tmp.cleanup()
+        # On, private addresses refused (the default): instance metadata is out of reach.
+        tmp = TempDir()
+        gw = Gateway(tmp.path, config(self.mock.port).replace("gateway_settings:", "gateway_settings:\n  fetch_image_urls: true"))
+        try:
+            for url in ["http://169.254.169.254/latest/meta-data/", f"http://127.0.0.1:{self.mock.port}/_mock/image.png",
+                        "http://localhost/x.png", "http://[::1]/x.png", "http://10.0.0.1/x.png"]:
+                status, _, data, raw = gw.post_json("/v1/chat/completions", body(url), AUTH)
+                self.assertEqual(status, 400, raw)
+                self.assertIn("private", data["error"]["message"])
+        finally:
+            gw.terminate()
+            tmp.cleanup()
+
     def test_bedrock_embeddings(self):
         status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": "hello"}, AUTH)
         self.assertEqual(status, 200, raw)

@@ -87,7 +87,8 @@ const key_set k_gateway_keys{"io_threads",        "actor_threads",           "ma
                              "budget_lease_ttl",  "budget_slice_fraction",   "spend_spool_path",
                              "budget_reset_calendar", "rate_limit_window", "rate_limit_buckets",
                              "redis_timeout", "rate_limit_local_share", "rate_limit_precheck",
-                             "retry_backoff_base", "retry_backoff_max", "retry_after_max"};
+                             "retry_backoff_base", "retry_backoff_max", "retry_after_max",
+                             "fetch_image_urls", "image_fetch_allow_private"};
 
 const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
                                                  "usage-based-routing",   "usage-based-routing-v2",
@@ -570,6 +571,10 @@ class loader {
         }
       } else if (k == "rate_limit_precheck") {
         if (auto x = boolean(v, kp)) g.rate_limit_precheck = *x;
+      } else if (k == "fetch_image_urls") {
+        if (auto x = boolean(v, kp)) g.fetch_image_urls = *x;
+      } else if (k == "image_fetch_allow_private") {
+        if (auto x = boolean(v, kp)) g.image_fetch_allow_private = *x;
       } else if (k == "retry_backoff_base") {
         if (auto x = number(v, kp)) g.retry_backoff_base = *x;
       } else if (k == "retry_backoff_max") {

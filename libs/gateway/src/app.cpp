@@ -161,6 +161,8 @@ struct app::impl {
     ctx.retry_after_min = ms(cfg.router.retry_after);
     ctx.retry_after_max = ms(cfg.gateway.retry_after_max);
     ctx.max_fallbacks = cfg.router.max_fallbacks;
+    ctx.fetch_image_urls = cfg.gateway.fetch_image_urls;
+    ctx.image_fetch_allow_private = cfg.gateway.image_fetch_allow_private;
     ctx.token_rate_limit_type = cfg.general.token_rate_limit_type == "total"   ? 0
                                 : cfg.general.token_rate_limit_type == "input" ? 1
                                                                                : 2;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include <boost/asio/ssl/error.hpp>
+#include <openssl/evp.h>
 
 #include "gw/core/ids.hpp"
 #include "gw/core/json_writer.hpp"
@@ -18,6 +19,7 @@
 #include "gw/providers/sigv4.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
+#include "gw/credentials/fetch.hpp"
 #include "gw/gateway/handler.hpp"
 #include "gw/gateway/limiter.hpp"
 
@@ -424,6 +426,114 @@ void proxy_call::send_to_deployment() {
   authorize();
 }
 
+void proxy_call::refuse_request(providers::provider_error e) {
+  status_ = e.status;
+  body_ = e.json();
+  content_type_ = "application/json";
+  error_.reset();
+  attempt_failed(failure_kind::status, 0);
+}
+
+namespace {
+
+/// Loopback, private, link-local, unspecified or multicast: a URL naming one literally
+/// (or "localhost") would let a client reach instance metadata or internal services.
+bool private_host(const std::string& host) {
+  std::string h = to_lower(host);
+  if (h == "localhost" || (h.size() > 10 && h.substr(h.size() - 10) == ".localhost")) return true;
+  boost::system::error_code ec;
+  auto a = asio::ip::make_address(h, ec);
+  if (ec) return false;  // a name: not checked (its address is not known here)
+  if (a.is_loopback() || a.is_unspecified() || a.is_multicast()) return true;
+  if (a.is_v4()) {
+    auto b = a.to_v4().to_bytes();
+    return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+           (b[0] == 169 && b[1] == 254) || b[0] == 0 || (b[0] == 100 && (b[1] & 0xc0) == 64);
+  }
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return private_host(asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string());
+  auto b = v6.to_bytes();
+  return v6.is_link_local() || v6.is_site_local() || (b[0] & 0xfe) == 0xfc;
+}
+
+/// The image's type from its first bytes (what servers say is often wrong).
+std::string_view sniff_image(std::string_view d) {
+  if (d.size() >= 8 && d.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8)) return "image/png";
+  if (d.size() >= 3 && d.substr(0, 3) == "\xff\xd8\xff") return "image/jpeg";
+  if (d.size() >= 6 && (d.substr(0, 6) == "GIF87a" || d.substr(0, 6) == "GIF89a")) return "image/gif";
+  if (d.size() >= 12 && d.substr(0, 4) == "RIFF" && d.substr(8, 4) == "WEBP") return "image/webp";
+  return {};
+}
+
+}  // namespace
+
+void proxy_call::fetch_images(std::vector<std::string> urls, const std::string& upstream_model) {
+  constexpr std::size_t max_images = 20;             // Bedrock's limit per request
+  constexpr std::size_t max_bytes = 3932160;         // 3.75 MB, Bedrock's limit per image
+  auto bad = [&](std::string msg) {
+    providers::provider_error e;
+    e.status = 400;
+    e.type = "invalid_request_error";
+    e.code = "invalid_image_url";
+    e.message = std::move(msg);
+    refuse_request(std::move(e));
+  };
+  if (urls.size() > max_images) return bad("Bedrock takes at most 20 images per request.");
+  for (const auto& u : urls) {
+    http::endpoint ep;
+    std::string err;
+    if (!http::parse_url(u, ep, err)) return bad("Invalid image URL '" + u + "': " + err);
+    if (!ctx_.image_fetch_allow_private && private_host(ep.host))
+      return bad("The image URL '" + u + "' names a loopback, private or link-local address; the gateway does not "
+                 "fetch those (gateway_settings.image_fetch_allow_private).");
+  }
+  images_.clear();
+  images_error_.clear();
+  images_pending_ = urls.size();
+  auto attempt = attempts_total_;
+  for (auto& u : urls) {
+    credentials::fetch_request fr;
+    fr.method = "GET";
+    fr.url = u;
+    fr.timeout = std::chrono::seconds(10);
+    fr.max_body_bytes = max_bytes;
+    credentials::fetch(session_->io(), std::move(fr),
+                       [self = shared_from_this(), u, attempt, upstream_model](credentials::fetch_result r) {
+                         auto& s = *self;
+                         if (s.finished_ || attempt != s.attempts_total_) return;
+                         std::string_view type = sniff_image(r.body);
+                         if (!r.error.empty())
+                           s.images_error_ = "could not fetch image URL '" + u + "': " + r.error;
+                         else if (r.status / 100 != 2)
+                           s.images_error_ = "image URL '" + u + "' answered HTTP " + std::to_string(r.status);
+                         else if (type.empty())
+                           s.images_error_ = "image URL '" + u + "' is not a png, jpeg, gif or webp image";
+                         else {
+                           std::string data = "data:";
+                           data += type;
+                           data += ";base64,";
+                           std::size_t at = data.size();
+                           data.resize(at + 4 * ((r.body.size() + 2) / 3) + 1);
+                           int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(data.data() + at),
+                                                   reinterpret_cast<const unsigned char*>(r.body.data()),
+                                                   static_cast<int>(r.body.size()));
+                           data.resize(at + static_cast<std::size_t>(std::max(0, n)));
+                           s.images_.emplace_back(u, std::move(data));
+                         }
+                         if (--s.images_pending_ > 0) return;
+                         if (!s.images_error_.empty()) {
+                           providers::provider_error e;
+                           e.status = 400;
+                           e.type = "invalid_request_error";
+                           e.code = "invalid_image_url";
+                           e.message = "Bedrock needs images inline and the gateway " + s.images_error_;
+                           return s.refuse_request(std::move(e));
+                         }
+                         s.send_translated(upstream_model);
+                       });
+  }
+}
+
 void proxy_call::authorize() {
   auto attempt = attempts_total_;
   auto resume = [self = shared_from_this(), attempt](auto&& next) {
@@ -526,6 +636,14 @@ void proxy_call::send_translated(const std::string& upstream_model) {
   const auto& body = session_->req().body();
   providers::request_result rr;
   bool bedrock = t.format == providers::wire_format::bedrock;
+  if (bedrock && op_ == providers::operation::chat && !images_ready_) {
+    images_ready_ = true;
+    if (ctx_.fetch_image_urls) {
+      auto urls = providers::image_urls(body);
+      if (!urls.empty()) return fetch_images(std::move(urls), upstream_model);
+    }
+  }
+  tctx_.fetched_images = images_.empty() ? nullptr : &images_;
   if (op_ == providers::operation::chat) {
     rr = bedrock ? providers::to_converse(tctx_, body) : providers::to_anthropic(tctx_, body);
   } else if (op_ == providers::operation::embedding && bedrock) {
@@ -541,15 +659,8 @@ void proxy_call::send_translated(const std::string& upstream_model) {
   }
   t_attempt_start_ = clock::now();
   if (t_upstream_start_ == clock::time_point{}) t_upstream_start_ = t_attempt_start_;
-  if (!rr.request) {
-    // The request cannot be put in the provider's terms: the client's to fix.
-    auto e = rr.error ? *rr.error : providers::provider_error{};
-    status_ = e.status;
-    body_ = e.json();
-    content_type_ = "application/json";
-    error_.reset();
-    return attempt_failed(failure_kind::status, 0);
-  }
+  // The request cannot be put in the provider's terms: the client's to fix.
+  if (!rr.request) return refuse_request(rr.error ? *rr.error : providers::provider_error{});
   upstream_body_ = std::move(rr.request->body);
   pending_path_ = std::move(rr.request->path);
   pending_prefix_ = build_head_prefix(*dep_, pending_path_, &rr.request->headers);

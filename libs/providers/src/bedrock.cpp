@@ -114,6 +114,10 @@ std::string base64_text(std::string_view s) {
   return out;
 }
 
+/// The images fetched for the request being translated (to_converse sets it for its
+/// duration; translation stays a function of its inputs).
+thread_local const std::vector<std::pair<std::string, std::string>>* t_fetched_images = nullptr;
+
 /// {"image":{"format":..,"source":{"bytes":<base64>}}} from an image_url part.
 std::string image_block(dom::element part_image, const std::string& where) {
   std::string_view url;
@@ -125,10 +129,17 @@ std::string image_block(dom::element part_image, const std::string& where) {
     if (!u) invalid("Missing required parameter: '" + where + ".image_url.url'.");
     url = as_string(*u, where + ".image_url.url");
   }
-  if (url.substr(0, 7) == "http://" || url.substr(0, 8) == "https://")
-    invalid("Bedrock needs inline images: '" + where +
-            ".image_url.url' must be a data: URL (data:image/png;base64,...); the gateway does not fetch "
-            "http(s) image URLs for Bedrock.");
+  if (url.substr(0, 7) == "http://" || url.substr(0, 8) == "https://") {
+    const std::string* data_url = nullptr;
+    if (t_fetched_images)
+      for (const auto& [u, d] : *t_fetched_images)
+        if (u == url) data_url = &d;
+    if (!data_url)
+      invalid("Bedrock needs inline images: '" + where +
+              ".image_url.url' must be a data: URL (data:image/png;base64,...); fetching http(s) image URLs "
+              "is off (gateway_settings.fetch_image_urls).");
+    url = *data_url;
+  }
   if (url.substr(0, 5) != "data:")
     invalid("'" + where + ".image_url.url' must be a data: URL (data:image/png;base64,...).");
   auto comma = url.find(',');
@@ -668,6 +679,30 @@ provider_error bedrock_error(int status, std::string_view body, std::string_view
   return make_error(std::move(type), status, std::move(message));
 }
 
+std::vector<std::string> image_urls(std::string_view openai_chat_body) {
+  std::vector<std::string> urls;
+  dom::element doc;
+  dom::object root;
+  dom::array messages;
+  if (parse_json(outer_parser(), openai_chat_body, doc) || doc.get_object().get(root) ||
+      root["messages"].get_array().get(messages))
+    return urls;
+  for (dom::element m : messages) {
+    dom::array parts;
+    if (m["content"].get_array().get(parts)) continue;
+    for (dom::element p : parts) {
+      std::string_view type, url;
+      if (p["type"].get_string().get(type) || type != "image_url") continue;
+      dom::element iu;
+      if (p["image_url"].get(iu)) continue;
+      if (iu.get_string().get(url) && iu["url"].get_string().get(url)) continue;
+      if (url.substr(0, 7) != "http://" && url.substr(0, 8) != "https://") continue;
+      if (std::find(urls.begin(), urls.end(), url) == urls.end()) urls.emplace_back(url);
+    }
+  }
+  return urls;
+}
+
 request_result to_converse(const translate_context& ctx, std::string_view openai_chat_body) {
   request_result r;
   dom::element doc;
@@ -682,6 +717,10 @@ request_result to_converse(const translate_context& ctx, std::string_view openai
     r.error = bad_request("The request body must be a JSON object.", "invalid_json");
     return r;
   }
+  struct images_scope {  // t_fetched_images for this translation only
+    explicit images_scope(const std::vector<std::pair<std::string, std::string>>* p) { t_fetched_images = p; }
+    ~images_scope() { t_fetched_images = nullptr; }
+  } images(ctx.fetched_images);
   try {
     translated_request t;
     t.body = converse_body(root);

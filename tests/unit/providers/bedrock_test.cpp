@@ -99,6 +99,33 @@ TEST(ToConverse, InlineImages) {
             R"({"image":{"format":"jpeg","source":{"bytes":"/9j/4AAQ"}}}]}]})");
 }
 
+TEST(ToConverse, FetchedImageUrls) {
+  std::string req = R"({"messages":[{"role":"user","content":[
+      {"type":"image_url","image_url":{"url":"https://example.com/cat.png"}},
+      {"type":"image_url","image_url":"http://example.com/dog.gif"},
+      {"type":"image_url","image_url":{"url":"https://example.com/cat.png"}},
+      {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
+      {"role":"user","content":"no parts"}]})";
+  EXPECT_EQ(image_urls(req), (std::vector<std::string>{"https://example.com/cat.png", "http://example.com/dog.gif"}));
+  EXPECT_TRUE(image_urls("not json").empty());
+  EXPECT_TRUE(image_urls(R"({"messages":[{"role":"user","content":"hi"}]})").empty());
+  std::vector<std::pair<std::string, std::string>> fetched{
+      {"https://example.com/cat.png", "data:image/png;base64,CAT="}, {"http://example.com/dog.gif", "data:image/gif;base64,DOG="}};
+  auto c = ctx();
+  c.fetched_images = &fetched;
+  auto body = body_of(to_converse(c, req));
+  EXPECT_EQ(body,
+            R"({"messages":[{"role":"user","content":[)"
+            R"({"image":{"format":"png","source":{"bytes":"CAT="}}},{"image":{"format":"gif","source":{"bytes":"DOG="}}},)"
+            R"({"image":{"format":"png","source":{"bytes":"CAT="}}},{"image":{"format":"png","source":{"bytes":"iVBORw0KGgo="}}},)"
+            R"({"text":"no parts"}]}]})");
+  // Not fetched (fetching off, or another URL): refused with a 400 naming the setting.
+  fetched.pop_back();
+  auto e = error_of(to_converse(c, req));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_TRUE(has(e.message, "fetch_image_urls")) << e.message;
+}
+
 TEST(ToConverse, ImageErrors) {
   auto img = [](std::string url) {
     return to_converse(ctx(), R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":")" +

@@ -136,6 +136,13 @@ struct gateway_settings {
   double retry_backoff_base = 0.25;        ///< seconds: first retry's backoff (doubles, with jitter)
   double retry_backoff_max = 8;            ///< seconds: backoff cap
   double retry_after_max = 30;             ///< seconds: an upstream retry-after longer than this is not waited for
+  /// Bedrock takes images inline only: fetch http(s) image URLs of chat requests for
+  /// it (off by default: the gateway would fetch URLs its clients choose).
+  bool fetch_image_urls = false;
+  /// Also fetch from loopback, private and link-local addresses named literally (off:
+  /// such URLs are refused, so that a client cannot reach instance metadata or
+  /// internal services through the gateway).
+  bool image_fetch_allow_private = false;
 };
 
 /// A whole loaded configuration.

@@ -54,6 +54,8 @@ struct gateway_context {
   std::chrono::milliseconds retry_after_min{0};   ///< router_settings.retry_after
   std::chrono::milliseconds retry_after_max{30000};
   int max_fallbacks = 5;
+  bool fetch_image_urls = false;           ///< gateway_settings.fetch_image_urls (Bedrock)
+  bool image_fetch_allow_private = false;  ///< gateway_settings.image_fetch_allow_private
   /// token_rate_limit_type for key, user and team tpm: 0 total, 1 input, 2 output.
   int token_rate_limit_type = 2;
 };

@@ -65,6 +65,11 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void send_to_deployment();
   /// Providers whose API is not OpenAI's (Bedrock, Anthropic): translate, then send.
   void send_translated(const std::string& upstream_model);
+  /// Bedrock takes images inline only: fetches the request's http(s) image URLs
+  /// (gateway_settings.fetch_image_urls), then translates. Once per request.
+  void fetch_images(std::vector<std::string> urls, const std::string& upstream_model);
+  /// The request cannot be sent as the client wrote it: a 400, not retried.
+  void refuse_request(providers::provider_error e);
   /// The request head: `prefix` (request line and static headers), dynamic auth
   /// headers, content-length, accept.
   void finish_head(const std::string& prefix, std::size_t length, std::string_view auth_headers);
@@ -189,6 +194,10 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   std::string upstream_body_;
   std::unique_ptr<providers::stream_translator> translator_;
   std::string raw_;             ///< provider stream bytes, before translation
+  std::vector<std::pair<std::string, std::string>> images_;  ///< fetched image URL -> data: URL
+  bool images_ready_ = false;
+  std::size_t images_pending_ = 0;
+  std::string images_error_;
   std::string translated_out_;  ///< OpenAI events from the last feed
 
   std::string pending_prefix_;   ///< head without auth and length, while credentials are awaited

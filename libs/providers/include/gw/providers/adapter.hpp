@@ -37,6 +37,10 @@ struct translate_context {
   bool include_usage = false;
   /// Providers that require max_tokens (Anthropic) get this when the client set none.
   std::int64_t default_max_tokens = 4096;
+  /// Images the caller fetched for providers that take images inline only (Bedrock):
+  /// http(s) URL -> data: URL ("data:image/png;base64,..."). An http(s) image URL
+  /// without an entry is refused with a 400.
+  const std::vector<std::pair<std::string, std::string>>* fetched_images = nullptr;
 };
 
 /// A provider's failure, in OpenAI's terms.

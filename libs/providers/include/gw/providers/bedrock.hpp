@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gw/providers/adapter.hpp"
 
@@ -23,6 +24,11 @@ std::string bedrock_path(std::string_view model_id, std::string_view action);
 /// response_format other than text, tool call arguments that are not JSON). Fields
 /// Converse has no use for (stream, stream_options, user, seed, n = 1, ...) are
 /// ignored; top_k goes to additionalModelRequestFields.
+/// The distinct http(s) image URLs of an OpenAI chat body's messages (Bedrock takes
+/// images inline only: the gateway fetches these and passes them in
+/// translate_context::fetched_images). Empty when there are none or the body is not JSON.
+std::vector<std::string> image_urls(std::string_view openai_chat_body);
+
 request_result to_converse(const translate_context& ctx, std::string_view openai_chat_body);
 
 /// A Converse answer -> an OpenAI chat.completion (2xx) or error (otherwise).
