@@ -10,7 +10,7 @@ flavour=${1:-release}
 case "$flavour" in
   release) args=(-DCMAKE_BUILD_TYPE=Release) ;;
   dev) args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
-  asan) args=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" -DGW_SANITIZE=address,undefined) ;;
+  asan) args=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" -DGW_SANITIZE=address,undefined -DGW_BUILD_BENCHMARKS=OFF) ;;
   *) echo "usage: $0 [release|dev|asan]" >&2; exit 2 ;;
 esac
 jobs=${GW_BUILD_JOBS:-$(nproc)}
