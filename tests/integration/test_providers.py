@@ -466,6 +466,10 @@ class ProvidersTest(unittest.TestCase):
         status, _, data, raw = self.gw.post_json("/v1/messages", b"{not json", headers)
         self.assertEqual(status, 400, raw)
         self.assertEqual(data["type"], "error")
+        status, hdrs, raw = self.gw.request("GET", "/v1/messages", headers=headers)
+        self.assertEqual(status, 405, raw)
+        self.assertEqual(json.loads(raw)["type"], "error")
+        self.assertEqual(hdrs["allow"], "POST")
 
 
 class EntraRefreshTest(unittest.TestCase):

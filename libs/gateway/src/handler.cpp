@@ -189,15 +189,6 @@ void gateway_handler::on_request(const http::session_ptr& s) {
   auto method = req.method();
   std::size_t shard = s->thread().index();
 
-  auto wrong_method = [&](std::string_view allowed) {
-    ctx_.metrics->count_unrouted(shard, 405);
-    respond_error(s,
-                  error{errc::method_not_allowed,
-                        "Method " + std::string(sv(req.method_string())) + " is not allowed on " + std::string(path) +
-                            "; use " + std::string(allowed) + ".",
-                        ""},
-                  "allow: " + std::string(allowed) + "\r\n");
-  };
   // Anthropic's /v1/messages answers errors in Anthropic's shape.
   bool anthropic = r == route::messages;
   auto fail = [&, anthropic](const error& e, std::string_view extra = {}) {
@@ -208,6 +199,13 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                               providers::openai_error_to_anthropic(status, to_openai_json(e)), extra);
     }
     respond_error(s, e, extra);
+  };
+  auto wrong_method = [&](std::string_view allowed) {
+    fail(error{errc::method_not_allowed,
+               "Method " + std::string(sv(req.method_string())) + " is not allowed on " + std::string(path) +
+                   "; use " + std::string(allowed) + ".",
+               ""},
+         "allow: " + std::string(allowed) + "\r\n");
   };
   auto refuse = [&](errc code, std::string msg) { fail(error{code, std::move(msg), ""}); };
 

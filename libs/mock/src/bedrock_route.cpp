@@ -287,33 +287,10 @@ route_response converse_stream(const mock_request& req, const route_env& env) {
 
 // -------------------------------------------------------------- embeddings
 
-/// The same deterministic unit vector as responses.cpp's embeddings_body() gives `text`
-/// (FNV-1a seed, xorshift), so every dialect embeds a text alike.
+/// The same unit vector as the OpenAI dialect's embeddings give `text`.
 std::string vector_json(std::string_view text, int dims) {
-  std::uint64_t s = 1469598103934665603ULL;
-  for (unsigned char ch : text) {
-    s ^= ch;
-    s *= 1099511628211ULL;
-  }
-  s |= 1;
-  std::vector<float> v(static_cast<std::size_t>(dims));
-  double norm = 0;
-  for (auto& x : v) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    x = static_cast<float>(static_cast<double>(s % 20001) / 10000.0 - 1.0);
-    norm += static_cast<double>(x) * x;
-  }
-  norm = std::sqrt(norm);
-  if (norm > 0)
-    for (auto& x : v) x = static_cast<float>(x / norm);
-  std::string out = "[";
-  for (std::size_t j = 0; j < v.size(); ++j) {
-    if (j) out += ',';
-    append_json_number(out, static_cast<double>(v[j]));
-  }
-  out += ']';
+  std::string out;
+  append_float_array(out, embedding_vector(text, dims));
   return out;
 }
 

@@ -533,25 +533,39 @@ std::vector<std::string> tool_call_events(std::string_view id, std::int64_t crea
   return ev;
 }
 
+std::vector<float> embedding_vector(std::string_view text, int dims) {
+  std::uint64_t s = fnv1a(text) | 1;
+  std::vector<float> v(static_cast<std::size_t>(std::max(dims, 0)));
+  double norm = 0;
+  for (auto& x : v) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    x = static_cast<float>(static_cast<double>(s % 20001) / 10000.0 - 1.0);
+    norm += static_cast<double>(x) * x;
+  }
+  norm = std::sqrt(norm);
+  if (norm > 0)
+    for (auto& x : v) x = static_cast<float>(x / norm);
+  return v;
+}
+
+void append_float_array(std::string& out, const std::vector<float>& v) {
+  out += '[';
+  for (std::size_t j = 0; j < v.size(); ++j) {
+    if (j) out += ',';
+    append_json_number(out, static_cast<double>(v[j]));
+  }
+  out += ']';
+}
+
 std::string embeddings_body(const mock_request& r, int default_dims) {
   int dims = r.dimensions > 0 ? r.dimensions : default_dims;
   std::string out;
   out.reserve(64 + r.inputs.size() * static_cast<std::size_t>(dims) * 12);
   out += R"({"object":"list","data":[)";
-  std::vector<float> v(static_cast<std::size_t>(dims));
   for (std::size_t i = 0; i < r.inputs.size(); ++i) {
-    std::uint64_t s = fnv1a(r.inputs[i]) | 1;
-    double norm = 0;
-    for (auto& x : v) {
-      s ^= s << 13;
-      s ^= s >> 7;
-      s ^= s << 17;
-      x = static_cast<float>(static_cast<double>(s % 20001) / 10000.0 - 1.0);
-      norm += static_cast<double>(x) * x;
-    }
-    norm = std::sqrt(norm);
-    if (norm > 0)
-      for (auto& x : v) x = static_cast<float>(x / norm);
+    auto v = embedding_vector(r.inputs[i], dims);
     if (i) out += ',';
     out += R"({"object":"embedding","index":)";
     append_json_number(out, static_cast<std::int64_t>(i));
@@ -567,12 +581,7 @@ std::string embeddings_body(const mock_request& r, int default_dims) {
       base64_append(out, bytes.data(), bytes.size());
       out += '"';
     } else {
-      out += '[';
-      for (std::size_t j = 0; j < v.size(); ++j) {
-        if (j) out += ',';
-        append_json_number(out, static_cast<double>(v[j]));
-      }
-      out += ']';
+      append_float_array(out, v);
     }
     out += '}';
   }

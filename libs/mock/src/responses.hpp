@@ -85,6 +85,11 @@ std::vector<std::string> stream_events(kind k, std::string_view id, std::int64_t
                                        const std::vector<std::string>& words, bool include_usage,
                                        std::int64_t prompt);
 
+/// The deterministic unit vector the mock gives `text` (FNV-1a seed, xorshift), the
+/// same in every dialect; and its JSON array form.
+std::vector<float> embedding_vector(std::string_view text, int dims);
+void append_float_array(std::string& out, const std::vector<float>& v);
+
 std::string embeddings_body(const mock_request& r, int default_dims);
 std::string models_body(const std::vector<std::string>& models);
 std::string error_body(int status);
