@@ -63,17 +63,26 @@ struct pg_store::impl {
 template <class Body>
 auto pg_store::impl::run(std::string_view op, Body&& body) -> decltype(body(std::declval<pqxx::connection&>())) {
   constexpr int attempts = 3;
+  bool reconnected = false;
   for (int attempt = 1;; ++attempt) {
+    // A connection the server ended while it sat idle is not always visible before the
+    // first statement on it (lost_while_idle() can read the server's goodbye before its
+    // EOF arrives). Such a failure happens before anything was committed (a lost commit
+    // is in_doubt_error, never retried), so the body runs once more on a new connection.
+    // A listening store does not: it must learn it may have missed notifications.
+    const bool reused = conn && conn->is_open();
     try {
       return body(connection());
     } catch (const pqxx::deadlock_detected& e) {
       if (attempt == attempts) fail(op, e, false);
     } catch (const pqxx::serialization_failure& e) {
       if (attempt == attempts) fail(op, e, false);
-    } catch (const pqxx::broken_connection& e) {
-      fail(op, e, true);
     } catch (const pqxx::in_doubt_error& e) {
       fail(op, e, true);
+    } catch (const pqxx::broken_connection& e) {
+      if (!reused || reconnected || listening || attempt == attempts) fail(op, e, true);
+      disconnect();
+      reconnected = true;
     } catch (const store_error& e) {
       throw store_error(std::string(op) + ": " + e.what());  // connect or decode failures
     } catch (const std::exception& e) {
