@@ -156,6 +156,18 @@ def parse_sse(text):
     return events
 
 
+def mock_post(mock, path, body=None, method="POST"):
+    """A request to the mock's control API (/_mock/faults, ...); returns its JSON."""
+    c = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=10)
+    c.request(method, path, body=json.dumps(body) if body is not None else None,
+              headers={"content-type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    assert r.status == 200, data
+    return json.loads(data)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -239,6 +251,14 @@ class Postgres:
     def stop(self):
         subprocess.run([self.script, "stop", self.dir], capture_output=True, timeout=120)
 
+    def query(self, sql):
+        """Runs `sql` with psql; returns its unaligned output (rows on lines)."""
+        bin_dir = subprocess.run(["bash", "-c", "ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5 -n -r | head -1"],
+                                 capture_output=True, text=True).stdout.strip()
+        out = subprocess.run([os.path.join(bin_dir, "psql"), self.url, "-At", "-c", sql], check=True,
+                             capture_output=True, text=True, timeout=60)
+        return out.stdout
+
 
 class Redis:
     """A real redis-server in a temp dir on an ephemeral port. kill() then start() is an
@@ -291,3 +311,118 @@ class Redis:
             except OSError:
                 pass
         self.kill()
+
+
+class Capture:
+    """An HTTP server in the test process that records what exporters send (OTLP/HTTP
+    JSON, Langfuse's OTLP endpoint). `status` (and `retry_after`) set what it answers;
+    stop() closes the port (an exporter that is down), start() opens it again on the
+    same port."""
+
+    def __init__(self, port=0):
+        import http.server
+
+        self.requests = []  # dicts: path, headers (lower-case names), body (bytes), json
+        self.status = 200
+        self.retry_after = None
+        self.lock = threading.Lock()
+        cap = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                n = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(n)
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
+                status = cap.status
+                with cap.lock:
+                    cap.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                         "body": body, "json": parsed, "status": status})
+                out = b"{}" if status == 200 else b'{"error":"capture says no"}'
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                if cap.retry_after is not None and status != 200:
+                    self.send_header("retry-after", str(cap.retry_after))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self._handler = Handler
+        self.port = port
+        self.server = None
+        self.start()
+
+    def start(self):
+        import http.server
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def accepted(self):
+        """The JSON bodies answered 200."""
+        with self.lock:
+            return [r for r in self.requests if r["status"] == 200]
+
+    def spans(self):
+        """Every span accepted so far, each with its resource attributes as `resource`
+        and its attributes as a plain dict `attrs` (values unwrapped)."""
+        out = []
+        for r in self.accepted():
+            for rs in (r["json"] or {}).get("resourceSpans", []):
+                res = otlp_attrs(rs.get("resource", {}).get("attributes", []))
+                for ss in rs.get("scopeSpans", []):
+                    for sp in ss.get("spans", []):
+                        sp = dict(sp)
+                        sp["attrs"] = otlp_attrs(sp.get("attributes", []))
+                        sp["resource"] = res
+                        out.append(sp)
+        return out
+
+    def wait_spans(self, pred, timeout=10.0):
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            got = [s for s in self.spans() if pred(s)]
+            if got:
+                return got
+            time.sleep(0.05)
+        return []
+
+
+def otlp_value(v):
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "boolValue" in v:
+        return v["boolValue"]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "arrayValue" in v:
+        return [otlp_value(x) for x in v["arrayValue"].get("values", [])]
+    if "kvlistValue" in v:
+        return otlp_attrs(v["kvlistValue"].get("values", []))
+    return None
+
+
+def otlp_attrs(kvs):
+    return {kv["key"]: otlp_value(kv.get("value", {})) for kv in kvs}

@@ -8,7 +8,7 @@ import json
 import time
 import unittest
 
-from harness import Gateway, Mock, TempDir, chat, run_parallel
+from harness import Gateway, Mock, TempDir, chat, mock_post, run_parallel
 
 MASTER = "sk-master-routing"
 ADMIN = {"authorization": f"Bearer {MASTER}"}
@@ -58,16 +58,6 @@ gateway_settings:
   retry_backoff_max: 0.05
 """
 
-
-def mock_post(mock, path, body=None, method="POST"):
-    c = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=10)
-    c.request(method, path, body=json.dumps(body) if body is not None else None,
-              headers={"content-type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    assert r.status == 200, data
-    return json.loads(data)
 
 
 def fault(mock, model, count=-1, **x_mock):

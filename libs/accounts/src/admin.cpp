@@ -26,44 +26,9 @@ struct reply {
 reply fail(const error& e) { return reply{http_status(e.code), to_openai_json(e)}; }
 reply fail(errc c, std::string msg, std::string param = "") { return fail(error{c, std::move(msg), std::move(param)}); }
 
-std::string url_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%' && i + 2 < s.size()) {
-      auto hex = [](char h) -> int {
-        if (h >= '0' && h <= '9') return h - '0';
-        if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-        return -1;
-      };
-      int a = hex(s[i + 1]), b = hex(s[i + 2]);
-      if (a < 0 || b < 0) {
-        out += c;
-        continue;
-      }
-      out += static_cast<char>(a * 16 + b);
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view q) {
-  std::map<std::string, std::string> out;
-  for (auto part : split(q, '&')) {
-    if (part.empty()) continue;
-    auto eq = part.find('=');
-    if (eq == std::string_view::npos) out[url_decode(part)] = "";
-    else out[url_decode(part.substr(0, eq))] = url_decode(part.substr(eq + 1));
-  }
-  return out;
-}
+using keys::parse_date;
+using keys::parse_query;
+using keys::url_decode;
 
 std::string iso(const std::optional<keys::sys_time>& t) {
   if (!t) return "null";
@@ -75,19 +40,6 @@ void money_field(std::string& o, std::string_view name, const std::optional<mone
   o += ':';
   if (m) append_json_number(o, keys::to_dollars(*m));
   else o += "null";
-}
-
-/// Parses "2026-11-01" or "2026-11-01T10:00:00Z" (UTC) into a time.
-std::optional<keys::sys_time> parse_date(std::string_view s) {
-  int y, mo, d, h = 0, mi = 0, se = 0;
-  std::string str(s);
-  if (std::sscanf(str.c_str(), "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &se) < 3 &&
-      std::sscanf(str.c_str(), "%d-%d-%d %d:%d:%d", &y, &mo, &d, &h, &mi, &se) < 3)
-    return std::nullopt;
-  using namespace std::chrono;
-  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60) return std::nullopt;
-  return sys_days{ymd} + hours(h) + minutes(mi) + seconds(se);
 }
 
 struct admin_state {

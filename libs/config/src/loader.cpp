@@ -47,7 +47,7 @@ const key_set k_params_implemented{"model",       "api_base",        "api_key", 
 const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_params",
                                     "success_callback", "failure_callback", "callbacks",
                                     "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
-                                    "default_fallbacks"};
+                                    "default_fallbacks", "turn_off_message_logging"};
 
 const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb",
                                     "database_connection_pool_limit", "maximum_spend_logs_retention_period",
@@ -408,6 +408,8 @@ class loader {
         s.failure_callback = string_list(v, kp);
       } else if (k == "callbacks") {
         s.callbacks = string_list(v, kp);
+      } else if (k == "turn_off_message_logging") {
+        if (auto x = boolean(v, kp)) s.turn_off_message_logging = *x;
       } else if (k == "timezone") {
         s.timezone = scalar(v, kp).value_or("UTC");
         if (s.timezone.empty()) s.timezone = "UTC";
@@ -581,6 +583,31 @@ class loader {
         if (auto x = number(v, kp)) g.retry_backoff_max = *x;
       } else if (k == "retry_after_max") {
         if (auto x = number(v, kp)) g.retry_after_max = *x;
+      } else if (k == "trace_store") {
+        if (auto x = boolean(v, kp)) g.trace_store = *x;
+      } else if (k == "trace_store_bodies") {
+        auto x = scalar(v, kp).value_or("");
+        if (x != "full" && x != "truncated" && x != "off") fail(v, kp, "expected full, truncated or off");
+        g.trace_store_bodies = x;
+      } else if (k == "trace_body_max_bytes") size(g.trace_body_max_bytes, 0);
+      else if (k == "trace_retention_days") {
+        if (auto x = int_value(v, kp, 0)) g.trace_retention_days = *x;
+      } else if (k == "trace_memory_records") size(g.trace_memory_records, 0);
+      else if (k == "otel_capture_content") {
+        if (auto x = boolean(v, kp)) g.otel_capture_content = *x;
+      } else if (k == "langfuse_capture_content") {
+        if (auto x = boolean(v, kp)) g.langfuse_capture_content = *x;
+      } else if (k == "trace_capture_max_bytes") size(g.trace_capture_max_bytes, 0);
+      else if (k == "request_log") {
+        if (auto x = boolean(v, kp)) g.request_log = *x;
+      } else if (k == "request_log_content") {
+        if (auto x = boolean(v, kp)) g.request_log_content = *x;
+      } else if (k == "trace_batch_size") size(g.trace_batch_size, 1);
+      else if (k == "trace_queue_size") size(g.trace_queue_size, 1);
+      else if (k == "trace_flush_interval") seconds(g.trace_flush_interval);
+      else if (k == "trace_export_timeout") seconds(g.trace_export_timeout);
+      else if (k == "trace_export_max_attempts") {
+        if (auto x = int_value(v, kp, 1, 100)) g.trace_export_max_attempts = *x;
       }
       else warn_unknown(kp);
     }

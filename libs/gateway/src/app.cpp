@@ -16,6 +16,8 @@
 #include "gw/gateway/handler.hpp"
 #include "gw/gateway/limiter.hpp"
 #include "gw/gateway/runtime.hpp"
+#include "gw/gateway/tracing.hpp"
+#include "gw/credentials/fetch.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
 #include "gw/http/io_threads.hpp"
@@ -100,6 +102,7 @@ struct app::impl {
   gateway_context ctx;
   std::vector<std::unique_ptr<outcome_batcher>> batchers;
   std::unique_ptr<rate_limiter> limiter;
+  std::unique_ptr<trace_pipeline> tracing;  // after the actor system is gone: see shutdown()
   routing_counters routing;
   std::unique_ptr<gateway_handler> handler;
   std::unique_ptr<http::server> server;
@@ -199,12 +202,28 @@ struct app::impl {
       const char* alias = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY_ALIAS");
       accounts->ensure_key(k, alias && *alias ? alias : "default");
     }
+    {
+      auto ts = make_trace_settings(cfg, as.database_url, [](const char* k) { return std::getenv(k); }, warnings);
+      if (ts.any()) {
+        tracing = std::make_unique<trace_pipeline>(*system, std::move(ts), threads.size());
+        ctx.tracing = tracing.get();
+        const auto& t = tracing->settings();
+        for (const auto& e : t.otlp)
+          log::info("tracing: " + e.name + " -> " + credentials::url_origin(e.url) +
+                    (e.otlp.capture_content ? " (with content)" : " (no content)"));
+        if (t.store)
+          log::info(std::string("tracing: trace store in ") + (t.database_url.empty() ? "memory (last " +
+                    std::to_string(t.memory_records) + " requests)" : std::string("PostgreSQL")));
+      }
+    }
+    ctx.node_id = accounts->config().node_id;
     for (std::size_t i = 0; i < threads.size(); ++i) {
       batchers.push_back(std::make_unique<outcome_batcher>(*registry));
       ctx.batchers.push_back(batchers.back().get());
-      threads[i].add_tick_hook([b = batchers.back().get(), a = &accounts->io(i)] {
+      threads[i].add_tick_hook([b = batchers.back().get(), a = &accounts->io(i), t = tracing.get(), i] {
         b->flush();
         a->flush();
+        if (t) t->flush(i);
       });
     }
     handler = std::make_unique<gateway_handler>(ctx);
@@ -251,10 +270,28 @@ struct app::impl {
     accounts->shutdown(timeout);
   }
 
+  /// Sends every io thread's trace records to the shipper and gives the exporters a
+  /// few seconds to send them.
+  void flush_traces(std::chrono::milliseconds timeout) {
+    if (!tracing) return;
+    std::vector<std::future<void>> done;
+    for (std::size_t i = 0; i < threads.size(); ++i) {
+      auto p = std::make_shared<std::promise<void>>();
+      done.push_back(p->get_future());
+      asio::post(threads[i].io(), [p, t = tracing.get(), i] {
+        t->flush(i);
+        p->set_value();
+      });
+    }
+    for (auto& f : done) f.wait_for(std::chrono::seconds(2));
+    tracing->shutdown(timeout);
+  }
+
   void shutdown() {
     if (stopped) return;
     stopped = true;
     flush_spend(std::chrono::seconds(10));
+    flush_traces(std::chrono::seconds(5));
     if (limiter && limiter->redis_configured()) threads.run_on_each([this](http::io_thread& t) { limiter->stop(t.index()); });
     for (auto& d : registry->deployments()) {
       if (d->aws) d->aws->stop();

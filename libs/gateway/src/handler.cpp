@@ -6,6 +6,7 @@
 #include "gw/gateway/proxy_call.hpp"
 #include "gw/http/asio.hpp"
 #include "gw/keys/admin_json.hpp"
+#include "gw/gateway/tracing.hpp"
 #include "gw/providers/anthropic_ingress.hpp"
 #include "gw/providers/openai.hpp"
 
@@ -271,6 +272,20 @@ void gateway_handler::on_request(const http::session_ptr& s) {
     return false;
   };
 
+  if (r == route::unknown && (path == "/traces" || path.rfind("/traces/", 0) == 0)) {
+    if (method != bhttp::verb::get) return wrong_method("GET");
+    if (!authenticate()) return;
+    if (!master) return refuse(errc::forbidden, "Only the master key may read traces.");
+    if (!ctx_.tracing)
+      return refuse(errc::not_found, "Tracing is off: no trace store (gateway_settings.trace_store).");
+    ctx_.tracing->query(std::string(path), std::string(query), [s](int status, std::string body) {
+      asio::post(s->io(), [s, status, body = std::move(body)]() mutable {
+        s->respond(static_cast<unsigned>(status), "application/json", std::move(body));
+      });
+    });
+    return;
+  }
+
   if (r == route::unknown && is_admin_path(path)) {
     if (!authenticate()) return;
     if (!master)
@@ -464,7 +479,8 @@ void gateway_handler::on_request(const http::session_ptr& s) {
     }
     case route::metrics:
       if (method != bhttp::verb::get) return wrong_method("GET");
-      return s->respond(200, "text/plain; version=0.0.4; charset=utf-8", ctx_.metrics->scrape() + accounts_metrics_text(ctx_.accounts) + routing_metrics_text(ctx_));
+      return s->respond(200, "text/plain; version=0.0.4; charset=utf-8", ctx_.metrics->scrape() + accounts_metrics_text(ctx_.accounts) + routing_metrics_text(ctx_) +
+                                                                          (ctx_.tracing ? ctx_.tracing->metrics_text() : std::string()));
     case route::root:
       if (method != bhttp::verb::get) return wrong_method("GET");
       return s->respond(200, "application/json",

@@ -1,4 +1,5 @@
 #include "gw/gateway/proxy_call.hpp"
+#include "gw/gateway/tracing.hpp"
 
 #include <caf/send.hpp>
 
@@ -179,6 +180,7 @@ proxy_call::proxy_call(const gateway_context& ctx, http::session_ptr s, provider
                 std::chrono::duration_cast<std::chrono::system_clock::duration>(clock::now() - t_received_);
   call_id_ = new_request_id();
   ctx_.metrics->in_flight_add(session_->thread().index(), 1);
+  if (ctx_.tracing) trace_begin();
 }
 
 proxy_call::~proxy_call() {
@@ -388,6 +390,7 @@ void proxy_call::send_to_deployment() {
     same_model = dep_->cfg->upstream_model == req_.model;
     if (!same_model) model_json_ = dep_->upstream_model_json;
   }
+  if (trace_) trace_model_ = dep_->wildcard_model ? upstream_model : dep_->cfg->upstream_model;
   auto format = dep_->target.format;
   if (format == providers::wire_format::bedrock || format == providers::wire_format::anthropic)
     return send_translated(dep_->wildcard_model ? upstream_model : dep_->cfg->upstream_model);
@@ -606,6 +609,7 @@ void proxy_call::finish_head(const std::string& prefix, std::size_t length, std:
   head_.reserve(prefix.size() + auth_headers.size() + 96);
   head_.assign(prefix);
   head_ += auth_headers;
+  if (trace_) trace_attempt_head();
   head_ += "content-length: ";
   char num[24];
   auto [end, ec] = std::to_chars(num, num + sizeof num, length);
@@ -687,6 +691,7 @@ std::chrono::milliseconds proxy_call::stream_timeout() const {
 void proxy_call::end_attempt(int status, bool upstream_ok, bool failure) {
   if (!dep_ || !attempt_open_) return;
   attempt_open_ = false;
+  if (trace_) trace_attempt_end(status, upstream_ok);
   std::size_t shard = session_->thread().index();
   limits::token_usage used;
   if (usage_.known()) {
@@ -1110,6 +1115,7 @@ void proxy_call::respond_buffered() {
     headers += format_cost(compute_cost());
     headers += "\r\n";
   }
+  if (trace_) trace_capture(body_);
   if (ingress_) {
     body_ = providers::openai_response_to_anthropic(body_, *ingress_);
     content_type_ = "application/json";
@@ -1121,6 +1127,7 @@ void proxy_call::respond_buffered() {
 
 void proxy_call::respond_buffered_error() {
   phase_ = phase::writing_client;
+  if (trace_) trace_capture(body_);
   std::string headers = timing_headers();
   if (ingress_) {
     std::string openai = body_;
@@ -1169,6 +1176,7 @@ template <class Then>
 void proxy_call::forward(std::size_t n, Then&& then, bool last) {
   phase_ = phase::writing_client;
   auto data = asio::buffer(relay_.data(), n);
+  if (trace_) trace_capture(std::string_view(relay_.data(), n));
   if (ingress_) {
     // OpenAI events -> Anthropic's message_start / content_block_* / message_delta / message_stop.
     if (!writer_) writer_ = std::make_unique<providers::anthropic_stream_writer>(*ingress_);
@@ -1447,6 +1455,7 @@ void proxy_call::finish(int status, bool upstream_ok) {
     // Refused before any attempt, or every attempt failed (each was observed on its
     // deployment when it failed).
     if (attempts_total_ == 0) ctx_.metrics->count_unrouted(shard, status);
+    if (trace_) trace_emit(status);
     return;
   }
   if (t_upstream_done_ == clock::time_point{}) t_upstream_done_ = now;
@@ -1458,6 +1467,148 @@ void proxy_call::finish(int status, bool upstream_ok) {
   if (usage_.known()) dep_->probe->add_tokens(shard, usage_.prompt_tokens, usage_.completion_tokens);
   bool failure = status != 499 && !upstream_ok && retryable_status(status);
   end_attempt(status, upstream_ok, failure);
+  if (trace_) trace_emit(status);
+}
+
+// ------------------------------------------------------------ tracing
+
+namespace {
+
+std::string_view provider_name(const deployment_runtime& d) {
+  switch (d.target.format) {
+    case providers::wire_format::azure:
+      return "azure.ai.openai";
+    case providers::wire_format::bedrock:
+      return "aws.bedrock";
+    case providers::wire_format::anthropic:
+      return "anthropic";
+    default:
+      break;
+  }
+  // OpenAI-compatible: the LiteLLM provider prefix names it (openai, groq, mistral, ...).
+  std::string_view m = d.cfg->model;
+  auto slash = m.find('/');
+  return slash == std::string_view::npos ? std::string_view("openai") : m.substr(0, slash);
+}
+
+}  // namespace
+
+void proxy_call::trace_begin() {
+  trace_ = std::make_unique<tracing::trace_record>();
+  auto& t = *trace_;
+  const auto& req = session_->req();
+  if (auto it = req.find("traceparent"); it != req.end()) {
+    if (auto c = tracing::parse_traceparent(std::string_view(it->value().data(), it->value().size()))) {
+      t.trace = c->trace;
+      t.parent = c->parent;
+      t.flags = c->flags;
+      if (auto ts = req.find("tracestate"); ts != req.end()) t.tracestate.assign(ts->value().data(), ts->value().size());
+    }
+  }
+  if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
+  t.span = tracing::new_span_id();
+  t.request_id = call_id_;
+  t.node_id = ctx_.node_id;
+  t.start = wall_start_;
+  t.stream = req_.stream;
+  t.anthropic_ingress = false;
+  t.route.assign(req.target().data(), req.target().size());
+  if (auto q = t.route.find('?'); q != std::string::npos) t.route.resize(q);
+  const auto& s = ctx_.tracing->settings();
+  if (s.capture_request) {
+    const auto& body = req.body();
+    std::size_t n = std::min(body.size(), s.capture_bytes);
+    t.request_body.assign(body.data(), n);
+    t.request_truncated = n < body.size();
+  }
+}
+
+void proxy_call::trace_attempt_head() {
+  auto& a = trace_->attempts.emplace_back();
+  a.span = tracing::new_span_id();
+  a.start = std::chrono::system_clock::now();
+  a.model_group = group_->name;
+  a.deployment_id = dep_->cfg->id;
+  a.provider = provider_name(*dep_);
+  a.upstream_model = trace_model_;
+  a.server_address = dep_->endpoint.host;
+  a.server_port = dep_->endpoint.port;
+  head_ += "traceparent: ";
+  head_ += tracing::format_traceparent(trace_->trace, a.span, trace_->flags);
+  head_ += "\r\n";
+  if (!trace_->tracestate.empty() && trace_->tracestate.find_first_of("\r\n") == std::string::npos) {
+    head_ += "tracestate: ";
+    head_ += trace_->tracestate;
+    head_ += "\r\n";
+  }
+}
+
+void proxy_call::trace_attempt_end(int status, bool upstream_ok) {
+  if (trace_->attempts.empty()) return;
+  auto& a = trace_->attempts.back();
+  if (a.end != std::chrono::system_clock::time_point{}) return;
+  a.end = std::chrono::system_clock::now();
+  a.http_status = status;
+  if (t_first_byte_ != clock::time_point{} && req_.stream) a.first_chunk = wall(t_first_byte_);
+  if (!upstream_ok) {
+    if (error_) a.error_type = std::string(error_code_string(error_->code));
+    else if (status == 499) a.error_type = "client_closed";
+    else if (status >= 400) a.error_type = std::to_string(status);
+    else a.error_type = "error";
+    if (error_ && status == 0) a.http_status = 0;
+  }
+}
+
+void proxy_call::trace_capture(std::string_view bytes) {
+  const auto& s = ctx_.tracing->settings();
+  if (!s.capture_response) return;
+  auto& out = trace_->response_body;
+  std::size_t room = s.capture_bytes > out.size() ? s.capture_bytes - out.size() : 0;
+  if (bytes.size() > room) trace_->response_truncated = true;
+  out.append(bytes.data(), std::min(room, bytes.size()));
+}
+
+void proxy_call::trace_emit(int status) {
+  auto t = std::move(trace_);
+  t->end = std::chrono::system_clock::now();
+  if (t_first_byte_ != clock::time_point{} && req_.stream) t->first_token = wall(t_first_byte_);
+  t->status = status;
+  t->operation = op_ == providers::operation::chat         ? "chat"
+                 : op_ == providers::operation::completion ? "text_completion"
+                                                           : "embeddings";
+  t->anthropic_ingress = ingress_ != nullptr;
+  t->model_group = requested_group_->name;
+  if (dep_) {
+    t->deployment_id = dep_->cfg->id;
+    t->provider = provider_name(*dep_);
+    t->response_model = trace_model_;
+  }
+  if (entry_) {
+    t->key_hash = entry_->token;
+    t->key_alias = entry_->key_alias;
+    t->user_id = entry_->user_id;
+    t->team_id = entry_->team_id;
+  }
+  if (usage_.known()) {
+    t->input_tokens = std::max<std::int64_t>(0, usage_.prompt_tokens);
+    t->output_tokens = std::max<std::int64_t>(0, usage_.completion_tokens);
+    t->cache_read_tokens = usage_.cached_tokens;
+    if (usage_.cache_creation_tokens > 0) t->cache_creation_tokens = usage_.cache_creation_tokens;
+  }
+  t->cost_pico = dep_ ? compute_cost() : 0;
+  if (status / 100 != 2) {
+    if (error_) {
+      t->error_type = std::string(error_code_string(error_->code));
+      t->error_message = error_->message;
+    } else if (status == 499) {
+      t->error_type = "client_closed";
+      t->error_message = "the client closed the connection";
+    } else {
+      t->error_type = std::to_string(status);
+      t->error_message = "upstream returned HTTP " + std::to_string(status);
+    }
+  }
+  ctx_.tracing->add(session_->thread().index(), std::move(*t));
 }
 
 }  // namespace gw::gateway

@@ -2,11 +2,10 @@
 /// of their daily partitions.
 
 #include <chrono>
-#include <cstdio>
 
 #include "codec.hpp"
-#include "gw/core/log.hpp"
 #include "gw/store/pg_store.hpp"
+#include "partitions.hpp"
 #include "spend_logs.hpp"
 #include "store_impl.hpp"
 
@@ -113,61 +112,6 @@ spend_total read_total(const pqxx::row& r) {
   return t;
 }
 
-// ---- partitions ----
-
-/// pg_advisory_xact_lock key that serializes partition maintenance ("llm_part").
-constexpr std::int64_t partition_lock_key = 0x6c6c6d5f70617274;
-constexpr std::string_view partition_prefix = "llm_spend_logs_";
-
-std::string partition_name(std::chrono::sys_days day) {
-  std::chrono::year_month_day ymd{day};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d%02u%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()));
-  return std::string(partition_prefix) + buf;
-}
-
-/// The day of a partition named llm_spend_logs_YYYYMMDD; nullopt for other names.
-std::optional<std::chrono::sys_days> partition_day(std::string_view name) {
-  if (name.size() != partition_prefix.size() + 8 || name.substr(0, partition_prefix.size()) != partition_prefix)
-    return std::nullopt;
-  int v[3] = {0, 0, 0};
-  std::size_t widths[3] = {4, 2, 2}, pos = partition_prefix.size();
-  for (int i = 0; i < 3; ++i) {
-    for (std::size_t j = 0; j < widths[i]; ++j, ++pos) {
-      char c = name[pos];
-      if (c < '0' || c > '9') return std::nullopt;
-      v[i] = v[i] * 10 + (c - '0');
-    }
-  }
-  std::chrono::year_month_day ymd{std::chrono::year{v[0]}, std::chrono::month{static_cast<unsigned>(v[1])},
-                                  std::chrono::day{static_cast<unsigned>(v[2])}};
-  if (!ymd.ok()) return std::nullopt;
-  return std::chrono::sys_days{ymd};
-}
-
-/// Creates the partition for one UTC day unless it exists. Rows of that day already in
-/// the default partition (written before the partition existed) would make
-/// CREATE ... PARTITION OF fail, so the partition is built as a plain table, the rows
-/// are moved into it, and it is attached.
-void create_day_partition(pqxx::work& tx, std::chrono::sys_days day) {
-  std::string name = partition_name(day);
-  tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
-  if (tx.exec_params("SELECT to_regclass($1) IS NOT NULL", name)[0][0].as<bool>()) return;
-  std::string table = tx.quote_name(name);
-  std::string from = tx.quote(timestamp_text(day));
-  std::string to = tx.quote(timestamp_text(day + std::chrono::days(1)));
-  // Holds off inserts into the default partition until the move is committed.
-  tx.exec("LOCK TABLE llm_spend_logs_default IN ACCESS EXCLUSIVE MODE");
-  tx.exec("CREATE TABLE " + table + " (LIKE llm_spend_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)");
-  auto moved = tx.exec("WITH moved AS (DELETE FROM llm_spend_logs_default WHERE start_time >= " + from +
-                       " AND start_time < " + to + " RETURNING *) INSERT INTO " + table + " SELECT * FROM moved")
-                   .affected_rows();
-  tx.exec("ALTER TABLE llm_spend_logs ATTACH PARTITION " + table + " FOR VALUES FROM (" + from + ") TO (" + to + ")");
-  if (moved > 0)
-    log::info("spend logs: moved " + std::to_string(moved) + " rows from the default partition into " + name);
-}
-
 }  // namespace
 
 // ---- reads ----
@@ -245,37 +189,7 @@ std::vector<spend_total> pg_store::spend_by_model(std::size_t limit) {
 
 int pg_store::maintain_partitions(int days_ahead, int retention_days) {
   return impl_->run("maintain_partitions", [&](pqxx::connection& c) {
-    using namespace std::chrono;
-    sys_days today;
-    {
-      pqxx::read_transaction tx(c);
-      today = floor<days>(time_of(tx.exec("SELECT now()")[0][0]));
-    }
-    for (int d = -1; d <= std::max(days_ahead, 0); ++d) {
-      pqxx::work tx(c);
-      create_day_partition(tx, today + days(d));
-      tx.commit();
-    }
-    if (retention_days <= 0) return 0;
-
-    sys_days cutoff = today - days(retention_days);
-    pqxx::work tx(c);
-    tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
-    int dropped = 0;
-    auto partitions = tx.exec(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = 'llm_spend_logs'::regclass");
-    for (const auto& r : partitions) {
-      std::string name = text_of(r[0]);
-      auto day = partition_day(name);
-      if (!day || *day >= cutoff) continue;
-      tx.exec("DROP TABLE " + tx.quote_name(name));
-      ++dropped;
-    }
-    // Rows that landed in the default partition expire on the same schedule.
-    tx.exec_params("DELETE FROM llm_spend_logs_default WHERE start_time < $1", timestamp_text(cutoff));
-    tx.commit();
-    return dropped;
+    return maintain_day_partitions(c, "llm_spend_logs", days_ahead, retention_days);
   });
 }
 

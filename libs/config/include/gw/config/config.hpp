@@ -82,6 +82,9 @@ struct litellm_settings {
   std::vector<std::string> failure_callback;
   std::vector<std::string> callbacks;
   std::string timezone = "UTC";   ///< IANA zone budget periods align to (midnight, Monday, the 1st)
+  /// No prompt or response content in any trace, log or stored record (LiteLLM's
+  /// redaction switch for every callback).
+  bool turn_off_message_logging = false;
 };
 
 /// router_settings: the parts the gateway reads.
@@ -143,6 +146,28 @@ struct gateway_settings {
   /// such URLs are refused, so that a client cannot reach instance metadata or
   /// internal services through the gateway).
   bool image_fetch_allow_private = false;
+
+  // Tracing (docs/tracing.md). Exporters come from litellm_settings callbacks and the
+  // OTEL_* / LANGFUSE_* environment.
+  /// GET /traces: in PostgreSQL (on by default with a database); true without a
+  /// database keeps the last trace_memory_records requests in memory.
+  std::optional<bool> trace_store;
+  std::string trace_store_bodies = "truncated";  ///< full | truncated | off
+  std::size_t trace_body_max_bytes = 16 * 1024;  ///< per body in truncated mode
+  int trace_retention_days = 30;           ///< trace store partitions older are dropped (0: keep)
+  std::size_t trace_memory_records = 1000; ///< without a database: the last N requests
+  /// Prompt and response content on OTLP spans (also $OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT).
+  bool otel_capture_content = false;
+  /// Langfuse gets input and output (off: metadata only; turn_off_message_logging wins).
+  bool langfuse_capture_content = true;
+  std::size_t trace_capture_max_bytes = 1024 * 1024;  ///< per body, what the request path keeps for exporters
+  bool request_log = false;                ///< one JSON line per request on stdout
+  bool request_log_content = false;        ///< ... with the request and response bodies
+  std::size_t trace_batch_size = 512;
+  std::size_t trace_queue_size = 20000;    ///< records per exporter waiting; beyond, the oldest drop
+  double trace_flush_interval = 1;         ///< seconds
+  double trace_export_timeout = 10;        ///< seconds per export call
+  int trace_export_max_attempts = 5;
 };
 
 /// A whole loaded configuration.

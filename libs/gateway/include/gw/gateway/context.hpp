@@ -21,6 +21,7 @@ namespace gw::gateway {
 
 class outcome_batcher;
 class rate_limiter;
+class trace_pipeline;
 
 /// Counters of the routing layer (all io threads).
 struct routing_counters {
@@ -58,6 +59,9 @@ struct gateway_context {
   bool image_fetch_allow_private = false;  ///< gateway_settings.image_fetch_allow_private
   /// token_rate_limit_type for key, user and team tpm: 0 total, 1 input, 2 output.
   int token_rate_limit_type = 2;
+  /// Traces (null: tracing off; no record is built).
+  trace_pipeline* tracing = nullptr;
+  std::string node_id;
 };
 
 }  // namespace gw::gateway

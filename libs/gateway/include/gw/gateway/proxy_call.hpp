@@ -23,6 +23,7 @@
 #include "gw/providers/aws.hpp"
 #include "gw/providers/anthropic_ingress.hpp"
 #include "gw/providers/openai.hpp"
+#include "gw/tracing/record.hpp"
 
 namespace gw::gateway {
 
@@ -225,6 +226,22 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
 
   // timing
   clock::time_point t_received_, t_upstream_start_, t_first_byte_, t_upstream_done_;
+
+  // tracing (ctx_.tracing set): the record this request becomes when it ends
+  std::unique_ptr<tracing::trace_record> trace_;
+  std::string trace_model_;  ///< the model name the current attempt sends
+  /// Starts the record: ids (continuing the client's traceparent), the request body.
+  void trace_begin();
+  /// A new attempt span; its traceparent header goes upstream (appended to head_).
+  void trace_attempt_head();
+  void trace_attempt_end(int status, bool upstream_ok);
+  /// Keeps (a bounded copy of) what the client gets, for the exporters.
+  void trace_capture(std::string_view bytes);
+  /// Completes the record and hands it to the io thread's trace buffer. Once.
+  void trace_emit(int status);
+  std::chrono::system_clock::time_point wall(clock::time_point t) const {
+    return wall_start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - t_received_);
+  }
 };
 
 }  // namespace gw::gateway

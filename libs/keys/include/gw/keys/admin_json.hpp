@@ -3,6 +3,7 @@
 /// (a field absent = unchanged; present with null = cleared) with clear errors, and
 /// rendering records in LiteLLM's response shapes. Pure functions; no I/O.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -116,6 +117,14 @@ void append_money(std::string& out, money m);
 
 /// Time as LiteLLM writes it: "2026-11-23T10:00:00.000000+00:00" (UTC, microseconds).
 std::string iso_time(sys_time t);
+
+/// Percent- and '+'-decoding of a URL component.
+std::string url_decode(std::string_view s);
+/// A URL query string ("a=1&b=x%20y") as name -> value, percent- and '+'-decoded.
+std::map<std::string, std::string> parse_query(std::string_view q);
+/// Parses "2026-11-01", "2026-11-01T10:00:00" or "2026-11-01 10:00:00" (UTC; a
+/// trailing "Z" or fraction is ignored) into a time; nullopt if malformed.
+std::optional<sys_time> parse_date(std::string_view s);
 
 /// The record as a JSON object in LiteLLM's shape (spend and budgets in USD as JSON
 /// numbers; times as iso_time or null; absent optionals as null; aliases, config,

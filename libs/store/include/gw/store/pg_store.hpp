@@ -1,5 +1,5 @@
 #pragma once
-/// PostgreSQL persistence for keys, users, teams, budgets (leases) and spend.
+/// PostgreSQL persistence for keys, users, teams, budgets (leases), spend and traces.
 /// Synchronous libpqxx calls: the gateway runs them only on detached actors, never on
 /// an io thread. One pg_store = one connection; not thread-safe (one owner at a time).
 /// Every method throws store_error on a database failure (connection lost, SQL error);
@@ -109,6 +109,45 @@ struct all_records {
   std::vector<keys::team_record> teams;
 };
 
+/// One request in the trace store (one row per request).
+struct trace_row {
+  std::string request_id;          ///< the gateway's call id; with start_time, unique
+  std::string trace_id, span_id;   ///< W3C ids as lower-case hex (32 and 16 chars)
+  std::string call_type;           ///< "chat", "text_completion", "embeddings"
+  std::string route;               ///< path the client called
+  std::string api_key;             ///< key token (SHA-256 hex); empty for the master key
+  std::string key_alias, user_id, team_id, end_user;
+  std::string model_group, model_id, model, provider;  ///< asked-for group; deployment id; provider model; gen_ai provider name
+  std::string status;              ///< "success" | "failure"
+  int http_status = 0;
+  std::string error_type, error_message;
+  bool stream = false;
+  std::int64_t prompt_tokens = 0, completion_tokens = 0, total_tokens = 0, cached_tokens = 0;
+  keys::money spend = 0;
+  keys::sys_time start_time{}, end_time{};
+  std::optional<keys::sys_time> completion_start_time;  ///< first token to the client
+  std::string cache;               ///< "", "hit", "miss"
+  std::string guardrail;           ///< "", "passed", "masked", "blocked"
+  int attempts = 0;
+  std::string request_body, response_body;  ///< as captured (maybe truncated, maybe empty)
+  bool request_truncated = false, response_truncated = false;
+  std::string metadata = "{}";     ///< JSON object
+};
+/// Filters for trace queries (all optional). Newest first.
+struct trace_query {
+  std::optional<keys::sys_time> start, end;   ///< bound start_time, inclusive
+  std::optional<std::string> api_key, user_id, team_id, model_group, status, trace_id;
+  std::size_t limit = 50;                     ///< 1..1000 (callers clamp)
+  /// Keyset paging: the next_cursor of the previous page (opaque text); a malformed
+  /// cursor throws std::invalid_argument.
+  std::optional<std::string> cursor;
+  bool with_bodies = false;                   ///< list pages omit bodies unless asked
+};
+struct trace_page {
+  std::vector<trace_row> rows;
+  std::optional<std::string> next_cursor;     ///< set when there may be more rows
+};
+
 class pg_store {
  public:
   /// Does not connect yet (the first call does).
@@ -174,6 +213,21 @@ class pg_store {
   /// and drops partitions older than `retention_days` (0 = keep everything). Returns
   /// how many partitions were dropped.
   int maintain_partitions(int days_ahead, int retention_days);
+
+  // ---- trace store ----
+  /// Inserts the rows in one transaction (one statement); a row whose
+  /// (request_id, start_time) exists is skipped. Text is stored as valid UTF-8 without
+  /// NUL bytes (each NUL and each invalid sequence becomes U+FFFD); metadata that is not
+  /// a JSON object jsonb accepts is stored as {"invalid_metadata": "<the text>"}.
+  /// Returns how many rows were new.
+  std::size_t insert_traces(const std::vector<trace_row>& rows);
+  /// Newest first (start_time DESC, request_id DESC), keyset-paged by cursor; limit is
+  /// clamped to 1..1000. Throws std::invalid_argument for a malformed cursor.
+  trace_page traces(const trace_query& q);
+  /// The request's row with its bodies; nullopt if absent.
+  std::optional<trace_row> trace(const std::string& request_id);
+  /// Like maintain_partitions, for llm_traces (its own retention). Returns partitions dropped.
+  int maintain_trace_partitions(int days_ahead, int retention_days);
 
   // ---- change notifications ----
   /// NOTIFY llm_gateway_changes, payload "key:<token>", "user:<id>", "team:<id>".

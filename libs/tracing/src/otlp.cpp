@@ -1,0 +1,527 @@
+#include "gw/tracing/otlp.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <initializer_list>
+#include <iterator>
+#include <optional>
+#include <string_view>
+
+#include "content_detail.hpp"
+#include "gw/core/json_writer.hpp"
+#include "gw/tracing/content.hpp"
+
+namespace gw::tracing {
+
+namespace {
+
+// ---- strings ---------------------------------------------------------------------------
+
+/// `s` with every byte that is not part of a well-formed UTF-8 sequence (overlong forms,
+/// surrogates and code points above U+10FFFF included) replaced by U+FFFD.
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0, min = 0;
+    if ((c & 0xe0) == 0xc0) {
+      len = 2, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4, cp = c & 0x07, min = 0x10000;
+    }
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      auto b = static_cast<unsigned char>(s[i + k]);
+      ok = (b & 0xc0) == 0x80;
+      cp = cp << 6 | (b & 0x3f);
+    }
+    ok = ok && cp >= min && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out;
+}
+
+/// A JSON string of `s`, valid whatever the bytes: receivers reject a whole export for
+/// one invalid string.
+void append_str(std::string& out, std::string_view s) {
+  if (simdjson::validate_utf8(s.data(), s.size()))
+    append_json_string(out, s);
+  else
+    append_json_string(out, sanitize_utf8(s));
+}
+
+void append_dec(std::string& out, std::int64_t v) { append_json_number(out, v); }
+
+std::int64_t unix_nanos(sys_time t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+double seconds_between(sys_time a, sys_time b) { return std::chrono::duration<double>(b - a).count(); }
+
+/// "2026-01-01T00:00:00.123Z".
+std::string iso8601_ms(sys_time t) {
+  using namespace std::chrono;
+  auto ms = floor<milliseconds>(t);
+  auto day = floor<days>(ms);
+  year_month_day ymd{day};
+  hh_mm_ss<milliseconds> hms{ms - day};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+  return buf;
+}
+
+/// Picodollars as an exact decimal USD string without trailing zeros: 147500000 ->
+/// "0.0001475", 0 -> "0".
+std::string exact_usd(std::int64_t pico) {
+  constexpr std::uint64_t scale = 1'000'000'000'000ull;
+  bool neg = pico < 0;
+  std::uint64_t mag = neg ? 0ull - static_cast<std::uint64_t>(pico) : static_cast<std::uint64_t>(pico);
+  std::string out = neg ? "-" : "";
+  out += std::to_string(mag / scale);
+  std::uint64_t frac = mag % scale;
+  if (frac) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%012llu", static_cast<unsigned long long>(frac));
+    std::string_view f(buf, 12);
+    while (f.back() == '0') f.remove_suffix(1);
+    out += '.';
+    out += f;
+  }
+  return out;
+}
+
+std::string span_name(std::string_view operation, std::string_view model) {
+  std::string n(operation);
+  if (!model.empty()) {
+    if (!n.empty()) n += ' ';
+    n += model;
+  }
+  return n;
+}
+
+// ---- attributes ------------------------------------------------------------------------
+
+/// Writes the elements of one OTLP "attributes" array.
+class attr_writer {
+ public:
+  explicit attr_writer(std::string& out) : out_(out) {}
+
+  void str(std::string_view key, std::string_view v) {
+    key_(key);
+    out_ += R"("stringValue":)";
+    append_str(out_, v);
+    out_ += "}}";
+  }
+  void str_if(std::string_view key, std::string_view v) {
+    if (!v.empty()) str(key, v);
+  }
+  void i64(std::string_view key, std::int64_t v) {
+    key_(key);
+    out_ += R"("intValue":")";
+    append_dec(out_, v);
+    out_ += "\"}}";
+  }
+  void i64_if_known(std::string_view key, std::int64_t v) {
+    if (v >= 0) i64(key, v);
+  }
+  void dbl(std::string_view key, double v) {
+    if (!std::isfinite(v)) return;  // OTLP/JSON would need "NaN"-style strings; not worth it
+    key_(key);
+    out_ += R"("doubleValue":)";
+    append_json_number(out_, v);
+    out_ += "}}";
+  }
+  void boolean(std::string_view key, bool v) {
+    key_(key);
+    out_ += v ? R"("boolValue":true}})" : R"("boolValue":false}})";
+  }
+  void strings(std::string_view key, const std::vector<std::string>& vs) {
+    if (vs.empty()) return;
+    key_(key);
+    out_ += R"("arrayValue":{"values":[)";
+    for (std::size_t i = 0; i < vs.size(); ++i) {
+      if (i) out_ += ',';
+      out_ += R"({"stringValue":)";
+      append_str(out_, vs[i]);
+      out_ += '}';
+    }
+    out_ += "]}}}";
+  }
+  /// Content (a JSON text) cut to `max` bytes at a character boundary; sets `cut`.
+  void content(std::string_view key, std::string_view v, std::size_t max, bool& cut) {
+    if (v.empty()) return;
+    if (v.size() <= max) {
+      str(key, v);
+      return;
+    }
+    std::string s(v.substr(0, max + 4));
+    truncate_utf8(s, max);
+    cut = true;
+    str(key, s);
+  }
+
+ private:
+  void key_(std::string_view key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    out_ += R"({"key":)";
+    append_str(out_, key);
+    out_ += R"(,"value":{)";
+  }
+
+  std::string& out_;
+  bool first_ = true;
+};
+
+// ---- spans -----------------------------------------------------------------------------
+
+enum span_kind { kind_server = 2, kind_client = 3 };
+
+void begin_span(std::string& out, const trace_record& r, const span_id& span, const span_id& parent,
+                std::string_view name, span_kind kind, sys_time start, sys_time end) {
+  out += R"({"traceId":")";
+  out += to_hex(r.trace);
+  out += R"(","spanId":")";
+  out += to_hex(span);
+  out += '"';
+  if (!is_zero(parent)) {
+    out += R"(,"parentSpanId":")";
+    out += to_hex(parent);
+    out += '"';
+  }
+  if (!r.tracestate.empty()) {
+    out += R"(,"traceState":)";
+    append_str(out, r.tracestate);
+  }
+  out += R"(,"name":)";
+  append_str(out, name);
+  out += R"(,"kind":)";
+  out += kind == kind_server ? '2' : '3';
+  out += R"(,"startTimeUnixNano":")";
+  append_dec(out, unix_nanos(start));
+  out += R"(","endTimeUnixNano":")";
+  append_dec(out, unix_nanos(end));
+  out += R"(","attributes":[)";
+}
+
+void end_span(std::string& out, bool error, std::string_view message) {
+  out += R"(],"status":{"code":)";
+  if (error) {
+    out += '2';
+    if (!message.empty()) {
+      out += R"(,"message":)";
+      append_str(out, message);
+    }
+  } else {
+    out += '0';
+  }
+  out += "}}";
+}
+
+/// Everything read from a record's bodies and metadata, once per record.
+struct parsed_record {
+  request_view req;
+  response_view resp;
+  trace_metadata meta;
+};
+
+void usage_attributes(attr_writer& a, const trace_record& r, const parsed_record& p) {
+  a.str_if("gen_ai.response.model", r.response_model);
+  a.i64_if_known("gen_ai.usage.input_tokens", r.input_tokens);
+  a.i64_if_known("gen_ai.usage.output_tokens", r.output_tokens);
+  a.i64_if_known("gen_ai.usage.cache_read.input_tokens", r.cache_read_tokens);
+  a.i64_if_known("gen_ai.usage.cache_creation.input_tokens", r.cache_creation_tokens);
+  a.i64_if_known("gen_ai.usage.reasoning.output_tokens", r.reasoning_tokens);
+  a.strings("gen_ai.response.finish_reasons", p.resp.finish_reasons);
+  a.str_if("gen_ai.response.id", p.resp.id);
+}
+
+std::string model_parameters_json(const trace_record& r, const request_view& q) {
+  std::string j = "{";
+  auto key = [&](std::string_view k) {
+    if (j.size() > 1) j += ',';
+    j += '"';
+    j += k;
+    j += "\":";
+  };
+  auto num = [&](std::string_view k, const auto& v) {
+    if (!v) return;
+    key(k);
+    append_json_number(j, *v);
+  };
+  num("temperature", q.temperature);
+  num("top_p", q.top_p);
+  num("max_tokens", q.max_tokens);
+  num("frequency_penalty", q.frequency_penalty);
+  num("presence_penalty", q.presence_penalty);
+  num("seed", q.seed);
+  num("n", q.n);
+  if (!q.stop.empty()) {
+    key("stop");
+    j += '[';
+    for (std::size_t i = 0; i < q.stop.size(); ++i) {
+      if (i) j += ',';
+      append_str(j, q.stop[i]);
+    }
+    j += ']';
+  }
+  key("stream");
+  j += r.stream ? "true" : "false";
+  j += '}';
+  return j;
+}
+
+std::string usage_details_json(const trace_record& r) {
+  std::string j = "{";
+  auto field = [&](std::string_view k, std::int64_t v) {
+    if (v < 0) return;
+    if (j.size() > 1) j += ',';
+    j += '"';
+    j += k;
+    j += "\":";
+    append_json_number(j, v);
+  };
+  field("input", r.input_tokens);
+  field("output", r.output_tokens);
+  if (r.input_tokens >= 0 || r.output_tokens >= 0)
+    field("total", std::max<std::int64_t>(r.input_tokens, 0) + std::max<std::int64_t>(r.output_tokens, 0));
+  field("cache_read_input_tokens", r.cache_read_tokens);
+  if (j.size() == 1) return {};
+  j += '}';
+  return j;
+}
+
+/// langfuse.trace.metadata: the gateway's identity fields, then the client's
+/// metadata.trace_metadata members (those not shadowing a gateway field).
+std::string langfuse_trace_metadata(const trace_record& r, const trace_metadata& m) {
+  std::string j = "{";
+  static constexpr std::string_view own[] = {"key_alias", "user_id", "team_id", "model_group", "request_id",
+                                             "deployment_id"};
+  const std::string_view vals[] = {r.key_alias, r.user_id, r.team_id, r.model_group, r.request_id, r.deployment_id};
+  for (std::size_t i = 0; i < std::size(own); ++i) {
+    if (vals[i].empty()) continue;
+    if (j.size() > 1) j += ',';
+    append_json_string(j, own[i]);
+    j += ':';
+    append_str(j, vals[i]);
+  }
+  simdjson::dom::element root;
+  simdjson::dom::object o;
+  if (!m.trace_metadata_json.empty() && detail::parse_padded(m.trace_metadata_json, root) &&
+      !root.get_object().get(o)) {
+    for (auto field : o) {
+      bool taken = false;
+      for (auto k : own) taken = taken || field.key == k;
+      if (taken) continue;
+      if (j.size() > 1) j += ',';
+      append_json_string(j, field.key);
+      j += ':';
+      j += simdjson::minify(field.value);
+    }
+  }
+  j += '}';
+  return j;
+}
+
+void server_span(std::string& out, const trace_record& r, const parsed_record& p, const otlp_options& opt) {
+  const std::string name = span_name(r.operation, r.model_group);
+  const bool failed = !r.error_type.empty();
+  begin_span(out, r, r.span, r.parent, name, kind_server, r.start, r.end);
+  attr_writer a(out);
+  a.str_if("gen_ai.operation.name", r.operation);
+  a.str_if("gen_ai.provider.name", r.provider);
+  a.str_if("gen_ai.request.model", r.model_group);
+  a.boolean("gen_ai.request.stream", r.stream);
+  usage_attributes(a, r, p);
+  if (r.first_token) a.dbl("gen_ai.response.time_to_first_chunk", seconds_between(r.start, *r.first_token));
+  const auto& q = p.req;
+  if (q.temperature) a.dbl("gen_ai.request.temperature", *q.temperature);
+  if (q.top_p) a.dbl("gen_ai.request.top_p", *q.top_p);
+  if (q.max_tokens) a.i64("gen_ai.request.max_tokens", *q.max_tokens);
+  if (q.frequency_penalty) a.dbl("gen_ai.request.frequency_penalty", *q.frequency_penalty);
+  if (q.presence_penalty) a.dbl("gen_ai.request.presence_penalty", *q.presence_penalty);
+  if (q.seed) a.i64("gen_ai.request.seed", *q.seed);
+  if (q.n) a.i64("gen_ai.request.choice.count", *q.n);
+  a.strings("gen_ai.request.stop_sequences", q.stop);
+  a.str("http.request.method", "POST");
+  a.str_if("http.route", r.route);
+  if (r.status > 0) a.i64("http.response.status_code", r.status);
+  a.str_if("error.type", r.error_type);
+
+  a.str_if("llm_gateway.request_id", r.request_id);
+  a.dbl("llm_gateway.cost_usd", static_cast<double>(r.cost_pico) / 1e12);
+  a.str("llm_gateway.cost_usd_exact", exact_usd(r.cost_pico));
+  a.str_if("llm_gateway.key_alias", r.key_alias);
+  a.str_if("llm_gateway.team_id", r.team_id);
+  a.str_if("llm_gateway.end_user", r.end_user);
+  a.str_if("llm_gateway.deployment_id", r.deployment_id);
+  a.str_if("llm_gateway.node_id", r.node_id);
+  a.str_if("llm_gateway.cache", r.cache);
+  a.str_if("llm_gateway.guardrail", r.guardrail);
+  a.i64("llm_gateway.attempts", static_cast<std::int64_t>(r.attempts.size()));
+
+  const auto& m = p.meta;
+  if (opt.langfuse) {
+    a.str("langfuse.trace.name", m.trace_name.empty() ? std::string_view(name) : std::string_view(m.trace_name));
+    const std::string& user = !m.trace_user_id.empty() ? m.trace_user_id : !r.user_id.empty() ? r.user_id : r.end_user;
+    a.str_if("user.id", user);
+    a.str_if("session.id", m.session_id);
+    a.strings("langfuse.trace.tags", m.tags);
+    a.str("langfuse.trace.metadata", langfuse_trace_metadata(r, m));
+    a.str_if("langfuse.version", m.trace_version);
+    a.str_if("langfuse.environment", opt.environment);
+    a.str_if("langfuse.release", m.trace_release.empty() ? std::string_view(opt.release) : m.trace_release);
+  } else {
+    a.str_if("user.id", r.user_id);
+  }
+
+  if (opt.capture_content) {
+    bool cut = false;
+    const std::size_t max = opt.max_content_bytes;
+    a.content("gen_ai.input.messages", q.input_json, max, cut);
+    a.content("gen_ai.system_instructions", q.system_instructions, max, cut);
+    a.content("gen_ai.tool.definitions", q.tools_json, max, cut);
+    a.content("gen_ai.output.messages", p.resp.output_json, max, cut);
+    if (opt.langfuse) {
+      a.content("langfuse.trace.input", q.input_json, max, cut);
+      a.content("langfuse.trace.output", p.resp.output_json, max, cut);
+    }
+    if (cut || r.request_truncated || r.response_truncated) a.boolean("llm_gateway.content_truncated", true);
+  }
+  end_span(out, failed, failed ? std::string_view(r.error_message) : std::string_view());
+}
+
+void client_span(std::string& out, const trace_record& r, const attempt_record& at, bool last,
+                 const parsed_record& p, const otlp_options& opt) {
+  const bool failed = !at.error_type.empty();
+  const bool generation = opt.langfuse && last;
+  std::string name = span_name(r.operation, at.upstream_model);
+  if (generation && !p.meta.generation_name.empty()) name = p.meta.generation_name;
+  begin_span(out, r, at.span, r.span, name, kind_client, at.start, at.end);
+  attr_writer a(out);
+  a.str_if("gen_ai.operation.name", r.operation);
+  a.str_if("gen_ai.provider.name", at.provider);
+  a.str_if("gen_ai.request.model", at.upstream_model);
+  a.str_if("server.address", at.server_address);
+  if (at.server_port > 0) a.i64("server.port", at.server_port);
+  if (at.http_status > 0) a.i64("http.response.status_code", at.http_status);
+  a.str_if("error.type", at.error_type);
+  a.str_if("llm_gateway.deployment_id", at.deployment_id);
+  a.str_if("llm_gateway.model_group", at.model_group);
+  if (at.first_chunk) a.dbl("gen_ai.response.time_to_first_chunk", seconds_between(at.start, *at.first_chunk));
+  if (last && !failed) usage_attributes(a, r, p);
+
+  if (generation) {
+    const bool record_failed = !r.error_type.empty();
+    a.str("langfuse.observation.type", "generation");
+    a.str_if("langfuse.observation.model.name", r.response_model.empty() ? at.upstream_model : r.response_model);
+    a.str("langfuse.observation.model.parameters", model_parameters_json(r, p.req));
+    a.str_if("langfuse.observation.usage_details", usage_details_json(r));
+    std::string cost = R"({"total":)";
+    append_json_number(cost, static_cast<double>(r.cost_pico) / 1e12);
+    cost += '}';
+    a.str("langfuse.observation.cost_details", cost);
+    auto first = at.first_chunk ? at.first_chunk : r.first_token;
+    if (first) a.str("langfuse.observation.completion_start_time", iso8601_ms(*first));
+    a.str("langfuse.observation.level", record_failed ? "ERROR" : "DEFAULT");
+    if (record_failed)
+      a.str("langfuse.observation.status_message", r.error_message.empty() ? r.error_type : r.error_message);
+    if (opt.capture_content) {
+      bool cut = false;
+      a.content("langfuse.observation.input", p.req.input_json, opt.max_content_bytes, cut);
+      a.content("langfuse.observation.output", p.resp.output_json, opt.max_content_bytes, cut);
+    }
+  } else if (opt.langfuse) {
+    a.str("langfuse.observation.type", "span");
+    if (failed) {
+      a.str("langfuse.observation.level", "WARNING");
+      a.str("langfuse.observation.status_message", at.error_type);
+    }
+  }
+  end_span(out, failed, at.error_type);
+}
+
+/// Appends the record's spans (each preceded by a comma unless `first`); false if the
+/// record has no usable ids (receivers reject a whole export for one such span).
+bool encode_record(std::string& out, const trace_record& r, const otlp_options& opt, bool first) {
+  if (is_zero(r.trace) || is_zero(r.span)) return false;
+  parsed_record p;
+  p.req = detail::read_request(r.request_body, opt.capture_content);
+  p.resp = detail::read_response(r.response_body, r.stream, opt.capture_content);
+  if (opt.langfuse && !r.metadata.empty()) p.meta = read_metadata(r.metadata);
+
+  if (!first) out += ',';
+  server_span(out, r, p, opt);
+  for (std::size_t i = 0; i < r.attempts.size(); ++i) {
+    const auto& at = r.attempts[i];
+    if (is_zero(at.span)) continue;
+    out += ',';
+    client_span(out, r, at, i + 1 == r.attempts.size(), p, opt);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string encode_otlp_json(const std::vector<const trace_record*>& records, const otlp_options& opt) {
+  std::string out;
+  std::size_t estimate = 512;
+  for (const auto* r : records)
+    if (r) estimate += 3072 + (opt.capture_content ? 2 * (r->request_body.size() + r->response_body.size()) : 0);
+  out.reserve(estimate);
+
+  out += R"({"resourceSpans":[{"resource":{"attributes":[)";
+  {
+    attr_writer a(out);
+    a.str("service.name", opt.service_name);
+    a.str_if("service.version", opt.service_version);
+    a.str("telemetry.sdk.name", "llm-gateway");
+    a.str("telemetry.sdk.language", "cpp");
+    for (const auto& [k, v] : opt.resource_attributes)
+      if (!k.empty()) a.str(k, v);
+  }
+  out += R"(]},"scopeSpans":[{"scope":{"name":"llm-gateway")";
+  if (!opt.service_version.empty()) {
+    out += R"(,"version":)";
+    append_str(out, opt.service_version);
+  }
+  out += R"(},"spans":[)";
+  bool first = true;
+  for (const auto* r : records) {
+    if (!r) continue;
+    const std::size_t mark = out.size();
+    try {
+      if (encode_record(out, *r, opt, first)) first = false;
+    } catch (...) {
+      out.resize(mark);  // one record that cannot be encoded does not take the export down
+    }
+  }
+  out += "]}]}]}";
+  return out;
+}
+
+}  // namespace gw::tracing

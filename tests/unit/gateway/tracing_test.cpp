@@ -1,0 +1,182 @@
+// The trace pipeline's pure parts: settings from config and environment, secret
+// redaction, record -> row, the memory store's filters and paging.
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "../../../libs/gateway/src/trace_internal.hpp"
+#include "gw/gateway/tracing.hpp"
+
+namespace gg = gw::gateway;
+namespace td = gw::gateway::trace_detail;
+
+namespace {
+
+struct env_map {
+  std::map<std::string, std::string> v;
+  gg::env_lookup fn() const {
+    return [this](const char* k) -> const char* {
+      auto it = v.find(k);
+      return it == v.end() ? nullptr : it->second.c_str();
+    };
+  }
+};
+
+gg::trace_settings settings(const gw::config::gateway_config& c, const env_map& e, std::vector<std::string>& w,
+                            std::string db = "") {
+  return gg::make_trace_settings(c, db, e.fn(), w);
+}
+
+}  // namespace
+
+TEST(TraceSettings, NothingConfiguredMeansNoTracing) {
+  gw::config::gateway_config c;
+  env_map e;
+  std::vector<std::string> w;
+  auto s = settings(c, e, w);
+  EXPECT_FALSE(s.any());
+  EXPECT_FALSE(s.capture_request);
+  EXPECT_TRUE(w.empty());
+}
+
+TEST(TraceSettings, OtlpFromEnvironment) {
+  gw::config::gateway_config c;
+  env_map e{{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "a=1, b = x%3Dy ,broken"}}};
+  std::vector<std::string> w;
+  auto s = settings(c, e, w);
+  ASSERT_EQ(s.otlp.size(), 1u);
+  EXPECT_EQ(s.otlp[0].name, "otlp");
+  EXPECT_EQ(s.otlp[0].url, "http://collector:4318/v1/traces");
+  ASSERT_EQ(s.otlp[0].headers.size(), 2u);
+  EXPECT_EQ(s.otlp[0].headers[1].first, "b");
+  EXPECT_EQ(s.otlp[0].headers[1].second, "x=y");
+  EXPECT_EQ(w.size(), 1u) << "the entry without '=' is reported";
+  EXPECT_FALSE(s.otlp[0].otlp.capture_content);
+  EXPECT_TRUE(s.capture_request);
+  EXPECT_EQ(s.capture_bytes, 64u * 1024u) << "no content shown: only what finish reasons need";
+}
+
+TEST(TraceSettings, TracesEndpointIsTakenAsIsAndSdkDisabledWins) {
+  gw::config::gateway_config c;
+  std::vector<std::string> w;
+  env_map e{{{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://x/otlp/traces"}}};
+  EXPECT_EQ(settings(c, e, w).otlp.at(0).url, "https://x/otlp/traces");
+  e.v["OTEL_SDK_DISABLED"] = "true";
+  EXPECT_TRUE(settings(c, e, w).otlp.empty());
+}
+
+TEST(TraceSettings, LangfuseFromCallbacks) {
+  gw::config::gateway_config c;
+  c.litellm.success_callback = {"langfuse"};
+  env_map e{{{"LANGFUSE_PUBLIC_KEY", "pk"}, {"LANGFUSE_SECRET_KEY", "sk"}, {"LANGFUSE_HOST", "http://lf:3000/"}}};
+  std::vector<std::string> w;
+  auto s = settings(c, e, w);
+  ASSERT_EQ(s.otlp.size(), 1u);
+  EXPECT_EQ(s.otlp[0].url, "http://lf:3000/api/public/otel/v1/traces");
+  EXPECT_EQ(s.otlp[0].headers.at(0).second, "Basic cGs6c2s=");
+  EXPECT_TRUE(s.otlp[0].otlp.langfuse);
+  EXPECT_TRUE(s.otlp[0].otlp.capture_content);
+  EXPECT_TRUE(s.otlp[0].successes);
+  EXPECT_FALSE(s.otlp[0].failures);
+  c.litellm.turn_off_message_logging = true;
+  EXPECT_FALSE(settings(c, e, w).otlp[0].otlp.capture_content);
+}
+
+TEST(TraceSettings, LangfuseWithoutKeysWarnsAndSendsNothing) {
+  gw::config::gateway_config c;
+  c.litellm.callbacks = {"langfuse", "datadog"};
+  env_map e;
+  std::vector<std::string> w;
+  auto s = settings(c, e, w);
+  EXPECT_TRUE(s.otlp.empty());
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(w[0].find("LANGFUSE_PUBLIC_KEY"), std::string::npos);
+  EXPECT_NE(w[1].find("datadog"), std::string::npos);
+}
+
+TEST(TraceSettings, StoreFollowsTheDatabase) {
+  gw::config::gateway_config c;
+  env_map e;
+  std::vector<std::string> w;
+  EXPECT_TRUE(settings(c, e, w, "postgresql://x").store);
+  c.gateway.trace_store = false;
+  EXPECT_FALSE(settings(c, e, w, "postgresql://x").store);
+  c.gateway.trace_store = true;
+  auto s = settings(c, e, w);
+  EXPECT_TRUE(s.store);
+  EXPECT_TRUE(s.database_url.empty());
+}
+
+TEST(RedactSecrets, CredentialFieldsAnywhere) {
+  std::string j = R"({"model":"m","api_key":"sk-1","metadata":{"Client_Secret" : "cs","note":"api_key"},"x":"api_key: no"})";
+  td::redact_secrets(j);
+  EXPECT_EQ(j, R"({"model":"m","api_key":"[redacted]","metadata":{"Client_Secret" : "[redacted]","note":"api_key"},"x":"api_key: no"})");
+}
+
+TEST(RedactSecrets, EscapesAndTruncatedInput) {
+  std::string j = R"({"authorization":"Bearer a\"b","p":"q"})";
+  td::redact_secrets(j);
+  EXPECT_EQ(j, R"({"authorization":"[redacted]","p":"q"})");
+  std::string cut = R"({"aws_secret_access_key":"abcd)";
+  td::redact_secrets(cut);
+  EXPECT_EQ(cut, R"({"aws_secret_access_key":"[redacted])");
+  std::string nonstring = R"({"api_key":null,"password":12})";
+  td::redact_secrets(nonstring);
+  EXPECT_EQ(nonstring, R"({"api_key":null,"password":12})");
+}
+
+TEST(TraceRow, BodiesFollowTheMode) {
+  gw::tracing::trace_record r;
+  r.request_id = "r1";
+  r.status = 200;
+  r.request_body = R"({"api_key":"sk-x","messages":[{"role":"user","content":"0123456789"}]})";
+  r.response_body = "ok";
+  gg::trace_settings s;
+  s.store_bodies = gg::body_mode::truncated;
+  s.store_body_bytes = 20;
+  auto row = td::to_row(r, s);
+  EXPECT_EQ(row.request_body.size(), 20u);
+  EXPECT_TRUE(row.request_truncated);
+  EXPECT_EQ(row.request_body.find("sk-x"), std::string::npos);
+  EXPECT_EQ(row.status, "success");
+  s.store_bodies = gg::body_mode::off;
+  row = td::to_row(r, s);
+  EXPECT_TRUE(row.request_body.empty());
+  EXPECT_TRUE(row.response_body.empty());
+}
+
+TEST(MemoryStore, FiltersPagingAndCapacity) {
+  td::memory_store m(5);
+  std::vector<gw::store::trace_row> rows;
+  for (int i = 0; i < 7; ++i) {
+    gw::store::trace_row r;
+    r.request_id = "r" + std::to_string(i);
+    r.start_time = gw::keys::sys_time{std::chrono::seconds(1000 + i / 2)};  // pairs share a start
+    r.status = i % 2 ? "failure" : "success";
+    r.user_id = "u";
+    rows.push_back(r);
+  }
+  m.add(rows);
+  EXPECT_FALSE(m.get("r0")) << "capacity 5 keeps the newest";
+  ASSERT_TRUE(m.get("r6"));
+  gw::store::trace_query q;
+  q.limit = 2;
+  std::vector<std::string> seen;
+  for (int page = 0; page < 5; ++page) {
+    auto p = m.query(q);
+    for (auto& r : p.rows) seen.push_back(r.request_id);
+    if (!p.next_cursor) break;
+    q.cursor = p.next_cursor;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"r6", "r5", "r4", "r3", "r2"}));
+  gw::store::trace_query f;
+  f.status = "failure";
+  auto p = m.query(f);
+  ASSERT_EQ(p.rows.size(), 2u);
+  EXPECT_EQ(p.rows[0].request_id, "r5");
+  gw::store::trace_query bad;
+  bad.cursor = "nonsense";
+  EXPECT_THROW(m.query(bad), std::invalid_argument);
+}
