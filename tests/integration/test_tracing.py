@@ -145,7 +145,6 @@ class OtlpTest(unittest.TestCase):
         status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("hi", model="gpt"), ADMIN)
         self.assertEqual(status, 200, raw)
         s, clients = self.spans_of(hdrs["x-litellm-call-id"])
-        self.assertNotIn(s.get("parentSpanId", ""), ("", None, PARENT_ID)) if s.get("parentSpanId") else None
         self.assertFalse(s.get("parentSpanId"), "a root span")
         self.assertRegex(s["traceId"], r"^[0-9a-f]{32}$")
         self.assertNotEqual(s["traceId"], "0" * 32)
