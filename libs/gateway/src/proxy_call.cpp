@@ -226,7 +226,7 @@ void proxy_call::charge(int status) {
   }
   accounts::charge c;
   c.reservation = reservation_;
-  c.cost = compute_cost();
+  c.cost = cost_ = compute_cost();
   if (entry_ && c.cost != 0) c.entities = entry_->spend_entities(group_->name);
   auto& l = c.log;
   l.request_id = call_id_;
@@ -1595,7 +1595,7 @@ void proxy_call::trace_emit(int status) {
     t->cache_read_tokens = usage_.cached_tokens;
     if (usage_.cache_creation_tokens > 0) t->cache_creation_tokens = usage_.cache_creation_tokens;
   }
-  t->cost_pico = dep_ ? compute_cost() : 0;
+  t->cost_pico = charged_ ? cost_ : dep_ ? compute_cost() : 0;
   if (status / 100 != 2) {
     if (error_) {
       t->error_type = std::string(error_code_string(error_->code));

@@ -12,6 +12,7 @@
 #include "gw/core/error.hpp"
 #include "gw/core/json_writer.hpp"
 #include "gw/core/log.hpp"
+#include "gw/core/strings.hpp"
 #include "gw/credentials/fetch.hpp"
 #include "gw/keys/admin_json.hpp"
 #include "gw/keys/model.hpp"
@@ -132,24 +133,26 @@ class log_exporter final : public exporter {
   export_result send(const record_list& records) override {
     std::string out;
     for (auto* r : records) {
+      // String fields are written when set (a request refused before routing has no
+      // deployment, provider or response model).
+      auto field = [&](const char* name, const std::string& v) {
+        if (v.empty()) return;
+        out += ",\"";
+        out += name;
+        out += "\":";
+        append_json_string(out, v);
+      };
       out += "{\"ts\":";
       append_json_string(out, iso_ms(r->end));
-      out += ",\"level\":\"info\",\"msg\":\"request\",\"request_id\":";
-      append_json_string(out, r->request_id);
-      out += ",\"trace_id\":";
-      append_json_string(out, tracing::to_hex(r->trace));
-      out += ",\"route\":";
-      append_json_string(out, r->route);
-      out += ",\"operation\":";
-      append_json_string(out, r->operation);
-      out += ",\"model\":";
-      append_json_string(out, r->model_group);
-      out += ",\"deployment\":";
-      append_json_string(out, r->deployment_id);
-      out += ",\"provider\":";
-      append_json_string(out, r->provider);
-      out += ",\"response_model\":";
-      append_json_string(out, r->response_model);
+      out += ",\"level\":\"info\",\"msg\":\"request\"";
+      field("request_id", r->request_id);
+      field("trace_id", tracing::to_hex(r->trace));
+      field("route", r->route);
+      field("operation", r->operation);
+      field("model", r->model_group);
+      field("deployment", r->deployment_id);
+      field("provider", r->provider);
+      field("response_model", r->response_model);
       out += ",\"stream\":";
       out += r->stream ? "true" : "false";
       out += ",\"status\":" + std::to_string(r->status);
@@ -164,13 +167,6 @@ class log_exporter final : public exporter {
       out += ",\"cost_usd\":";
       out += keys::to_decimal(r->cost_pico);
       out += ",\"attempts\":" + std::to_string(r->attempts.size());
-      auto field = [&](const char* name, const std::string& v) {
-        if (v.empty()) return;
-        out += ",\"";
-        out += name;
-        out += "\":";
-        append_json_string(out, v);
-      };
       field("key_alias", r->key_alias);
       field("user_id", r->user_id);
       field("team_id", r->team_id);
@@ -195,13 +191,6 @@ class log_exporter final : public exporter {
 };
 
 // ------------------------------------------------------------------ helpers
-
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 constexpr std::string_view k_secret_fields[] = {
     "api_key",        "apikey",         "x-api-key",          "aws_access_key_id", "aws_secret_access_key",
@@ -254,7 +243,7 @@ void redact_secrets(std::string& json) {
     bool secret = false;
     if (is_key)
       for (auto f : k_secret_fields)
-        if (ieq(name, f)) secret = true;
+        if (iequals(name, f)) secret = true;
     if (!secret) {
       i = j + 1;
       continue;
@@ -536,11 +525,9 @@ std::pair<int, std::string> serve_traces(trace_reader& reader, const std::string
       tq.status = st;
     }
     if (auto l = get("limit")) {
-      std::int64_t v = 0;
-      auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), v);
-      if (ec != std::errc() || p != l->data() + l->size() || v < 1 || v > 1000)
-        return fail(errc::invalid_request, "limit must be an integer in 1..1000", "limit");
-      tq.limit = static_cast<std::size_t>(v);
+      auto v = parse_int(*l);
+      if (!v || *v < 1 || *v > 1000) return fail(errc::invalid_request, "limit must be an integer in 1..1000", "limit");
+      tq.limit = static_cast<std::size_t>(*v);
     }
     tq.cursor = get("cursor");
     if (auto b = get("include_bodies")) tq.with_bodies = *b == "true" || *b == "1";

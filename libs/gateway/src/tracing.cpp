@@ -14,6 +14,7 @@
 
 #include "gw/core/error.hpp"
 #include "gw/core/log.hpp"
+#include "gw/core/strings.hpp"
 #include "trace_internal.hpp"
 
 namespace gw::gateway {
@@ -55,12 +56,8 @@ bool has(const std::vector<std::string>& v, std::initializer_list<std::string_vi
   return false;
 }
 
-std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
+/// Percent-decoding as the OTLP exporter spec asks (W3C baggage): unlike a URL query,
+/// '+' stays '+' (base64 tokens in header values keep it), so keys::url_decode does not fit.
 std::string pct_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -83,13 +80,14 @@ std::vector<std::pair<std::string, std::string>> parse_headers(std::string_view 
     auto comma = s.find(',');
     auto item = s.substr(0, comma);
     s = comma == std::string_view::npos ? std::string_view{} : s.substr(comma + 1);
-    if (trim(item).empty()) continue;
+    if (gw::trim(item).empty()) continue;
     auto eq = item.find('=');
     if (eq == std::string_view::npos) {
       warnings.push_back(std::string(var) + ": an entry without '=' is ignored");
       continue;
     }
-    out.emplace_back(trim(pct_decode(item.substr(0, eq))), trim(pct_decode(item.substr(eq + 1))));
+    out.emplace_back(std::string(gw::trim(pct_decode(item.substr(0, eq)))),
+                     std::string(gw::trim(pct_decode(item.substr(eq + 1)))));
   }
   return out;
 }
@@ -112,8 +110,7 @@ std::string base64(std::string_view in) {
 
 bool truthy(const char* v) {
   if (!v) return false;
-  std::string s(v);
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto s = gw::to_lower(gw::trim(v));
   return s == "true" || s == "1" || s == "yes";
 }
 

@@ -172,6 +172,7 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   accounts::auth_entry_ptr entry_;  ///< null: master key or no auth
   std::uint64_t reservation_ = 0;
   bool charged_ = false;
+  keys::money cost_ = 0;  ///< what charge() computed (the trace record reuses it)
   std::chrono::system_clock::time_point wall_start_;
 
   // upstream request
