@@ -3,7 +3,8 @@
 #   release  optimised (-O2), what runs in production and in benchmarks
 #   dev      optimised with debug info and assertions, what the tests run first
 #   asan     address + undefined-behaviour sanitizers
-# Further arguments name targets to build (default: all).
+# Further arguments name targets to build (default: all). GW_CMAKE_ARGS (space-separated)
+# adds cmake options, e.g. GW_CMAKE_ARGS="-DGW_MARCH=" for a baseline-CPU build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
@@ -14,6 +15,8 @@ case "$flavour" in
   *) echo "usage: $0 [release|dev|asan]" >&2; exit 2 ;;
 esac
 jobs=${GW_BUILD_JOBS:-$(nproc)}
+read -r -a extra <<<"${GW_CMAKE_ARGS:-}"
+args+=("${extra[@]}")
 cmake -S . -B "build/$flavour" -G Ninja "${args[@]}" >/dev/null
 shift || true
 targets=()

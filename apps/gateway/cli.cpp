@@ -10,6 +10,9 @@ std::string usage_text() {
        llm-gateway migrate [--config FILE] [--env-file FILE]
                    apply the database migrations (general_settings.database_url or
                    DATABASE_URL) and exit; the gateway also applies them at start
+       llm-gateway healthcheck [--host ADDR] [--port N] [--path P] [--timeout SECONDS]
+                   GET P (default /health/liveliness) from ADDR:N (default 127.0.0.1:4000);
+                   exit 0 on HTTP 200, 1 otherwise (container health checks; no curl needed)
 
 An OpenAI-compatible LLM gateway that reads LiteLLM's config.yaml.
 
@@ -60,6 +63,23 @@ bool parse_cli(const std::vector<std::string>& args, cli_options& out, std::stri
     std::string v;
     if (i == 0 && a == "migrate") {
       out.migrate = true;
+    } else if (i == 0 && a == "healthcheck") {
+      out.healthcheck = true;
+    } else if (a == "--path" && out.healthcheck) {
+      if (!value(v)) return false;
+      if (v.empty() || v[0] != '/' || v.find_first_of(" \r\n") != std::string::npos) {
+        err = "--path must start with / and hold no spaces, got '" + v + "'";
+        return false;
+      }
+      out.path = v;
+    } else if (a == "--timeout" && out.healthcheck) {
+      if (!value(v)) return false;
+      auto t = parse_int(v);
+      if (!t || *t < 1 || *t > 300) {
+        err = "--timeout must be a number of seconds from 1 to 300, got '" + v + "'";
+        return false;
+      }
+      out.timeout_ms = static_cast<int>(*t) * 1000;
     } else if (a == "--config" || a == "-c") {
       if (!value(v)) return false;
       out.config = v;
@@ -70,6 +90,7 @@ bool parse_cli(const std::vector<std::string>& args, cli_options& out, std::stri
         return false;
       }
       out.host = v;
+      out.host_given = true;
     } else if (a == "--port") {
       if (!value(v)) return false;
       auto p = parse_int(v);

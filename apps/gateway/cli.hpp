@@ -15,6 +15,10 @@ struct cli_options {
   std::optional<std::string> env_file;  ///< explicit --env-file (must exist)
   bool check_config = false;
   bool migrate = false;                 ///< `llm-gateway migrate`: apply database migrations, exit
+  bool healthcheck = false;             ///< `llm-gateway healthcheck`: GET a health route, exit 0 on 200
+  bool host_given = false;              ///< --host was on the command line
+  std::string path = "/health/liveliness";  ///< healthcheck: the route to ask
+  int timeout_ms = 3000;                ///< healthcheck: connect + answer deadline
   bool help = false;
   bool version = false;
   bool debug = false;

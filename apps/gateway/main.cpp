@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "cli.hpp"
+#include "healthcheck.hpp"
 #include "gw/config/config.hpp"
 #include "gw/core/cpu.hpp"
 #include "gw/core/files.hpp"
@@ -66,6 +67,17 @@ int main(int argc, char** argv) {
   if (opts.version) {
     std::cout << "llm-gateway " << GW_VERSION << "\n";
     return 0;
+  }
+  if (opts.healthcheck) {
+    std::string why;
+    std::string host = opts.host_given ? opts.host : "127.0.0.1";
+    int status = gw::app::http_get_status(host, opts.port, opts.path, opts.timeout_ms, why);
+    if (status == 200) return 0;
+    if (status == 0)
+      std::cerr << "llm-gateway healthcheck: " << why << "\n";
+    else
+      std::cerr << "llm-gateway healthcheck: " << opts.path << " answered " << status << "\n";
+    return 1;
   }
 
   // Block the shutdown signals in every thread; main waits for them with sigwait.

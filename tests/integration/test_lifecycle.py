@@ -76,6 +76,35 @@ class StartupTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertIn("is valid", r.stdout)
 
+    def test_healthcheck_subcommand(self):
+        gw = Gateway(self.tmp.path)
+        try:
+            hc = [GATEWAY_BIN, "healthcheck", "--port", str(gw.port)]
+            out = run(hc)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            out = run(hc + ["--path", "/health/readiness", "--host", "localhost"])
+            self.assertEqual(out.returncode, 0, out.stderr)
+            out = run(hc + ["--path", "/no/such/route"])
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("answered 404", out.stderr)
+        finally:
+            gw.terminate()
+        out = run([GATEWAY_BIN, "healthcheck", "--port", str(free_port())])
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("cannot connect", out.stderr)
+        # A listener that never answers: the deadline holds.
+        import socket
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(1)
+            t0 = time.monotonic()
+            out = run([GATEWAY_BIN, "healthcheck", "--port", str(silent.getsockname()[1]), "--timeout", "1"])
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("timed out", out.stderr)
+            self.assertLess(time.monotonic() - t0, 10)
+        out = run([GATEWAY_BIN, "healthcheck", "--path", "no-slash"])
+        self.assertEqual(out.returncode, 2)
+
     def test_invalid_config_names_path_and_line(self):
         cfg = os.path.join(self.tmp.path, "bad.yaml")
         with open(cfg, "w") as f:
@@ -178,6 +207,9 @@ model_list:
             self.assertEqual(status, 503)
         except OSError:
             pass
+        # ... and so does the container health check on the readiness route.
+        hc = run([GATEWAY_BIN, "healthcheck", "--port", str(gw.port), "--path", "/health/readiness"])
+        self.assertEqual(hc.returncode, 1, hc.stderr)
         for t in threads:
             t.join()
         rc = gw.proc.wait(timeout=20)
