@@ -183,6 +183,38 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(len(clients), 1)
         self.assertEqual(clients[0]["status"]["code"], 2)
 
+    def test_refused_requests_are_traced(self):
+        # Refused before any deployment: a server span with the status and error, no
+        # client span; the call id in the answer names it.
+        wrong_key = "sk-not-a-key-" + "7" * 20
+        status, hdrs, _, raw = self.gw.post_json(
+            "/v1/chat/completions", chat("who am i", model="gpt"),
+            {"authorization": "Bearer " + wrong_key, "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+        self.assertEqual(status, 401, raw)
+        s, clients = self.spans_of(hdrs["x-litellm-call-id"])
+        self.assertEqual(clients, [])
+        self.assertEqual(s["traceId"], TRACE_ID)
+        self.assertEqual(s["parentSpanId"], PARENT_ID)
+        self.assertEqual(s["status"]["code"], 2)
+        self.assertEqual(s["attrs"]["http.response.status_code"], 401)
+        self.assertEqual(s["attrs"]["error.type"], "invalid_api_key")
+        self.assertEqual(s["attrs"]["gen_ai.operation.name"], "chat")
+        status, hdrs, _, raw = self.gw.post_json("/v1/embeddings", {"model": "no-such-model", "input": "x"}, ADMIN)
+        self.assertEqual(status, 404, raw)
+        s, clients = self.spans_of(hdrs["x-litellm-call-id"])
+        self.assertEqual(clients, [])
+        self.assertEqual(s["attrs"]["gen_ai.request.model"], "no-such-model")
+        self.assertEqual(s["attrs"]["gen_ai.operation.name"], "embeddings")
+        self.assertEqual(s["attrs"]["http.response.status_code"], 404)
+        status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", {"model": "gpt", "messages": "nope"}, ADMIN)
+        self.assertEqual(status, 400, raw)
+        s, _ = self.spans_of(hdrs["x-litellm-call-id"])
+        self.assertEqual(s["attrs"]["http.response.status_code"], 400)
+        # The wrong key presented is in no export (which does hold the refusal).
+        exported = b"".join(r["body"] for r in self.cap.accepted())
+        self.assertIn(hdrs["x-litellm-call-id"].encode(), exported)
+        self.assertNotIn(wrong_key.encode(), exported)
+
     def test_retried_request_has_one_span_per_attempt(self):
         mock_post(self.mock, "/_mock/faults", {"model": "model-f", "count": 1, "x_mock": {"status": 503}})
         status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("retry", model="flaky"), ADMIN)
@@ -407,6 +439,17 @@ class TraceStoreMemoryTest(unittest.TestCase):
         self.assertTrue(all(r["status"] == "failure" for r in f["data"]))
         status, f = self.get("/traces?model=nope")
         self.assertEqual(f["data"], [])
+
+    def test_refusal_is_stored(self):
+        status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("x", model="absent"), ADMIN)
+        self.assertEqual(status, 404, raw)
+        rid = hdrs["x-litellm-call-id"]
+        detail = wait_until(lambda: (lambda r: r[1] if r[0] == 200 else None)(self.get(f"/traces/{rid}")))
+        self.assertTrue(detail)
+        self.assertEqual(detail["status"], "failure")
+        self.assertEqual(detail["http_status"], 404)
+        self.assertEqual(detail["model_group"], "absent")
+        self.assertIn("does not exist", detail["error_message"])
 
     def test_errors_and_auth(self):
         self.assertEqual(self.get("/traces/does-not-exist")[0], 404)

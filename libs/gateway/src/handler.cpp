@@ -1,5 +1,6 @@
 #include "gw/gateway/handler.hpp"
 
+#include "gw/core/ids.hpp"
 #include "gw/core/json_writer.hpp"
 #include "gw/core/strings.hpp"
 #include "gw/gateway/limiter.hpp"
@@ -27,6 +28,55 @@ std::string_view strip_bearer(std::string_view v) {
 
 void respond_error(const http::session_ptr& s, const error& e, std::string_view extra = {}) {
   s->respond_error(static_cast<unsigned>(http_status(e.code)), to_openai_json(e), extra);
+}
+
+/// A model-route request refused before it reached a deployment (authentication, bad
+/// input, unknown model, model access, budget) still gets its trace: a server span with
+/// the status and error, no attempt. Returns the header that names its call id, so the
+/// client can look it up (GET /traces/{id}).
+std::string trace_refusal(const gateway_context& ctx, const http::session_ptr& s, std::string_view operation,
+                          std::string_view model, const accounts::auth_entry_ptr& entry, int status,
+                          std::string_view error_type, std::string_view message) {
+  const auto& req = s->req();
+  tracing::trace_record t;
+  if (auto it = req.find("traceparent"); it != req.end()) {
+    if (auto c = tracing::parse_traceparent(std::string_view(it->value().data(), it->value().size()))) {
+      t.trace = c->trace;
+      t.parent = c->parent;
+      t.flags = c->flags;
+      if (auto ts = req.find("tracestate"); ts != req.end()) t.tracestate.assign(ts->value().data(), ts->value().size());
+    }
+  }
+  if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
+  t.span = tracing::new_span_id();
+  t.request_id = new_request_id();
+  t.node_id = ctx.node_id;
+  t.end = std::chrono::system_clock::now();
+  t.start = t.end - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                        std::chrono::steady_clock::now() - s->received_at());
+  t.route.assign(req.target().data(), req.target().size());
+  if (auto q = t.route.find('?'); q != std::string::npos) t.route.resize(q);
+  t.operation = std::string(operation);
+  t.model_group = std::string(model);
+  if (entry) {
+    t.key_hash = entry->token;
+    t.key_alias = entry->key_alias;
+    t.user_id = entry->user_id;
+    t.team_id = entry->team_id;
+  }
+  t.status = status;
+  t.error_type = std::string(error_type);
+  t.error_message = std::string(message);
+  const auto& settings = ctx.tracing->settings();
+  if (settings.capture_request) {
+    const auto& body = req.body();
+    std::size_t n = std::min(body.size(), settings.capture_bytes);
+    t.request_body.assign(body.data(), n);
+    t.request_truncated = n < body.size();
+  }
+  std::string header = "x-litellm-call-id: " + t.request_id + "\r\n";
+  ctx.tracing->add(s->thread().index(), std::move(t));
+  return header;
 }
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
@@ -190,15 +240,32 @@ void gateway_handler::on_request(const http::session_ptr& s) {
   auto method = req.method();
   std::size_t shard = s->thread().index();
 
+  // Who is calling. `master`: the master key (or no master key configured: open).
+  // `entry`: a virtual key. Unknown keys may need one database look-up (then the
+  // request is handled again, the answer being in this thread's table).
+  bool master = false;
+  accounts::auth_entry_ptr entry;
+  // Model routes trace their refusals (operation name, the model asked for once known).
+  std::string_view traced_op = r == route::chat || r == route::messages ? "chat"
+                               : r == route::completions                ? "text_completion"
+                               : r == route::embeddings                 ? "embeddings"
+                                                                        : "";
+  std::string traced_model;
+
   // Anthropic's /v1/messages answers errors in Anthropic's shape.
   bool anthropic = r == route::messages;
   auto fail = [&, anthropic](const error& e, std::string_view extra = {}) {
-    ctx_.metrics->count_unrouted(shard, http_status(e.code));
-    if (anthropic) {
-      int status = http_status(e.code);
+    int status = http_status(e.code);
+    ctx_.metrics->count_unrouted(shard, status);
+    std::string headers;
+    if (ctx_.tracing && !traced_op.empty()) {
+      headers = trace_refusal(ctx_, s, traced_op, traced_model, entry, status, error_code_string(e.code), e.message);
+      headers += extra;
+      extra = headers;
+    }
+    if (anthropic)
       return s->respond_error(static_cast<unsigned>(status),
                               providers::openai_error_to_anthropic(status, to_openai_json(e)), extra);
-    }
     respond_error(s, e, extra);
   };
   auto wrong_method = [&](std::string_view allowed) {
@@ -210,11 +277,6 @@ void gateway_handler::on_request(const http::session_ptr& s) {
   };
   auto refuse = [&](errc code, std::string msg) { fail(error{code, std::move(msg), ""}); };
 
-  // Who is calling. `master`: the master key (or no master key configured: open).
-  // `entry`: a virtual key. Unknown keys may need one database look-up (then the
-  // request is handled again, the answer being in this thread's table).
-  bool master = false;
-  accounts::auth_entry_ptr entry;
   auto authenticate = [&]() -> bool {
     auto key = presented_key(req);
     if (!ctx_.master_key.empty() && !key.empty() && secure_equals(key, ctx_.master_key)) {
@@ -318,8 +380,12 @@ void gateway_handler::on_request(const http::session_ptr& s) {
         auto info = std::make_shared<providers::anthropic_request_info>();
         if (auto pe = providers::anthropic_request_to_openai(req.body(), converted, *info)) {
           ctx_.metrics->count_unrouted(shard, pe->status);
+          std::string headers;
+          if (ctx_.tracing)
+            headers = trace_refusal(ctx_, s, traced_op, "", entry, pe->status, pe->code.empty() ? pe->type : pe->code,
+                                    pe->message);
           return s->respond_error(static_cast<unsigned>(pe->status),
-                                  providers::openai_error_to_anthropic(pe->status, pe->json()));
+                                  providers::openai_error_to_anthropic(pe->status, pe->json()), headers);
         }
         converted.reserve(converted.size() + http::json_padding);
         req.body() = std::move(converted);
@@ -332,6 +398,7 @@ void gateway_handler::on_request(const http::session_ptr& s) {
       }
       providers::inspected_request ir;
       if (auto e = providers::inspect_request(op, req.body(), ir)) return fail(*e);
+      if (ctx_.tracing) traced_model = ir.model;
       if (ir.has_gateway_fields) {
         // timeout, stream_timeout, num_retries are for the gateway, not the provider.
         auto kept = ir;
@@ -368,11 +435,21 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                                    if (res.refusal) {
                                      int status = http_status(res.refusal->code);
                                      ctx_.metrics->count_unrouted(s->thread().index(), status);
+                                     std::string headers;
+                                     if (ctx_.tracing)
+                                       headers = trace_refusal(ctx_, s, op == providers::operation::chat ? "chat"
+                                                               : op == providers::operation::completion
+                                                                   ? "text_completion"
+                                                                   : "embeddings",
+                                                               g->name, entry, status,
+                                                               error_code_string(res.refusal->code),
+                                                               res.refusal->message);
                                      if (ingress)
                                        return s->respond_error(static_cast<unsigned>(status),
                                                                providers::openai_error_to_anthropic(
-                                                                   status, to_openai_json(*res.refusal)));
-                                     return respond_error(s, *res.refusal);
+                                                                   status, to_openai_json(*res.refusal)),
+                                                               headers);
+                                     return respond_error(s, *res.refusal, headers);
                                    }
                                    auto call = std::make_shared<proxy_call>(ctx_, s, op, std::move(*ir_shared), g,
                                                                             entry, res.reservation);
