@@ -297,6 +297,87 @@ class CooldownTest(unittest.TestCase):
             tmp.cleanup()
 
 
+class PolicyTest(unittest.TestCase):
+    """router_settings.retry_policy, model_group_retry_policy and allowed_fails_policy,
+    LiteLLM's per-error-class retries and cooldown thresholds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.mock = Mock(cls.tmp.path)
+        cls.gw = Gateway(cls.tmp.path, config(cls.mock, num_retries=3, router_extra="""
+  retry_policy: {BadRequestErrorRetries: 2, RateLimitErrorRetries: 0}
+  model_group_retry_policy:
+    primary: {RateLimitErrorRetries: 1}
+  allowed_fails_policy: {AuthenticationErrorAllowedFails: 0}
+"""))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.terminate()
+        cls.mock.terminate()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        mock_post(self.mock, "/_mock/faults", method="DELETE")
+
+    def post(self, model):
+        return self.gw.post_json("/v1/chat/completions", chat(model=model), ADMIN)
+
+    def test_a_class_the_policy_names_is_retried_that_many_times(self):
+        # A 400 is not retried by default; the policy asks for 2 retries.
+        before = model_counts(self.mock).get("model-s", 0)
+        fault(self.mock, "model-s", count=2, status=400)
+        status, h, _, raw = self.post("solo")
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(h["x-litellm-attempted-retries"], "2")
+        fault(self.mock, "model-s", status=400)
+        status, h, _, raw = self.post("solo")
+        self.assertEqual(status, 400, raw)
+        self.assertEqual(h["x-litellm-attempted-retries"], "2")
+        self.assertEqual(model_counts(self.mock)["model-s"], before + 3 + 3)
+        # The request's own num_retries does not override the policy (as in LiteLLM).
+        status, h, _, raw = self.gw.post_json("/v1/chat/completions", chat(model="solo", num_retries=0), ADMIN)
+        self.assertEqual(h["x-litellm-attempted-retries"], "2")
+
+    def test_the_policy_overrides_num_retries(self):
+        # num_retries is 3, RateLimitErrorRetries 0: a 429 is answered at once.
+        fault(self.mock, "model-s", status=429)
+        before = model_counts(self.mock).get("model-s", 0)
+        status, h, _, raw = self.post("solo")
+        self.assertEqual(status, 429, raw)
+        self.assertEqual(h["x-litellm-attempted-retries"], "0")
+        self.assertEqual(model_counts(self.mock)["model-s"], before + 1)
+        # A class the policy does not name keeps num_retries: 3 retries of a 500.
+        mock_post(self.mock, "/_mock/faults", method="DELETE")
+        fault(self.mock, "model-s", count=3, status=500)
+        status, h, _, raw = self.post("solo")
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(h["x-litellm-attempted-retries"], "3")
+
+    def test_the_groups_own_policy_wins(self):
+        fault(self.mock, "model-p", count=1, status=429)
+        status, h, _, raw = self.post("primary")
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(h["x-litellm-attempted-retries"], "1")
+        self.assertEqual(h["x-litellm-model-id"], "dep-p")
+
+    def test_allowed_fails_policy_cools_down_on_its_class(self):
+        # 401s do not count towards a cooldown by default; with
+        # AuthenticationErrorAllowedFails: 0 the first one cools the deployment down.
+        fault(self.mock, "model-a", status=401)
+        for _ in range(10):
+            status, h, _, raw = self.post("gpt")
+            if h.get("x-litellm-model-id") == "dep-a":
+                self.assertEqual(status, 401, raw)
+                break
+        time.sleep(0.2)
+        status, _, raw = self.gw.request("GET", "/health/readiness")
+        health = {d["model_id"]: d for d in json.loads(raw)["deployments"]["health"]}
+        self.assertEqual(health["dep-a"]["status"], "cooling_down", health)
+        self.assertIn("AuthenticationError failures", self.gw.output())
+
+
 class DefaultFallbacksTest(unittest.TestCase):
     def test_default_fallbacks_apply_to_groups_without_their_own(self):
         tmp = TempDir()

@@ -73,8 +73,8 @@ const key_set k_general_later{
     "supported_db_objects", "user_mcp_management_mode", "reject_clientside_metadata_tags"};
 
 const key_set k_router_later{
-    "enable_pre_call_checks", "optional_pre_call_checks", "retry_policy", "allowed_fails_policy",
-    "model_group_alias", "model_group_retry_policy", "routing_strategy_args", "cache_responses", "cache_kwargs",
+    "enable_pre_call_checks", "optional_pre_call_checks",
+    "model_group_alias", "routing_strategy_args", "cache_responses", "cache_kwargs",
     "client_ttl", "default_litellm_params", "default_max_parallel_requests", "default_priority",
     "polling_interval", "provider_budget_config", "enable_tag_filtering", "tag_filtering_match_any",
     "debug_level", "set_verbose", "alerting_config", "assistants_config", "router_general_settings",
@@ -468,6 +468,43 @@ class loader {
     }
   }
 
+  /// retry_policy / allowed_fails_policy: {BadRequestError<suffix>: n, …}, LiteLLM's names.
+  error_class_counts error_counts(const YAML::Node& n, const std::string& path, const std::string& suffix) {
+    static constexpr std::pair<std::string_view, error_class> names[] = {
+        {"BadRequestError", error_class::bad_request},
+        {"AuthenticationError", error_class::authentication},
+        {"TimeoutError", error_class::timeout},
+        {"RateLimitError", error_class::rate_limit},
+        {"ContentPolicyViolationError", error_class::content_policy},
+        {"InternalServerError", error_class::internal_server},
+        {"ServiceUnavailableError", error_class::service_unavailable}};
+    error_class_counts out;
+    require_map(n, path);
+    if (n.IsNull()) return out;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.as<std::string>();
+      std::string kp = path + "." + k;
+      const YAML::Node v = it->second;
+      bool known = false;
+      for (auto& [name, cls] : names) {
+        if (k == std::string(name) + suffix) {
+          if (v.IsNull()) {
+            known = true;  // LiteLLM's "None": the default
+            break;
+          }
+          out.n[static_cast<std::size_t>(cls)] = int_value(v, kp);
+          known = true;
+        }
+      }
+      if (!known) {
+        std::string all;
+        for (auto& [name, cls] : names) all += (all.empty() ? "" : ", ") + std::string(name) + suffix;
+        fail(it->first, kp, "unknown error class '" + k + "' (one of " + all + ")");
+      }
+    }
+    return out;
+  }
+
   void read_router(const YAML::Node& n) {
     require_map(n, "router_settings");
     if (n.IsNull()) return;
@@ -505,6 +542,16 @@ class loader {
         router_fallbacks_[k] = fallback_list(v, kp);
       } else if (k == "default_fallbacks") {
         router_fallbacks_[k] = default_fallback_list(v, kp);
+      } else if (k == "retry_policy") {
+        r.retry_policy = error_counts(v, kp, "Retries");
+      } else if (k == "allowed_fails_policy") {
+        r.allowed_fails_policy = error_counts(v, kp, "AllowedFails");
+      } else if (k == "model_group_retry_policy") {
+        require_map(v, kp);
+        for (auto g = v.begin(); g != v.end(); ++g) {
+          std::string name = g->first.as<std::string>();
+          r.model_group_retry_policy.emplace_back(name, error_counts(g->second, kp + "." + name, "Retries"));
+        }
       } else if (k == "redis_host") {
         router_redis_.host = scalar(v, kp).value_or("");
       } else if (k == "redis_port") {

@@ -2,7 +2,9 @@
 
 #include <caf/all.hpp>
 
+#include <array>
 #include <chrono>
+#include <optional>
 #include <cmath>
 
 #include "gw/core/log.hpp"
@@ -28,6 +30,8 @@ struct deployment_state {
   cooldown_policy policy;
   std::size_t group_size = 1;
   limits::sliding_window fails{minute()};
+  /// Failures per error class, for the classes allowed_fails_policy names.
+  std::array<std::optional<limits::sliding_window>, config::k_error_classes> class_fails;
   limits::sliding_window tokens{minute()};
   std::uint64_t successes = 0;
   double ewma_latency_s = 0;
@@ -42,6 +46,8 @@ void cool_down(deployment_state& s, std::int64_t now, const std::string& why) {
   s.d->health.store(static_cast<int>(deployment_health::cooling), std::memory_order_release);
   s.d->cooldowns.fetch_add(1, std::memory_order_relaxed);
   s.fails = limits::sliding_window{minute()};
+  for (auto& w : s.class_fails)
+    if (w) w.emplace(minute());
   log::warn("deployment '" + s.d->cfg->id + "' of model group '" + s.d->cfg->model_name + "' cools down for " +
             std::to_string(s.policy.cooldown_seconds) + " s (" + why + ")");
 }
@@ -76,11 +82,24 @@ caf::behavior deployment_fn(deployment_actor* self, deployment_runtime* d, coold
                       "' is healthy again (probe succeeded)");
           }
         } else if (o.failure) {
-          s.fails.add(now, 1);
+          // A class allowed_fails_policy names counts in its own window against its own
+          // threshold; every other failure against allowed_fails.
+          auto cls = static_cast<config::error_class>(o.error_class);
+          auto own = s.policy.allowed_fails_policy.get(cls);
+          limits::sliding_window* w = &s.fails;
+          int allowed = s.policy.allowed_fails;
+          std::string what = "failures";
+          if (own) {
+            auto& cw = s.class_fails[static_cast<std::size_t>(cls)];
+            if (!cw) cw.emplace(minute());
+            w = &*cw;
+            allowed = *own;
+            what = std::string(config::error_class_name(cls)) + " failures";
+          }
+          w->add(now, 1);
           auto h = static_cast<deployment_health>(s.d->health.load(std::memory_order_acquire));
-          if (!s.policy.disabled && s.group_size > 1 && h == deployment_health::healthy &&
-              s.fails.sum(now) > s.policy.allowed_fails)
-            cool_down(s, now, "more than " + std::to_string(s.policy.allowed_fails) + " failures in a minute");
+          if (!s.policy.disabled && s.group_size > 1 && h == deployment_health::healthy && w->sum(now) > allowed)
+            cool_down(s, now, "more than " + std::to_string(allowed) + " " + what + " in a minute");
         }
         if (o.upstream_ok) learn_latency(s, o.upstream_seconds, 1);
         learn_tokens(s, now, o.tokens);

@@ -150,6 +150,7 @@ struct app::impl {
     }
     cooldown_policy cp;
     cp.allowed_fails = cfg.router.allowed_fails;
+    cp.allowed_fails_policy = cfg.router.allowed_fails_policy;
     cp.cooldown_seconds = cfg.router.cooldown_time;
     cp.disabled = cfg.router.disable_cooldowns;
     for (auto& g : registry->groups())

@@ -154,6 +154,20 @@ bool contains_ci(std::string_view hay, std::string_view needle) {
 
 bool retryable_status(int status) { return status == 429 || status == 408 || status >= 500; }
 
+/// The LiteLLM error class of an HTTP status from a provider.
+config::error_class class_of_status(int status) {
+  using config::error_class;
+  switch (status) {
+    case 400: return error_class::bad_request;
+    case 401: return error_class::authentication;
+    case 408: return error_class::timeout;
+    case 429: return error_class::rate_limit;
+    case 500: return error_class::internal_server;
+    case 503: return error_class::service_unavailable;
+    default: return error_class::none;
+  }
+}
+
 }  // namespace
 
 std::string format_cost(keys::money m) {
@@ -708,6 +722,8 @@ void proxy_call::end_attempt(int status, bool upstream_ok, bool failure) {
   o.status = status;
   o.upstream_ok = upstream_ok;
   o.failure = failure;
+  o.error_class = failure ? static_cast<std::int8_t>(failure_class_) : static_cast<std::int8_t>(config::error_class::none);
+  failure_class_ = config::error_class::none;
   o.probe = probe_;
   o.tokens = usage_.known() ? used.input + used.output : -1;
   o.upstream_seconds = seconds(done - t_attempt_start_);
@@ -726,8 +742,17 @@ void proxy_call::end_attempt(int status, bool upstream_ok, bool failure) {
 void proxy_call::attempt_failed(failure_kind k, std::int64_t retry_after_ms) {
   clear_deadline();
   int status = error_ ? http_status(error_->code) : status_;
+  const auto& router = ctx_.cfg->router;
+  auto cls = k == failure_kind::content_policy   ? config::error_class::content_policy
+             : k == failure_kind::context_window ? config::error_class::bad_request
+             : k == failure_kind::status         ? class_of_status(status)
+             : k == failure_kind::transport && error_ && error_->code == errc::upstream_timeout
+                 ? config::error_class::timeout
+                 : config::error_class::none;
   if (dep_) {
-    bool counts = k == failure_kind::transport || (k == failure_kind::status && retryable_status(status));
+    bool counts = k == failure_kind::transport || (k == failure_kind::status && retryable_status(status)) ||
+                  router.allowed_fails_policy.get(cls).has_value();
+    failure_class_ = cls;
     // A failed attempt is seen on its deployment's metrics; the request's final
     // outcome is observed in finish().
     double attempt_s = seconds(clock::now() - t_attempt_start_);
@@ -739,6 +764,17 @@ void proxy_call::attempt_failed(failure_kind k, std::int64_t retry_after_ms) {
   int allowed = 0;
   for (auto* d : group_->deployments) allowed = std::max(allowed, d->num_retries);
   if (req_.num_retries >= 0) allowed = req_.num_retries;
+  // retry_policy (the group's own first) decides for the classes it names, as LiteLLM's
+  // does: that many retries, whatever the class (a 400 too).
+  if (cls != config::error_class::none) {
+    const config::error_class_counts* policy = &router.retry_policy;
+    for (const auto& [name, p] : router.model_group_retry_policy)
+      if (name == group_->name) policy = &p;
+    if (auto n = policy->get(cls)) {
+      allowed = *n;
+      retryable = k != failure_kind::unavailable;
+    }
+  }
   if (retryable && group_retries_ < allowed) {
     ++group_retries_;
     ++retries_;

@@ -191,6 +191,44 @@ TEST(ConfigLimits, RouterSettings) {
   EXPECT_FALSE(d.redis.configured());
 }
 
+TEST(ConfigLimits, RetryAndAllowedFailsPolicies) {
+  auto c = load_ok(R"(router_settings:
+  retry_policy: {BadRequestErrorRetries: 2, AuthenticationErrorRetries: 0, TimeoutErrorRetries: 4,
+                 RateLimitErrorRetries: 3, ContentPolicyViolationErrorRetries: 1, InternalServerErrorRetries: 5,
+                 ServiceUnavailableErrorRetries: null}
+  allowed_fails_policy: {RateLimitErrorAllowedFails: 100, TimeoutErrorAllowedFails: 2}
+  model_group_retry_policy:
+    gpt-4o: {RateLimitErrorRetries: 7}
+)");
+  using config::error_class;
+  const auto& r = c.router;
+  EXPECT_EQ(r.retry_policy.get(error_class::bad_request), 2);
+  EXPECT_EQ(r.retry_policy.get(error_class::authentication), 0);
+  EXPECT_EQ(r.retry_policy.get(error_class::timeout), 4);
+  EXPECT_EQ(r.retry_policy.get(error_class::rate_limit), 3);
+  EXPECT_EQ(r.retry_policy.get(error_class::content_policy), 1);
+  EXPECT_EQ(r.retry_policy.get(error_class::internal_server), 5);
+  EXPECT_FALSE(r.retry_policy.get(error_class::service_unavailable));  // null: the default
+  EXPECT_FALSE(r.retry_policy.get(error_class::none));
+  EXPECT_EQ(r.allowed_fails_policy.get(error_class::rate_limit), 100);
+  EXPECT_EQ(r.allowed_fails_policy.get(error_class::timeout), 2);
+  EXPECT_FALSE(r.allowed_fails_policy.get(error_class::bad_request));
+  ASSERT_EQ(r.model_group_retry_policy.size(), 1u);
+  EXPECT_EQ(r.model_group_retry_policy[0].first, "gpt-4o");
+  EXPECT_EQ(r.model_group_retry_policy[0].second.get(error_class::rate_limit), 7);
+  EXPECT_TRUE(c.warnings.empty()) << all_warnings(c);
+  EXPECT_FALSE(load_ok("").router.retry_policy.any());
+
+  // Wrong names and values are errors that say what is allowed.
+  auto e = load_err("router_settings: {retry_policy: {BadRequestErrorAllowedFails: 2}}\n");
+  EXPECT_NE(e.find("router_settings.retry_policy.BadRequestErrorAllowedFails"), std::string::npos) << e;
+  EXPECT_NE(e.find("BadRequestErrorRetries"), std::string::npos) << e;
+  e = load_err("router_settings: {allowed_fails_policy: {RateLimitErrorAllowedFails: -1}}\n");
+  EXPECT_NE(e.find("allowed_fails_policy.RateLimitErrorAllowedFails"), std::string::npos) << e;
+  e = load_err("router_settings: {retry_policy: [1, 2]}\n");
+  EXPECT_NE(e.find("expected a mapping"), std::string::npos) << e;
+}
+
 TEST(ConfigLimits, EveryRoutingStrategyWithoutWarning) {
   for (const char* s : {"simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
                         "latency-based-routing", "cost-based-routing"}) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,45 @@ struct litellm_settings {
   bool turn_off_message_logging = false;
 };
 
+/// LiteLLM's error classes for retry_policy and allowed_fails_policy. A failed attempt is
+/// one of these (or none: 403, 404, connection errors and other statuses keep the
+/// defaults): 400 bad_request (a context-length error too), 401 authentication,
+/// 408/timeouts timeout, 429 rate_limit, a content-filter refusal content_policy,
+/// 500 internal_server, 503 service_unavailable.
+enum class error_class { bad_request, authentication, timeout, rate_limit, content_policy, internal_server,
+                         service_unavailable, none };
+inline constexpr std::size_t k_error_classes = 7;
+
+/// LiteLLM's class name (BadRequestError, …) of an error class; "" for none.
+constexpr const char* error_class_name(error_class c) {
+  switch (c) {
+    case error_class::bad_request: return "BadRequestError";
+    case error_class::authentication: return "AuthenticationError";
+    case error_class::timeout: return "TimeoutError";
+    case error_class::rate_limit: return "RateLimitError";
+    case error_class::content_policy: return "ContentPolicyViolationError";
+    case error_class::internal_server: return "InternalServerError";
+    case error_class::service_unavailable: return "ServiceUnavailableError";
+    case error_class::none: break;
+  }
+  return "";
+}
+
+/// Per error class counts: `retry_policy` (BadRequestErrorRetries, …) or
+/// `allowed_fails_policy` (BadRequestErrorAllowedFails, …). Unset classes keep the
+/// default (num_retries / allowed_fails).
+struct error_class_counts {
+  std::array<std::optional<int>, k_error_classes> n{};
+  bool any() const noexcept {
+    for (auto& x : n)
+      if (x) return true;
+    return false;
+  }
+  std::optional<int> get(error_class c) const noexcept {
+    return c == error_class::none ? std::nullopt : n[static_cast<std::size_t>(c)];
+  }
+};
+
 /// router_settings: the parts the gateway reads.
 struct router_settings {
   std::string routing_strategy = "simple-shuffle";
@@ -94,6 +134,14 @@ struct router_settings {
   std::optional<double> timeout;
   std::optional<double> stream_timeout;
   int allowed_fails = 3;
+  /// retry_policy: retries per error class, instead of num_retries (and the request's
+  /// own num_retries); a class with a count is retried even when it is a 400 or 401, as
+  /// LiteLLM does. model_group_retry_policy: the same per model group (wins).
+  error_class_counts retry_policy;
+  std::vector<std::pair<std::string, error_class_counts>> model_group_retry_policy;
+  /// allowed_fails_policy: failures per minute of one class before a cooldown,
+  /// instead of allowed_fails, for that class.
+  error_class_counts allowed_fails_policy;
   double cooldown_time = 5;
   bool disable_cooldowns = false;
   /// Minimum seconds before a retry (LiteLLM's retry_after); backoff grows from here.

@@ -26,6 +26,7 @@ struct outcome {
   bool upstream_ok = false;          ///< the provider answered 2xx and completed
   bool failure = false;              ///< counts towards cooldown (429, 408, 5xx, timeout, connection)
   bool probe = false;                ///< the half-open probe of a cooled-down deployment
+  std::int8_t error_class = 7;       ///< config::error_class of a failure (7: none)
   std::int64_t tokens = -1;          ///< tokens the provider reported; -1 unknown
   double upstream_seconds = 0;
 };
@@ -59,6 +60,8 @@ using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
 /// Cooldown policy (router_settings).
 struct cooldown_policy {
   int allowed_fails = 3;
+  /// allowed_fails_policy: a class with a count has its own window and threshold.
+  config::error_class_counts allowed_fails_policy;
   double cooldown_seconds = 5;
   bool disabled = false;
 };
