@@ -107,6 +107,7 @@ struct app::impl {
   std::unique_ptr<gateway_handler> handler;
   std::unique_ptr<http::server> server;
   bool stopped = false;
+  bool started = false;  ///< io threads running (not with --check-config)
 
   impl(const config::gateway_config& c, app_options o, std::vector<std::string>& warnings)
       : cfg(c),
@@ -267,7 +268,9 @@ struct app::impl {
         p->set_value();
       });
     }
-    for (auto& f : done) f.wait_for(std::chrono::seconds(2));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    if (started)
+      for (auto& f : done) f.wait_until(deadline);
     accounts->shutdown(timeout);
   }
 
@@ -284,7 +287,9 @@ struct app::impl {
         p->set_value();
       });
     }
-    for (auto& f : done) f.wait_for(std::chrono::seconds(2));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    if (started)
+      for (auto& f : done) f.wait_until(deadline);
     tracing->shutdown(timeout);
   }
 
@@ -324,6 +329,7 @@ app::~app() { stop(); }
 
 void app::start() {
   impl_->threads.start();
+  impl_->started = true;
   // Each io thread's Redis connection is made on that thread.
   if (impl_->limiter->redis_configured()) {
     auto* l = impl_->limiter.get();
