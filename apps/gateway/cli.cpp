@@ -23,7 +23,8 @@ An OpenAI-compatible LLM gateway that reads LiteLLM's config.yaml.
   --env-file FILE     load variables from FILE first (default: ./.env if it exists);
                       variables already set in the environment win
   --check-config      load and validate the config, print warnings, and exit
-  --num_workers N     io threads (default: gateway_settings.io_threads, else one per core)
+  --num_workers N     io threads (default: gateway_settings.io_threads, else one per usable CPU:
+                      the affinity mask capped by the container's cgroup CPU quota)
   --detailed_debug    debug logging (also: LITELLM_LOG=DEBUG)
   --port-file FILE    write the port actually bound to FILE (useful with --port 0)
   --help, --version

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "gw/accounts/accounts.hpp"
+#include "gw/core/cpu.hpp"
 #include "gw/core/log.hpp"
 #include "gw/keys/model.hpp"
 #include "gw/pricing/prices.hpp"
@@ -37,7 +38,7 @@ std::chrono::milliseconds ms(double seconds) {
 std::size_t choose_io_threads(const app_options& o, const config::gateway_config& cfg) {
   if (o.io_threads > 0) return static_cast<std::size_t>(o.io_threads);
   if (cfg.gateway.io_threads > 0) return static_cast<std::size_t>(cfg.gateway.io_threads);
-  return std::max(1u, std::thread::hardware_concurrency());
+  return usable_cpus();  // the container's CPU quota, not the node's cores
 }
 
 std::size_t choose_actor_threads(const app_options& o, const config::gateway_config& cfg, std::size_t io) {

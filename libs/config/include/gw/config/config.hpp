@@ -161,7 +161,7 @@ struct router_settings {
 
 /// gateway_settings: our own section (LiteLLM has no equivalent keys); all optional.
 struct gateway_settings {
-  int io_threads = 0;                      ///< 0 = one per core
+  int io_threads = 0;                      ///< 0 = one per usable CPU (affinity, cgroup quota)
   int actor_threads = 0;                   ///< 0 = chosen from io_threads
   std::size_t max_connections = 20000;     ///< concurrent client connections
   std::size_t max_header_bytes = 64 * 1024;
