@@ -25,6 +25,13 @@ namespace dom = simdjson::dom;
 
 using namespace json_dom;
 
+/// Structured output (response_format json_object / json_schema) is emulated as LiteLLM
+/// does: a tool of this name, forced, whose input becomes the answer's content.
+constexpr std::string_view json_tool_name = "json_tool_call";
+constexpr std::string_view json_tool_description = "Respond with a JSON object that follows the input schema.";
+/// The input schema for json_object: any object (LiteLLM's).
+constexpr const char* json_object_schema = R"({"type":"object","additionalProperties":true,"properties":{}})";
+
 provider_error bad_request(std::string message, std::string code = "invalid_value") {
   return provider_error{400, "invalid_request_error", std::move(code), std::move(message)};
 }
@@ -121,6 +128,7 @@ class request_translator {
 
   request_result run(std::string_view body) {
     request_result r;
+    ctx_.json_tool_call = false;
     if (!translate(body)) {
       r.error = std::move(err_);
       return r;
@@ -154,6 +162,7 @@ class request_translator {
     std::vector<std::string> stop;
     bool stream = ctx_.stream;
     std::optional<bool> parallel;
+    std::optional<std::string> json_tool;  // the json_tool_call tool, when response_format asks for JSON
     for (auto [key, v] : root) {
       if (v.is_null()) continue;
       if (key == "messages") {
@@ -193,13 +202,7 @@ class request_translator {
         if (v.get_bool().get(b)) return fail(type_error("parallel_tool_calls", "a boolean"));
         parallel = b;
       } else if (key == "response_format") {
-        dom::object rf;
-        if (v.get_object().get(rf)) return fail(type_error("response_format", "an object"));
-        auto t = string_member(rf, "type");
-        if (t && *t != "text")
-          return fail(bad_request("response_format '" + std::string(*t) +
-                                      "' is not supported for Anthropic models (use tools instead).",
-                                  "unsupported_parameter"));
+        if (!read_response_format(v, json_tool)) return false;
       }
       // Everything else (model, stream_options, penalties, seed, logprobs, ...) has no
       // Anthropic equivalent or is set by the gateway: dropped.
@@ -213,6 +216,25 @@ class request_translator {
     bool has_tools = false;
     if (tools && !read_tools(*tools, tools_json, has_tools)) return false;
     if (tool_choice && !read_tool_choice(*tool_choice, choice_json)) return false;
+    if (json_tool) {
+      // Structured output as LiteLLM emulates it: one more tool, forced unless the client
+      // chose otherwise (its "none" means none of its own tools: the JSON tool is forced).
+      if (client_json_tool_)
+        return fail(bad_request("The tool name 'json_tool_call' is reserved when 'response_format' asks for JSON "
+                                "from an Anthropic model.",
+                                "invalid_value"));
+      if (has_tools) {
+        tools_json.back() = ',';
+        tools_json += *json_tool;
+        tools_json += ']';
+      } else {
+        tools_json = "[" + *json_tool + "]";
+        has_tools = true;
+      }
+      if (!tool_choice || choice_json == R"({"type":"none"})")
+        choice_json = R"({"type":"tool","name":"json_tool_call"})";
+      ctx_.json_tool_call = true;
+    }
     if (!has_tools) {
       choice_json.clear();  // Anthropic rejects tool_choice without tools; OpenAI's none == no tools
     } else if (parallel && !*parallel && choice_json != R"({"type":"none"})") {
@@ -253,6 +275,56 @@ class request_translator {
     }
     if (stream) out_ += R"(,"stream":true)";
     out_ += '}';
+    return true;
+  }
+
+  /// response_format: "text" (or no type) asks for nothing; "json_object" and "json_schema"
+  /// give the tool that emulates them ({"name":"json_tool_call","description","input_schema"}).
+  bool read_response_format(dom::element v, std::optional<std::string>& tool) {
+    dom::object rf;
+    if (v.get_object().get(rf)) return fail(type_error("response_format", "an object"));
+    tool.reset();
+    auto te = member(rf, "type");
+    if (!te) return true;
+    std::string_view type;
+    if (te->get_string().get(type)) return fail(type_error("response_format.type", "a string"));
+    if (type == "text") return true;
+    std::string schema, description = std::string(json_tool_description);
+    if (type == "json_object") {
+      schema = json_object_schema;
+    } else if (type == "json_schema") {
+      dom::object js;
+      auto jse = member(rf, "json_schema");
+      if (!jse)
+        return fail(bad_request("Missing required parameter: 'response_format.json_schema'.", "missing_parameter"));
+      if (jse->get_object().get(js)) return fail(type_error("response_format.json_schema", "an object"));
+      auto se = member(js, "schema");
+      if (!se)
+        return fail(bad_request("Missing required parameter: 'response_format.json_schema.schema'.",
+                                "missing_parameter"));
+      dom::object so;
+      if (se->get_object().get(so)) return fail(type_error("response_format.json_schema.schema", "an object"));
+      if (member(so, "type") && string_member(so, "type") != "object")
+        return fail(bad_request("Invalid 'response_format.json_schema.schema': Anthropic models return structured "
+                                "output as a tool's input, which must be a JSON object (schema type 'object')."));
+      schema = simdjson::minify(*se);
+      // A tool's input schema must say type "object"; one without a type gets it.
+      if (!member(so, "type")) schema.insert(1, so.size() ? R"("type":"object",)" : R"("type":"object")");
+      if (auto d = member(js, "description")) {
+        std::string_view ds;
+        if (d->get_string().get(ds)) return fail(type_error("response_format.json_schema.description", "a string"));
+        if (!ds.empty()) description.assign(ds);
+      }
+    } else {
+      return fail(bad_request("Invalid value for 'response_format.type': '" + printable(type, 64) +
+                              "'. Expected text, json_object or json_schema."));
+    }
+    std::string t = R"({"name":"json_tool_call","description":)";
+    append_json_string(t, description);
+    t += R"(,"input_schema":)";
+    t += schema;
+    t += '}';
+    tool = std::move(t);
     return true;
   }
 
@@ -538,6 +610,7 @@ class request_translator {
       auto name = string_member(fn, "name");
       if (!name) return fail(bad_request("Missing required parameter: '" + tw + ".function.name'.", "missing_parameter"));
       if (i++) out += ',';
+      if (*name == json_tool_name) client_json_tool_ = true;
       out += R"({"name":)";
       append_json_string(out, *name);
       if (auto d = member(fn, "description")) {
@@ -626,6 +699,7 @@ class request_translator {
   std::vector<std::string> system_;  // text blocks
   std::vector<turn> turns_;
   std::string out_;
+  bool client_json_tool_ = false;  // the client has a tool named json_tool_call
 };
 
 // ---------------------------------------------------------------------------------
@@ -677,7 +751,8 @@ struct anthropic_usage {
 
 class anthropic_stream final : public stream_translator {
  public:
-  explicit anthropic_stream(const translate_context& ctx) : include_usage_(ctx.include_usage) {
+  explicit anthropic_stream(const translate_context& ctx)
+      : include_usage_(ctx.include_usage), json_mode_(ctx.json_tool_call) {
     append_response_head(head_, ctx, "chat.completion.chunk");
   }
 
@@ -784,6 +859,12 @@ class anthropic_stream final : public stream_translator {
       if (btype == "text") {
         if (auto text = string_member(block, "text"); text && !text->empty()) content(out, "content", *text);
       } else if (btype == "tool_use") {
+        if (json_mode_ && string_member(block, "name") == json_tool_name) {
+          // The structured answer: its input fragments become content. A second one
+          // is not relayed (its fragments match no block of ours).
+          if (!json_block_) json_block_ = int_member(root, "index", -1);
+          return true;
+        }
         int tool = next_tool_++;
         tool_blocks_.emplace_back(int_member(root, "index", -1), tool);
         chunk(out, tool_call_start_delta(tool, string_member(block, "id").value_or(""),
@@ -801,6 +882,10 @@ class anthropic_stream final : public stream_translator {
       } else if (dtype == "input_json_delta") {
         auto part = string_member(delta, "partial_json");
         std::int64_t index = int_member(root, "index", -1);
+        if (json_block_ && index == *json_block_) {
+          if (part && !part->empty()) content(out, "content", *part);
+          return true;
+        }
         auto it = std::find_if(tool_blocks_.begin(), tool_blocks_.end(),
                                [&](const auto& p) { return p.first == index; });
         // Not a tool_use block of ours (a server tool's input): nothing to relay.
@@ -821,7 +906,10 @@ class anthropic_stream final : public stream_translator {
       if (auto de = member(root, "delta"); de && !de->get_object().get(delta))
         if (auto reason = string_member(delta, "stop_reason"); reason && !finish_sent_) {
           finish_sent_ = true;
-          chunk(out, "{}", finish_reason_from_anthropic(*reason));
+          std::string_view finish = finish_reason_from_anthropic(*reason);
+          // Structured output answered through its tool: complete, not a tool call.
+          if (finish == "tool_calls" && json_block_ && next_tool_ == 0) finish = "stop";
+          chunk(out, "{}", finish);
         }
     } else if (type == "message_stop") {
       ensure_started(out);
@@ -854,6 +942,8 @@ class anthropic_stream final : public stream_translator {
 
   std::string head_;
   bool include_usage_ = false;
+  bool json_mode_ = false;         // the request asked for structured output (json_tool_call)
+  std::optional<std::int64_t> json_block_;  // the Anthropic block index of the json_tool_call call
   std::string buf_;         // bytes not yet ending a line
   std::size_t scan_ = 0;    // where to look for the next '\n' in buf_
   std::string event_, data_;
@@ -913,6 +1003,7 @@ translated_response from_anthropic(const translate_context& ctx, int status, std
   if (string_member(root, "type") == "error") return fail(anthropic_error(status, body));
 
   std::string text, reasoning, calls;
+  std::optional<std::string> json;  // the json_tool_call input (structured output)
   int ncalls = 0;
   if (auto ce = member(root, "content")) {
     dom::array blocks;
@@ -926,6 +1017,15 @@ translated_response from_anthropic(const translate_context& ctx, int status, std
       } else if (type == "thinking") {
         reasoning.append(string_member(b, "thinking").value_or(""));
       } else if (type == "tool_use") {
+        auto name = string_member(b, "name").value_or("");
+        if (ctx.json_tool_call && name == json_tool_name) {
+          // The structured answer: its input is the content (a second one is dropped).
+          if (!json) {
+            auto input = member(b, "input");
+            json = input ? simdjson::minify(*input) : std::string("{}");
+          }
+          continue;
+        }
         if (ncalls++) calls += ',';
         append_tool_call(calls, string_member(b, "id").value_or(""), string_member(b, "name").value_or(""),
                          member(b, "input"));
@@ -942,9 +1042,16 @@ translated_response from_anthropic(const translate_context& ctx, int status, std
   out.reserve(text.size() + calls.size() + reasoning.size() + 512);
   append_response_head(out, ctx, "chat.completion");
   std::optional<std::string_view> content;
-  if (!text.empty() || ncalls == 0) content = text;
-  append_assistant_choice(out, content, reasoning, calls,
-                          finish_reason_from_anthropic(string_member(root, "stop_reason").value_or("")));
+  std::string_view finish = finish_reason_from_anthropic(string_member(root, "stop_reason").value_or(""));
+  if (json) {
+    // As LiteLLM: the JSON alone is the content (text around it would make it unparsable),
+    // and the answer is complete ("stop") unless the model also called the client's tools.
+    content = *json;
+    if (finish == "tool_calls" && ncalls == 0) finish = "stop";
+  } else if (!text.empty() || ncalls == 0) {
+    content = text;
+  }
+  append_assistant_choice(out, content, reasoning, calls, finish);
   if (au.seen) {
     out += ',';
     append_usage(out, r.tokens);

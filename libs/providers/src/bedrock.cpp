@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "gw/core/json_writer.hpp"
@@ -275,7 +277,62 @@ std::string tool_spec(dom::element tool, const std::string& where) {
   return s;
 }
 
-std::string converse_body(dom::object root) {
+// Structured output (response_format json_object / json_schema) is emulated as LiteLLM
+// does: a tool of this name whose input becomes the answer's content.
+constexpr std::string_view json_tool_name = "json_tool_call";
+constexpr std::string_view json_tool_description = "Respond with a JSON object that follows the input schema.";
+constexpr std::string_view json_object_schema = R"({"type":"object","additionalProperties":true,"properties":{}})";
+
+/// The toolSpec emulating response_format, or "" for "text" (or no type).
+std::string response_format_tool(dom::element v) {
+  auto ro = as_object(v, "response_format");
+  auto te = member(ro, "type");
+  if (!te) return {};
+  std::string_view type = as_string(*te, "response_format.type");
+  if (type == "text") return {};
+  std::string schema, description(json_tool_description);
+  if (type == "json_object") {
+    schema = json_object_schema;
+  } else if (type == "json_schema") {
+    auto jse = member(ro, "json_schema");
+    if (!jse) invalid("Missing required parameter: 'response_format.json_schema'.");
+    auto js = as_object(*jse, "response_format.json_schema");
+    auto se = member(js, "schema");
+    if (!se) invalid("Missing required parameter: 'response_format.json_schema.schema'.");
+    auto so = as_object(*se, "response_format.json_schema.schema");
+    auto st = member(so, "type");
+    if (st && (!st->is_string() || as_string(*st, "response_format.json_schema.schema.type") != "object"))
+      invalid("Invalid 'response_format.json_schema.schema': Bedrock returns structured output as a tool's input, "
+              "which must be a JSON object (schema type 'object').");
+    schema = compact(*se);
+    // A tool's input schema must say type "object"; one without a type gets it.
+    if (!st) schema.insert(1, so.size() ? R"("type":"object",)" : R"("type":"object")");
+    if (auto d = member(js, "description")) {
+      auto ds = as_string(*d, "response_format.json_schema.description");
+      if (!ds.empty()) description.assign(ds);
+    }
+  } else {
+    invalid("Invalid value for 'response_format.type': '" + str(type) + "' (text, json_object or json_schema).");
+  }
+  std::string s = R"({"toolSpec":{"name":"json_tool_call","description":)";
+  append_json_string(s, description);
+  s += R"(,"inputSchema":{"json":)";
+  s += schema;
+  s += "}}}";
+  return s;
+}
+
+/// Whether Converse takes toolChoice {"tool":..} for `model` (a model id, inference
+/// profile or ARN): Anthropic Claude, Amazon Nova and Mistral Large only; other models
+/// refuse it. An ARN that does not name its model (application inference profiles,
+/// provisioned throughput) is taken as one that does not.
+bool takes_specific_tool_choice(std::string_view model) {
+  std::string m = to_lower_ascii(model);
+  return m.find("anthropic.") != std::string::npos || m.find("amazon.nova") != std::string::npos ||
+         m.find("mistral.mistral-large") != std::string::npos;
+}
+
+std::string converse_body(dom::object root, std::string_view model, bool& json_tool) {
   std::vector<turn> turns;
   std::vector<std::string> system;
   auto push = [&](std::string_view role, std::vector<std::string>&& blocks) {
@@ -411,13 +468,8 @@ std::string converse_body(dom::object root) {
   if (auto v = member(root, "n")) {
     if (as_int(*v, "n") > 1) invalid("Bedrock Converse returns one choice: 'n' must be 1.");
   }
-  if (auto v = member(root, "response_format")) {
-    auto ro = as_object(*v, "response_format");
-    auto t = member(ro, "type");
-    if (t && as_string(*t, "response_format.type") != "text")
-      invalid("Bedrock Converse does not support 'response_format' of type '" +
-              str(as_string(*t, "response_format.type")) + "' through the gateway.");
-  }
+  std::string json_spec;
+  if (auto v = member(root, "response_format")) json_spec = response_format_tool(*v);
 
   // Tools. tool_choice "none" has no Converse equivalent: the tools are not offered.
   // (A conversation that already holds tool calls then has no toolConfig, which
@@ -448,11 +500,29 @@ std::string converse_body(dom::object root) {
     std::size_t i = 0;
     for (dom::element t : as_array(*v, "tools")) {
       std::string spec = tool_spec(t, "tools[" + std::to_string(i++) + "]");
+      // tool_spec() writes the name first, then a comma.
+      if (!json_spec.empty() && spec.starts_with(R"({"toolSpec":{"name":"json_tool_call",)"))
+        invalid("The tool name 'json_tool_call' is reserved when 'response_format' asks for JSON from a Bedrock model.");
       if (drop_tools) continue;
       tools += tools.empty() ? "[" : ",";
       tools += spec;
     }
     if (!tools.empty()) tools += ']';
+  }
+  json_tool = !json_spec.empty();
+  if (json_tool) {
+    // One more tool, forced unless the client chose otherwise (its "none" means none of
+    // its own tools: the JSON tool is forced). Models that refuse a specific toolChoice
+    // get none (auto), as LiteLLM does: with one tool offered they call it.
+    if (tools.empty()) {
+      tools = "[" + json_spec + "]";
+    } else {
+      tools.back() = ',';
+      tools += json_spec;
+      tools += ']';
+    }
+    if (drop_tools || !member(root, "tool_choice"))
+      choice = takes_specific_tool_choice(model) ? R"({"tool":{"name":"json_tool_call"}})" : "";
   }
 
   std::string extra;
@@ -723,7 +793,10 @@ request_result to_converse(const translate_context& ctx, std::string_view openai
   } images(ctx.fetched_images);
   try {
     translated_request t;
-    t.body = converse_body(root);
+    ctx.json_tool_call = false;
+    bool json_tool = false;
+    t.body = converse_body(root, ctx.upstream_model, json_tool);
+    ctx.json_tool_call = json_tool;
     t.path = bedrock_path(ctx.upstream_model, ctx.stream ? "converse-stream" : "converse");
     t.headers.emplace_back("accept", ctx.stream ? "application/vnd.amazon.eventstream" : "application/json");
     r.request = std::move(t);
@@ -749,6 +822,7 @@ translated_response from_converse(const translate_context& ctx, int status, std:
     return error_response(unreadable("a response without 'output.message'"));
 
   std::string text, reasoning, calls;
+  std::optional<std::string> json;  // the json_tool_call input (structured output)
   bool any_text = false;
   int n_calls = 0;
   if (auto c = member(message_o, "content"); c && !c->get_array().get(content)) {
@@ -768,6 +842,11 @@ translated_response from_converse(const translate_context& ctx, int status, std:
         if (!ide || ide->get_string().get(id) || !ne || ne->get_string().get(name))
           return error_response(unreadable("a toolUse block without toolUseId or name"));
         auto input = member(tuo, "input");
+        if (ctx.json_tool_call && name == json_tool_name) {
+          // The structured answer: its input is the content (a second one is dropped).
+          if (!json) json = input ? compact(*input) : std::string("{}");
+          continue;
+        }
         if (n_calls++) calls += ',';
         append_tool_call(calls, id, name, input);
       } else if (auto rc = member(bo, "reasoningContent")) {
@@ -793,8 +872,16 @@ translated_response from_converse(const translate_context& ctx, int status, std:
   out.reserve(256 + text.size() + calls.size());
   append_response_head(out, ctx, "chat.completion");
   std::optional<std::string_view> message_content;
-  if (any_text || n_calls == 0) message_content = text;
-  append_assistant_choice(out, message_content, reasoning, calls, finish_reason(stop));
+  std::string_view finish = finish_reason(stop);
+  if (json) {
+    // As LiteLLM: the JSON alone is the content (text around it would make it unparsable),
+    // and the answer is complete ("stop") unless the model also called the client's tools.
+    message_content = *json;
+    if (finish == "tool_calls" && n_calls == 0) finish = "stop";
+  } else if (any_text || n_calls == 0) {
+    message_content = text;
+  }
+  append_assistant_choice(out, message_content, reasoning, calls, finish);
   out += R"(,"usage":)";
   append_usage(out, r.tokens);
   out += '}';
@@ -807,7 +894,8 @@ namespace {
 
 class converse_stream final : public stream_translator {
  public:
-  explicit converse_stream(const translate_context& ctx) : include_usage_(ctx.include_usage) {
+  explicit converse_stream(const translate_context& ctx)
+      : include_usage_(ctx.include_usage), json_mode_(ctx.json_tool_call) {
     append_response_head(head_, ctx, "chat.completion.chunk");
   }
 
@@ -908,6 +996,12 @@ class converse_stream final : public stream_translator {
             return stream_error("Bedrock stream: toolUse start without toolUseId or name");
           role_chunk(out);
           std::int64_t block = int_member(p, "contentBlockIndex", -1);
+          if (json_mode_ && name == json_tool_name) {
+            // The structured answer: its input fragments become content. A second one
+            // is not relayed (its fragments match no block of ours).
+            if (!json_block_) json_block_ = block;
+            return std::nullopt;
+          }
           int index = tool_count_++;
           block_tools_.emplace_back(block, index);
           chunk(out, tool_call_start_delta(index, id, name));
@@ -925,7 +1019,17 @@ class converse_stream final : public stream_translator {
         d += '}';
         chunk(out, d);
       } else if (auto t2 = member(delta, "toolUse"); t2 && !t2->get_object().get(tu)) {
-        int index = tool_index(int_member(p, "contentBlockIndex", -1));
+        std::int64_t block = int_member(p, "contentBlockIndex", -1);
+        if (json_block_ && block == *json_block_) {
+          auto in = member(tu, "input");
+          if (!in || in->get_string().get(s) || s.empty()) return std::nullopt;
+          std::string d = R"({"content":)";
+          append_json_string(d, s);
+          d += '}';
+          chunk(out, d);
+          return std::nullopt;
+        }
+        int index = tool_index(block);
         // A fragment for a block that never started as a tool: nothing to attach it
         // to (Bedrock always sends the start first).
         if (index < 0) return std::nullopt;
@@ -944,7 +1048,10 @@ class converse_stream final : public stream_translator {
     } else if (event == "messageStop") {
       std::string_view reason = string_member(p, "stopReason").value_or("");
       role_chunk(out);
-      if (!stopped_) chunk(out, "{}", finish_reason(reason));
+      std::string_view finish = finish_reason(reason);
+      // Structured output answered through its tool: complete, not a tool call.
+      if (finish == "tool_calls" && json_block_ && tool_count_ == 0) finish = "stop";
+      if (!stopped_) chunk(out, "{}", finish);
       stopped_ = true;
     } else if (event == "metadata") {
       // After messageStop: usage is held until finish(), which writes the usage chunk.
@@ -956,6 +1063,8 @@ class converse_stream final : public stream_translator {
   }
 
   bool include_usage_;
+  bool json_mode_;                          ///< the request asked for structured output (json_tool_call)
+  std::optional<std::int64_t> json_block_;  ///< contentBlockIndex of the json_tool_call call
   std::string head_;
   eventstream::decoder decoder_;
   std::vector<eventstream::message> messages_;

@@ -41,6 +41,12 @@ struct translate_context {
   /// http(s) URL -> data: URL ("data:image/png;base64,..."). An http(s) image URL
   /// without an entry is refused with a 400.
   const std::vector<std::pair<std::string, std::string>>* fetched_images = nullptr;
+  /// Set by the chat request translation (to_anthropic, to_converse), read by the answer's
+  /// (from_*, the stream translators): the client asked for response_format json_object
+  /// or json_schema, sent as a forced tool named json_tool_call whose input becomes the
+  /// message content. Mutable so that the one context the caller keeps for the call
+  /// carries it from request to answer: pass the same object to both.
+  mutable bool json_tool_call = false;
 };
 
 /// A provider's failure, in OpenAI's terms.

@@ -12,8 +12,13 @@
 /// - "cache_control" on content parts, system parts and tools is passed through
 ///   (prompt caching); usage reports cache reads and writes.
 /// - Parameters Anthropic has no equivalent for (presence/frequency penalties,
-///   logit_bias, seed, logprobs, ...) are dropped; n > 1 and response_format
-///   json_object/json_schema are refused with a 400 rather than silently ignored.
+///   logit_bias, seed, logprobs, ...) are dropped; n > 1 is refused with a 400 rather
+///   than silently ignored.
+/// - response_format json_object/json_schema (structured output) is emulated as LiteLLM
+///   does: a tool "json_tool_call" whose input_schema is the schema, forced by tool_choice
+///   unless the client set one (its "none" excepted). to_anthropic() sets
+///   ctx.json_tool_call; from_anthropic() and the stream translator then make that tool's
+///   input the message content (finish_reason "stop", no tool call for it).
 /// - Thinking: "thinking" blocks become message.reasoning_content (non-streamed) and
 ///   thinking_delta becomes delta.reasoning_content (streamed), the convention of
 ///   DeepSeek and LiteLLM; OpenAI clients ignore the field. Signatures are dropped.

@@ -20,8 +20,12 @@ std::string bedrock_path(std::string_view model_id, std::string_view action);
 
 /// An OpenAI chat request -> a Converse request for ctx.upstream_model (path converse
 /// or converse-stream by ctx.stream). 400 errors (invalid_request_error) for invalid
-/// JSON, wrong types, and what Converse cannot take (n > 1, http(s) image URLs,
-/// response_format other than text, tool call arguments that are not JSON). Fields
+/// JSON, wrong types, and what Converse cannot take (n > 1, http(s) image URLs without
+/// a fetched copy, tool call arguments that are not JSON, a json_schema that is not an
+/// object's). response_format json_object / json_schema is emulated with a tool named
+/// json_tool_call (toolChoice {"tool"} for Claude, Nova and Mistral Large, unless the
+/// client set tool_choice) and sets ctx.json_tool_call, by which from_converse() and
+/// converse_stream_translator() turn that tool's input into the content. Fields
 /// Converse has no use for (stream, stream_options, user, seed, n = 1, ...) are
 /// ignored; top_k goes to additionalModelRequestFields.
 /// The distinct http(s) image URLs of an OpenAI chat body's messages (Bedrock takes
