@@ -76,6 +76,17 @@ class StartupTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertIn("is valid", r.stdout)
 
+    def test_check_config_with_redis_and_database_exits_at_once(self):
+        # Nothing is started: no Redis connection to close, no database to reach.
+        env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port()),
+               "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/x"}
+        t0 = time.monotonic()
+        r = subprocess.run([GATEWAY_BIN, "--check-config"], capture_output=True, text=True, timeout=30 * SLOW,
+                           env=env, cwd=self.tmp.path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("is valid", r.stdout)
+        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+
     def test_healthcheck_subcommand(self):
         gw = Gateway(self.tmp.path)
         try:

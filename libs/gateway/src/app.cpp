@@ -299,7 +299,9 @@ struct app::impl {
     stopped = true;
     flush_spend(std::chrono::seconds(10));
     flush_traces(std::chrono::seconds(5));
-    if (limiter && limiter->redis_configured()) threads.run_on_each([this](http::io_thread& t) { limiter->stop(t.index()); });
+    // Each io thread closes its own Redis connection (only running threads can).
+    if (started && limiter && limiter->redis_configured())
+      threads.run_on_each([this](http::io_thread& t) { limiter->stop(t.index()); });
     for (auto& d : registry->deployments()) {
       if (d->aws) d->aws->stop();
       if (d->entra) d->entra->stop();
