@@ -98,6 +98,15 @@ class ClusterLimitsTest(unittest.TestCase):
             t.join()
         return statuses
 
+    def test_a_node_with_redis_exits_cleanly(self):
+        # SIGTERM tears down the Redis connections, timers and sockets before the io
+        # contexts they belong to (the sanitizer build aborts on a use-after-free).
+        self.start_nodes(n=1, rpm_limit=1000)
+        status, _, _, raw = self.nodes[0].post_json("/v1/chat/completions", chat(),
+                                                    {"authorization": "Bearer " + SHARED_KEY})
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(self.nodes[0].terminate(), 0, "exit status after SIGTERM (its log is in the test's temp dir)")
+
     def test_rpm_holds_across_three_nodes(self):
         self.start_nodes(rpm_limit=100, window=6)
         statuses = self.drive(4.5)

@@ -319,6 +319,11 @@ struct app::impl {
       d->aws.reset();
       d->entra.reset();
     }
+    // The rate limiter's Redis timers, resolver and descriptors belong to the
+    // io_contexts: they must go before them. Calls still queued (destroyed with the
+    // io_contexts below) then release nothing: they see no limiter.
+    ctx.limiter = nullptr;
+    limiter.reset();
     // Queued handlers hold sessions and calls that refer to ctx, registry and metrics:
     // destroy them while those are alive.
     threads.destroy();
