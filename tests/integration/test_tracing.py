@@ -215,6 +215,22 @@ class OtlpTest(unittest.TestCase):
         self.assertIn(hdrs["x-litellm-call-id"].encode(), exported)
         self.assertNotIn(wrong_key.encode(), exported)
 
+    def test_unsampled_parent_is_not_exported(self):
+        # The default sampler (parentbased_always_on) follows the client's sampled flag.
+        trace = "5" * 32
+        status, hdrs, _, raw = self.gw.post_json(
+            "/v1/chat/completions", chat("quiet", model="gpt"), {**ADMIN, "traceparent": f"00-{trace}-{PARENT_ID}-00"})
+        self.assertEqual(status, 200, raw)
+        quiet = hdrs["x-litellm-call-id"]
+        sent = self.mock.get_json("/_mock/last_request")["headers"]
+        sent = {k.lower(): v for k, v in sent.items()} if isinstance(sent, dict) else {k.lower(): v for k, v in sent}
+        self.assertRegex(sent["traceparent"], rf"^00-{trace}-[0-9a-f]{{16}}-00$", "the decision goes upstream")
+        # A sampled request after it is exported; the unsampled one never is.
+        status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("loud", model="gpt"), ADMIN)
+        self.spans_of(hdrs["x-litellm-call-id"])
+        time.sleep(0.3)
+        self.assertEqual([sp for sp in self.cap.spans() if sp["attrs"].get("llm_gateway.request_id") == quiet], [])
+
     def test_retried_request_has_one_span_per_attempt(self):
         mock_post(self.mock, "/_mock/faults", {"model": "model-f", "count": 1, "x_mock": {"status": 503}})
         status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("retry", model="flaky"), ADMIN)
@@ -382,6 +398,52 @@ class ExporterDownTest(unittest.TestCase):
         self.assertTrue(wait_until(lambda: (metric(self.gw, "llm_gateway_trace_records_total", exporter="otlp",
                                                       outcome="dropped") or 0) >= 1))
         self.assertEqual(metric(self.gw, "llm_gateway_trace_export_batches_total", exporter="otlp", result="retried"), 0)
+
+
+class SamplingTest(unittest.TestCase):
+    """OTEL_TRACES_SAMPLER=traceidratio: the trace id decides (its lower 8 bytes), the
+    same way on every node; unsampled requests still reach the trace store."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.mock = Mock(cls.tmp.path)
+        cls.cap = Capture()
+        cls.gw = Gateway(cls.tmp.path, config(cls.mock, gateway_extra="  trace_store: true"),
+                         env={"OTEL_EXPORTER_OTLP_ENDPOINT": cls.cap.url, "OTEL_TRACES_SAMPLER": "traceidratio",
+                              "OTEL_TRACES_SAMPLER_ARG": "0.5"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.terminate()
+        cls.mock.terminate()
+        cls.cap.stop()
+        cls.tmp.cleanup()
+
+    def send(self, trace, flags):
+        status, hdrs, _, raw = self.gw.post_json(
+            "/v1/chat/completions", chat("sampling", model="gpt"), {**ADMIN, "traceparent": f"00-{trace}-{PARENT_ID}-{flags}"})
+        self.assertEqual(status, 200, raw)
+        sent = self.mock.get_json("/_mock/last_request")["headers"]
+        sent = {k.lower(): v for k, v in sent.items()} if isinstance(sent, dict) else {k.lower(): v for k, v in sent}
+        return hdrs["x-litellm-call-id"], sent["traceparent"]
+
+    def test_the_trace_id_decides(self):
+        low = "ab" * 8 + "0000000000000001"   # lower half small: sampled at 0.5
+        high = "ab" * 8 + "ffffffffffffffff"  # lower half large: not sampled
+        kept, up_kept = self.send(low, "00")  # not parent-based: the client's flag does not count
+        dropped, up_dropped = self.send(high, "01")
+        self.assertTrue(up_kept.endswith("-01"), up_kept)
+        self.assertTrue(up_dropped.endswith("-00"), up_dropped)
+        spans = self.cap.wait_spans(lambda sp: sp["attrs"].get("llm_gateway.request_id") == kept)
+        self.assertEqual(len(spans), 1)
+        self.assertEqual(spans[0]["traceId"], low)
+        time.sleep(0.3)
+        self.assertEqual([sp for sp in self.cap.spans() if sp["attrs"].get("llm_gateway.request_id") == dropped], [])
+        # The trace store keeps both.
+        for rid in (kept, dropped):
+            ok = wait_until(lambda: self.gw.request("GET", f"/traces/{rid}", headers=ADMIN)[0] == 200)
+            self.assertTrue(ok, rid)
 
 
 class TraceStoreMemoryTest(unittest.TestCase):

@@ -39,15 +39,19 @@ std::string trace_refusal(const gateway_context& ctx, const http::session_ptr& s
                           std::string_view error_type, std::string_view message) {
   const auto& req = s->req();
   tracing::trace_record t;
+  bool has_parent = false;
   if (auto it = req.find("traceparent"); it != req.end()) {
     if (auto c = tracing::parse_traceparent(std::string_view(it->value().data(), it->value().size()))) {
       t.trace = c->trace;
       t.parent = c->parent;
       t.flags = c->flags;
+      has_parent = true;
       if (auto ts = req.find("tracestate"); ts != req.end()) t.tracestate.assign(ts->value().data(), ts->value().size());
     }
   }
   if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
+  const auto& settings = ctx.tracing->settings();
+  bool bodies = settings.decide(t, has_parent);
   t.span = tracing::new_span_id();
   t.request_id = new_request_id();
   t.node_id = ctx.node_id;
@@ -67,8 +71,7 @@ std::string trace_refusal(const gateway_context& ctx, const http::session_ptr& s
   t.status = status;
   t.error_type = std::string(error_type);
   t.error_message = std::string(message);
-  const auto& settings = ctx.tracing->settings();
-  if (settings.capture_request) {
+  if (settings.capture_request && bodies) {
     const auto& body = req.body();
     std::size_t n = std::min(body.size(), settings.capture_bytes);
     t.request_body.assign(body.data(), n);

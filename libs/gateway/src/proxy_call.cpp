@@ -1533,15 +1533,20 @@ void proxy_call::trace_begin() {
   trace_ = std::make_unique<tracing::trace_record>();
   auto& t = *trace_;
   const auto& req = session_->req();
+  bool has_parent = false;
   if (auto it = req.find("traceparent"); it != req.end()) {
     if (auto c = tracing::parse_traceparent(std::string_view(it->value().data(), it->value().size()))) {
       t.trace = c->trace;
       t.parent = c->parent;
       t.flags = c->flags;
+      has_parent = true;
       if (auto ts = req.find("tracestate"); ts != req.end()) t.tracestate.assign(ts->value().data(), ts->value().size());
     }
   }
   if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
+  const auto& s = ctx_.tracing->settings();
+  // The sampler sets the flag sent upstream; bodies only for a record that needs them.
+  trace_bodies_ = s.decide(t, has_parent);
   t.span = tracing::new_span_id();
   t.request_id = call_id_;
   t.node_id = ctx_.node_id;
@@ -1550,8 +1555,7 @@ void proxy_call::trace_begin() {
   t.anthropic_ingress = false;
   t.route.assign(req.target().data(), req.target().size());
   if (auto q = t.route.find('?'); q != std::string::npos) t.route.resize(q);
-  const auto& s = ctx_.tracing->settings();
-  if (s.capture_request) {
+  if (s.capture_request && trace_bodies_) {
     const auto& body = req.body();
     std::size_t n = std::min(body.size(), s.capture_bytes);
     t.request_body.assign(body.data(), n);
@@ -1597,7 +1601,7 @@ void proxy_call::trace_attempt_end(int status, bool upstream_ok) {
 
 void proxy_call::trace_capture(std::string_view bytes) {
   const auto& s = ctx_.tracing->settings();
-  if (!s.capture_response) return;
+  if (!s.capture_response || !trace_bodies_) return;
   auto& out = trace_->response_body;
   std::size_t room = s.capture_bytes > out.size() ? s.capture_bytes - out.size() : 0;
   if (bytes.size() > room) trace_->response_truncated = true;

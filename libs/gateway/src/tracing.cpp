@@ -116,6 +116,67 @@ bool truthy(const char* v) {
 
 }  // namespace
 
+bool trace_id_ratio_sampled(const tracing::trace_id& id, double ratio) noexcept {
+  if (ratio >= 1.0) return true;
+  if (ratio <= 0.0) return false;
+  std::uint64_t low = 0;
+  for (std::size_t i = 8; i < 16; ++i) low = (low << 8) | id[i];
+  // Integer comparison: a double cannot tell 2^62 - 1 from 2^62.
+  auto bound = static_cast<std::uint64_t>(ratio * 9223372036854775808.0);  // ratio * 2^63 < 2^63
+  return (low >> 1) < bound;
+}
+
+bool trace_sampler::sample(const tracing::trace_id& id, bool has_parent, bool parent_sampled) const noexcept {
+  if (parent_based && has_parent) return parent_sampled;
+  switch (root) {
+    case kind::always_on: return true;
+    case kind::always_off: return false;
+    case kind::ratio: return trace_id_ratio_sampled(id, ratio);
+  }
+  return true;
+}
+
+namespace {
+
+/// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, as OpenTelemetry's SDKs read them.
+trace_sampler parse_sampler(const std::string& name_raw, const std::string& arg, std::vector<std::string>& warnings) {
+  trace_sampler s;
+  std::string name = gw::to_lower(gw::trim(name_raw));
+  if (name.empty()) return s;
+  auto ratio_arg = [&]() {
+    if (arg.empty()) return 1.0;
+    auto v = gw::parse_double(gw::trim(arg));
+    if (!v || *v < 0 || *v > 1) {
+      warnings.push_back("OTEL_TRACES_SAMPLER_ARG='" + arg + "' is not a ratio from 0 to 1; using 1");
+      return 1.0;
+    }
+    return *v;
+  };
+  if (name == "always_on") {
+    s.parent_based = false;
+  } else if (name == "always_off") {
+    s.parent_based = false;
+    s.root = trace_sampler::kind::always_off;
+  } else if (name == "traceidratio") {
+    s.parent_based = false;
+    s.root = trace_sampler::kind::ratio;
+    s.ratio = ratio_arg();
+  } else if (name == "parentbased_always_on") {
+  } else if (name == "parentbased_always_off") {
+    s.root = trace_sampler::kind::always_off;
+  } else if (name == "parentbased_traceidratio") {
+    s.root = trace_sampler::kind::ratio;
+    s.ratio = ratio_arg();
+  } else {
+    warnings.push_back("OTEL_TRACES_SAMPLER=" + name_raw +
+                       " is not supported (always_on, always_off, traceidratio, parentbased_always_on, "
+                       "parentbased_always_off, parentbased_traceidratio); using parentbased_always_on");
+  }
+  return s;
+}
+
+}  // namespace
+
 trace_settings make_trace_settings(const config::gateway_config& cfg, const std::string& database_url,
                                    const env_lookup& env, std::vector<std::string>& warnings) {
   trace_settings t;
@@ -126,6 +187,7 @@ trace_settings make_trace_settings(const config::gateway_config& cfg, const std:
     return v ? std::string(v) : std::string();
   };
   bool no_content = l.turn_off_message_logging;
+  t.sampler = parse_sampler(getenv("OTEL_TRACES_SAMPLER"), getenv("OTEL_TRACES_SAMPLER_ARG"), warnings);
 
   tracing::otlp_options base;
   base.service_name = getenv("OTEL_SERVICE_NAME");
@@ -211,6 +273,14 @@ trace_settings make_trace_settings(const config::gateway_config& cfg, const std:
         e.otlp.capture_content = !no_content && g.langfuse_capture_content;
         e.otlp.environment = getenv("LANGFUSE_TRACING_ENVIRONMENT");
         e.otlp.release = getenv("LANGFUSE_RELEASE");
+        e.sampled_only = false;  // Langfuse keeps every request unless its own rate says not
+        if (std::string rate = getenv("LANGFUSE_SAMPLE_RATE"); !rate.empty()) {
+          auto v = gw::parse_double(gw::trim(rate));
+          if (!v || *v < 0 || *v > 1)
+            warnings.push_back("LANGFUSE_SAMPLE_RATE='" + rate + "' is not a ratio from 0 to 1; sending every request");
+          else
+            e.sample_rate = *v;
+        }
         e.successes = succ;
         e.failures = fail;
         t.otlp.push_back(std::move(e));
@@ -245,6 +315,7 @@ trace_settings make_trace_settings(const config::gateway_config& cfg, const std:
   bool content = t.request_log_content || (t.store && t.store_bodies != body_mode::off);
   for (const auto& e : t.otlp) content = content || e.otlp.capture_content;
   bool metadata_only = !t.otlp.empty();
+  t.bodies_for_all = t.request_log_content || (t.store && t.store_bodies != body_mode::off);
   t.capture_request = content || metadata_only;
   t.capture_response = content || metadata_only;
   t.capture_bytes = g.trace_capture_max_bytes;
@@ -256,13 +327,25 @@ trace_settings make_trace_settings(const config::gateway_config& cfg, const std:
 
 namespace {
 
+/// Which records an exporter gets: all (the store, the log), or what an OTLP
+/// exporter takes (success/failure callbacks, sampling).
+struct record_filter {
+  const otlp_exporter_settings* otlp = nullptr;
+  bool takes(const tracing::trace_record& r) const noexcept {
+    if (!otlp) return true;
+    bool ok = r.status / 100 == 2;
+    if (ok ? !otlp->successes : !otlp->failures) return false;
+    return otlp->takes(r);
+  }
+};
+
 struct slot {
   caf::actor worker;
   std::deque<std::pair<trace_batch, std::uint32_t>> queue;
   export_job in_flight;
   bool busy = false;    ///< a job is with the worker or waiting for its retry
   int attempt = 0;
-  bool successes = true, failures = true;
+  record_filter filter;
   exporter_counters* c = nullptr;
 };
 
@@ -358,7 +441,7 @@ void dispatch(shipper_actor* self, std::size_t i) {
 }
 
 caf::behavior shipper_fn(shipper_actor* self, const trace_settings* s, std::vector<std::pair<caf::actor, exporter_counters*>> workers,
-                         std::vector<std::pair<bool, bool>> filters) {
+                         std::vector<record_filter> filters) {
   self->set_default_handler(caf::drop);
   auto& st = self->state;
   st.s = s;
@@ -366,8 +449,7 @@ caf::behavior shipper_fn(shipper_actor* self, const trace_settings* s, std::vect
     slot sl;
     sl.worker = workers[i].first;
     sl.c = workers[i].second;
-    sl.successes = filters[i].first;
-    sl.failures = filters[i].second;
+    sl.filter = filters[i];
     st.slots.push_back(std::move(sl));
   }
   self->delayed_send(self, s->flush_interval, ttick_atom::value);
@@ -379,8 +461,7 @@ caf::behavior shipper_fn(shipper_actor* self, const trace_settings* s, std::vect
         for (std::size_t i = 0; i < st.slots.size(); ++i) {
           auto& sl = st.slots[i];
           for (std::uint32_t k = 0; k < b->size(); ++k) {
-            bool ok = (*b)[k].status / 100 == 2;
-            if (ok ? !sl.successes : !sl.failures) continue;
+            if (!sl.filter.takes((*b)[k])) continue;
             sl.queue.emplace_back(b, k);
             sl.c->queued += 1;
           }
@@ -508,28 +589,28 @@ trace_pipeline::trace_pipeline(caf::actor_system& sys, trace_settings s, std::si
   auto& m = *impl_;
   m.per_io_cap = std::max<std::size_t>(64, settings_.queue_records);
   std::vector<std::pair<caf::actor, exporter_counters*>> workers;
-  std::vector<std::pair<bool, bool>> filters;
-  auto add = [&](std::string name, std::unique_ptr<trace_detail::exporter> e, bool succ, bool fail) {
+  std::vector<record_filter> filters;
+  auto add = [&](std::string name, std::unique_ptr<trace_detail::exporter> e, record_filter f) {
     auto c = std::make_unique<exporter_counters>();
     c->name = std::move(name);
     auto holder = std::make_shared<std::unique_ptr<trace_detail::exporter>>(std::move(e));
     auto w = sys.spawn<caf::detached>(worker_fn, holder);
     workers.emplace_back(w, c.get());
-    filters.emplace_back(succ, fail);
+    filters.push_back(f);
     m.workers.push_back(w);
     m.counters.push_back(std::move(c));
   };
-  for (const auto& e : settings_.otlp) add(e.name, trace_detail::make_otlp_exporter(e, settings_.export_timeout), e.successes, e.failures);
+  for (const auto& e : settings_.otlp) add(e.name, trace_detail::make_otlp_exporter(e, settings_.export_timeout), record_filter{&e});
   if (settings_.store) {
     if (!settings_.database_url.empty()) {
-      add("trace_store", trace_detail::make_pg_store_exporter(settings_), true, true);
+      add("trace_store", trace_detail::make_pg_store_exporter(settings_), record_filter{});
       m.reader = sys.spawn<caf::detached>(reader_fn, settings_.database_url);
     } else {
       m.memory = std::make_shared<trace_detail::memory_store>(settings_.memory_records);
-      add("trace_store", trace_detail::make_memory_store_exporter(m.memory, settings_), true, true);
+      add("trace_store", trace_detail::make_memory_store_exporter(m.memory, settings_), record_filter{});
     }
   }
-  if (settings_.request_log) add("request_log", trace_detail::make_log_exporter(settings_), true, true);
+  if (settings_.request_log) add("request_log", trace_detail::make_log_exporter(settings_), record_filter{});
   if (!workers.empty()) m.shipper = sys.spawn(shipper_fn, &settings_, std::move(workers), std::move(filters));
 }
 

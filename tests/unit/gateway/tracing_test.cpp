@@ -96,6 +96,102 @@ TEST(TraceSettings, LangfuseWithoutKeysWarnsAndSendsNothing) {
   EXPECT_NE(w[1].find("datadog"), std::string::npos);
 }
 
+namespace {
+
+gw::tracing::trace_id id_with_low(std::uint64_t low) {
+  gw::tracing::trace_id id{};
+  id[0] = 0xab;  // the high half does not count
+  for (int i = 15; i >= 8; --i, low >>= 8) id[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(low & 0xff);
+  return id;
+}
+
+}  // namespace
+
+TEST(TraceSampler, TraceIdRatioUsesTheLowerEightBytes) {
+  EXPECT_TRUE(gg::trace_id_ratio_sampled(id_with_low(0), 0.001));
+  EXPECT_FALSE(gg::trace_id_ratio_sampled(id_with_low(0), 0.0));
+  EXPECT_TRUE(gg::trace_id_ratio_sampled(id_with_low(~0ull), 1.0));
+  // (low >> 1) < ratio * 2^63: the boundary for 0.5 is low = 2^63.
+  EXPECT_TRUE(gg::trace_id_ratio_sampled(id_with_low((1ull << 63) - 2), 0.5));
+  EXPECT_FALSE(gg::trace_id_ratio_sampled(id_with_low(1ull << 63), 0.5));
+  // About the ratio over many ids.
+  std::uint64_t x = 88172645463325252ull;
+  int hits = 0;
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    hits += gg::trace_id_ratio_sampled(id_with_low(x), 0.25) ? 1 : 0;
+  }
+  EXPECT_NEAR(hits / 20000.0, 0.25, 0.02);
+}
+
+TEST(TraceSampler, FromTheEnvironment) {
+  gw::config::gateway_config c;
+  std::vector<std::string> w;
+  env_map e{{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"}}};
+  auto s = settings(c, e, w);
+  // Default parentbased_always_on: a client's flag decides, else sampled.
+  EXPECT_TRUE(s.sampler.sample(id_with_low(~0ull), false, false));
+  EXPECT_FALSE(s.sampler.sample(id_with_low(0), true, false));
+  EXPECT_TRUE(s.sampler.sample(id_with_low(0), true, true));
+
+  e.v["OTEL_TRACES_SAMPLER"] = "traceidratio";
+  e.v["OTEL_TRACES_SAMPLER_ARG"] = "0.5";
+  s = settings(c, e, w);
+  EXPECT_TRUE(s.sampler.sample(id_with_low(1), true, false)) << "not parent-based: the id decides";
+  EXPECT_FALSE(s.sampler.sample(id_with_low(~0ull), true, true));
+
+  e.v["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio";
+  e.v["OTEL_TRACES_SAMPLER_ARG"] = "0";
+  s = settings(c, e, w);
+  EXPECT_TRUE(s.sampler.sample(id_with_low(~0ull), true, true));
+  EXPECT_FALSE(s.sampler.sample(id_with_low(0), false, false));
+
+  e.v["OTEL_TRACES_SAMPLER"] = "always_off";
+  EXPECT_FALSE(settings(c, e, w).sampler.sample(id_with_low(0), true, true));
+  EXPECT_TRUE(w.empty());
+
+  e.v["OTEL_TRACES_SAMPLER"] = "jaeger_remote";
+  s = settings(c, e, w);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("jaeger_remote"), std::string::npos);
+  EXPECT_FALSE(s.sampler.sample(id_with_low(0), true, false)) << "falls back to parentbased_always_on";
+  w.clear();
+  e.v["OTEL_TRACES_SAMPLER"] = "traceidratio";
+  e.v["OTEL_TRACES_SAMPLER_ARG"] = "1.5";
+  s = settings(c, e, w);
+  EXPECT_EQ(w.size(), 1u);
+  EXPECT_DOUBLE_EQ(s.sampler.ratio, 1.0);
+}
+
+TEST(TraceSampler, DecideSetsTheFlagAndSaysWhetherBodiesAreNeeded) {
+  gw::config::gateway_config c;
+  std::vector<std::string> w;
+  env_map e{{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"}, {"OTEL_TRACES_SAMPLER", "always_off"}}};
+  auto s = settings(c, e, w);
+  gw::tracing::trace_record r;
+  r.trace = id_with_low(5);
+  r.flags = 1;
+  EXPECT_FALSE(s.decide(r, false)) << "nobody takes an unsampled record: no bodies";
+  EXPECT_EQ(r.flags & 1, 0);
+  EXPECT_FALSE(s.otlp[0].takes(r));
+  // With a store that keeps bodies, every record keeps them.
+  c.gateway.trace_store = true;
+  s = settings(c, e, w, "postgresql://x");
+  EXPECT_TRUE(s.decide(r, false));
+  // Langfuse ignores the OpenTelemetry sampler; LANGFUSE_SAMPLE_RATE is its own.
+  gw::config::gateway_config lc;
+  lc.litellm.callbacks = {"langfuse"};
+  env_map le{{{"LANGFUSE_PUBLIC_KEY", "pk"}, {"LANGFUSE_SECRET_KEY", "sk"}, {"OTEL_TRACES_SAMPLER", "always_off"}}};
+  auto ls = settings(lc, le, w);
+  r.flags = 1;
+  EXPECT_TRUE(ls.decide(r, false));
+  EXPECT_TRUE(ls.otlp[0].takes(r));
+  le.v["LANGFUSE_SAMPLE_RATE"] = "0";
+  ls = settings(lc, le, w);
+  EXPECT_FALSE(ls.decide(r, false));
+  EXPECT_FALSE(ls.otlp[0].takes(r));
+}
+
 TEST(TraceSettings, StoreFollowsTheDatabase) {
   gw::config::gateway_config c;
   env_map e;

@@ -142,6 +142,7 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   int attempts_ = 0;        ///< sends of this attempt (a stale pooled connection is re-sent)
   bool timed_out_ = false;
   config::error_class failure_class_ = config::error_class::none;  ///< of the attempt failing now
+  bool trace_bodies_ = false;  ///< this request's trace record keeps bodies (a consumer wants them)
   bool finished_ = false;
 
   // rate limits

@@ -28,6 +28,22 @@
 
 namespace gw::gateway {
 
+/// OpenTelemetry's sampler (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG): which requests
+/// are sampled, decided once per request from its trace id and the client's traceparent,
+/// so every node agrees. The decision is the sampled flag sent upstream in traceparent
+/// and decides what the OTLP exporter sends. Default: parentbased_always_on.
+struct trace_sampler {
+  enum class kind { always_on, always_off, ratio };
+  kind root = kind::always_on;  ///< for a request without a traceparent
+  bool parent_based = true;     ///< with a traceparent: the client's sampled flag decides
+  double ratio = 1.0;           ///< kind::ratio: the share of trace ids sampled
+  bool sample(const tracing::trace_id& id, bool has_parent, bool parent_sampled) const noexcept;
+};
+
+/// Trace-id based: the same id gives the same answer everywhere (the lower 8 bytes,
+/// big-endian, against ratio * 2^63, as OpenTelemetry's SDKs do).
+bool trace_id_ratio_sampled(const tracing::trace_id& id, double ratio) noexcept;
+
 /// One OTLP/HTTP destination (an OpenTelemetry collector, or Langfuse's OTLP endpoint).
 struct otlp_exporter_settings {
   std::string name;  ///< "otlp" or "langfuse" (the metrics' exporter label)
@@ -35,6 +51,14 @@ struct otlp_exporter_settings {
   std::vector<std::pair<std::string, std::string>> headers;  ///< auth etc.; never logged
   tracing::otlp_options otlp;
   bool successes = true, failures = true;  ///< which records it gets (success_callback / failure_callback)
+  /// OTLP: only sampled requests (the record's sampled flag). Langfuse ignores the
+  /// OpenTelemetry sampler and keeps its own rate (LANGFUSE_SAMPLE_RATE, by trace id).
+  bool sampled_only = true;
+  double sample_rate = 1.0;
+  bool takes(const tracing::trace_record& r) const noexcept {
+    if (sampled_only && !(r.flags & 1)) return false;
+    return sample_rate >= 1.0 || trace_id_ratio_sampled(r.trace, sample_rate);
+  }
 };
 
 enum class body_mode { off, truncated, full };
@@ -64,6 +88,22 @@ struct trace_settings {
   /// What the request path captures for the exporters (bounded).
   bool capture_request = false, capture_response = false;
   std::size_t capture_bytes = 0;
+  /// Bodies are wanted for every record (the store keeps them, the log shows them);
+  /// otherwise only for a record an OTLP exporter takes.
+  bool bodies_for_all = false;
+  trace_sampler sampler;
+
+  /// Sets the record's sampled flag from the sampler (`has_parent`: the client sent a
+  /// valid traceparent, whose flags are in r.flags) and says whether its bodies must be
+  /// captured.
+  bool decide(tracing::trace_record& r, bool has_parent) const noexcept {
+    bool sampled = sampler.sample(r.trace, has_parent, (r.flags & 1) != 0);
+    r.flags = static_cast<std::uint8_t>((r.flags & ~1u) | (sampled ? 1u : 0u));
+    if (bodies_for_all) return true;
+    for (const auto& e : otlp)
+      if (e.takes(r)) return true;
+    return false;
+  }
 
   bool any() const noexcept { return !otlp.empty() || store || request_log; }
 };
