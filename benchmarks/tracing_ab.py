@@ -21,36 +21,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from run import free_port, wait_port  # benchmarks/run.py: the same helpers
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 KEY = "sk-bench-master"
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hello to the benchmark."}]})
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"port {port} never opened")
 
 
 def main():

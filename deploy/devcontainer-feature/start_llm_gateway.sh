@@ -158,6 +158,8 @@ fi
 # ---------------------------------------------------------------------------------------
 # PostgreSQL.
 
+# The same search as the repository's scripts/pg-temp.sh: this script is installed on its
+# own into /opt/llm_gateway, without the repository, so it cannot source that one.
 pg_bin_dir() {
   if [[ -n ${PG_BIN:-} ]]; then
     echo "$PG_BIN"

@@ -86,6 +86,12 @@ class Mock(Process):
         c.close()
         return json.loads(body)
 
+    def last_headers(self):
+        """The headers of the last request the mock got, names in lower case."""
+        sent = self.get_json("/_mock/last_request")["headers"]
+        pairs = sent.items() if isinstance(sent, dict) else sent
+        return {k.lower(): v for k, v in pairs}
+
 
 class Gateway(Process):
     def __init__(self, workdir, config_text=None, args=(), env=None, name="gateway", cwd=None, expect_start=True):

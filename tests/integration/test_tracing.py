@@ -127,8 +127,7 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(c["attrs"]["server.address"], "127.0.0.1")
         self.assertEqual(c["attrs"]["server.port"], self.mock.port)
         # The provider got a traceparent naming the attempt's span, and the tracestate.
-        sent = self.mock.get_json("/_mock/last_request")["headers"]
-        sent = {k.lower(): v for k, v in sent.items()} if isinstance(sent, dict) else {k.lower(): v for k, v in sent}
+        sent = self.mock.last_headers()
         self.assertEqual(sent["traceparent"], f"00-{TRACE_ID}-{c['spanId']}-01")
         self.assertEqual(sent["tracestate"], "vendor=x")
         # Content is opt-in: not on these spans.
@@ -222,8 +221,7 @@ class OtlpTest(unittest.TestCase):
             "/v1/chat/completions", chat("quiet", model="gpt"), {**ADMIN, "traceparent": f"00-{trace}-{PARENT_ID}-00"})
         self.assertEqual(status, 200, raw)
         quiet = hdrs["x-litellm-call-id"]
-        sent = self.mock.get_json("/_mock/last_request")["headers"]
-        sent = {k.lower(): v for k, v in sent.items()} if isinstance(sent, dict) else {k.lower(): v for k, v in sent}
+        sent = self.mock.last_headers()
         self.assertRegex(sent["traceparent"], rf"^00-{trace}-[0-9a-f]{{16}}-00$", "the decision goes upstream")
         # A sampled request after it is exported; the unsampled one never is.
         status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("loud", model="gpt"), ADMIN)
@@ -424,8 +422,7 @@ class SamplingTest(unittest.TestCase):
         status, hdrs, _, raw = self.gw.post_json(
             "/v1/chat/completions", chat("sampling", model="gpt"), {**ADMIN, "traceparent": f"00-{trace}-{PARENT_ID}-{flags}"})
         self.assertEqual(status, 200, raw)
-        sent = self.mock.get_json("/_mock/last_request")["headers"]
-        sent = {k.lower(): v for k, v in sent.items()} if isinstance(sent, dict) else {k.lower(): v for k, v in sent}
+        sent = self.mock.last_headers()
         return hdrs["x-litellm-call-id"], sent["traceparent"]
 
     def test_the_trace_id_decides(self):

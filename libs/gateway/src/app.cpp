@@ -4,6 +4,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/all.hpp>
 
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -256,22 +257,28 @@ struct app::impl {
     });
   }
 
-  /// Sends every io thread's buffered charges to the ledger, then has the ledger write
-  /// (or spool) all spend and return this node's leases.
-  void flush_spend(std::chrono::milliseconds timeout) {
-    if (!accounts) return;
+  /// Runs fn(i) on every io thread i and waits for all of them (2 s at most). Threads
+  /// that never started (--check-config) run nothing: there is nothing to flush.
+  void on_each_io_thread(const std::function<void(std::size_t)>& fn) {
+    if (!started) return;
     std::vector<std::future<void>> done;
     for (std::size_t i = 0; i < threads.size(); ++i) {
       auto p = std::make_shared<std::promise<void>>();
       done.push_back(p->get_future());
-      asio::post(threads[i].io(), [p, a = &accounts->io(i)] {
-        a->flush();
+      asio::post(threads[i].io(), [p, fn, i] {  // a copy: the wait may give up first
+        fn(i);
         p->set_value();
       });
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    if (started)
-      for (auto& f : done) f.wait_until(deadline);
+    for (auto& f : done) f.wait_until(deadline);
+  }
+
+  /// Sends every io thread's buffered charges to the ledger, then has the ledger write
+  /// (or spool) all spend and return this node's leases.
+  void flush_spend(std::chrono::milliseconds timeout) {
+    if (!accounts) return;
+    on_each_io_thread([a = accounts.get()](std::size_t i) { a->io(i).flush(); });
     accounts->shutdown(timeout);
   }
 
@@ -279,18 +286,7 @@ struct app::impl {
   /// few seconds to send them.
   void flush_traces(std::chrono::milliseconds timeout) {
     if (!tracing) return;
-    std::vector<std::future<void>> done;
-    for (std::size_t i = 0; i < threads.size(); ++i) {
-      auto p = std::make_shared<std::promise<void>>();
-      done.push_back(p->get_future());
-      asio::post(threads[i].io(), [p, t = tracing.get(), i] {
-        t->flush(i);
-        p->set_value();
-      });
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    if (started)
-      for (auto& f : done) f.wait_until(deadline);
+    on_each_io_thread([t = tracing.get()](std::size_t i) { t->flush(i); });
     tracing->shutdown(timeout);
   }
 

@@ -37,29 +37,13 @@ void respond_error(const http::session_ptr& s, const error& e, std::string_view 
 std::string trace_refusal(const gateway_context& ctx, const http::session_ptr& s, std::string_view operation,
                           std::string_view model, const accounts::auth_entry_ptr& entry, int status,
                           std::string_view error_type, std::string_view message) {
-  const auto& req = s->req();
   tracing::trace_record t;
-  bool has_parent = false;
-  if (auto it = req.find("traceparent"); it != req.end()) {
-    if (auto c = tracing::parse_traceparent(std::string_view(it->value().data(), it->value().size()))) {
-      t.trace = c->trace;
-      t.parent = c->parent;
-      t.flags = c->flags;
-      has_parent = true;
-      if (auto ts = req.find("tracestate"); ts != req.end()) t.tracestate.assign(ts->value().data(), ts->value().size());
-    }
-  }
-  if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
-  const auto& settings = ctx.tracing->settings();
-  bool bodies = settings.decide(t, has_parent);
-  t.span = tracing::new_span_id();
+  ctx.tracing->settings().begin(t, s->req());
   t.request_id = new_request_id();
   t.node_id = ctx.node_id;
   t.end = std::chrono::system_clock::now();
   t.start = t.end - std::chrono::duration_cast<std::chrono::system_clock::duration>(
                         std::chrono::steady_clock::now() - s->received_at());
-  t.route.assign(req.target().data(), req.target().size());
-  if (auto q = t.route.find('?'); q != std::string::npos) t.route.resize(q);
   t.operation = std::string(operation);
   t.model_group = std::string(model);
   if (entry) {
@@ -71,12 +55,6 @@ std::string trace_refusal(const gateway_context& ctx, const http::session_ptr& s
   t.status = status;
   t.error_type = std::string(error_type);
   t.error_message = std::string(message);
-  if (settings.capture_request && bodies) {
-    const auto& body = req.body();
-    std::size_t n = std::min(body.size(), settings.capture_bytes);
-    t.request_body.assign(body.data(), n);
-    t.request_truncated = n < body.size();
-  }
   std::string header = "x-litellm-call-id: " + t.request_id + "\r\n";
   ctx.tracing->add(s->thread().index(), std::move(t));
   return header;
@@ -249,10 +227,10 @@ void gateway_handler::on_request(const http::session_ptr& s) {
   bool master = false;
   accounts::auth_entry_ptr entry;
   // Model routes trace their refusals (operation name, the model asked for once known).
-  std::string_view traced_op = r == route::chat || r == route::messages ? "chat"
-                               : r == route::completions                ? "text_completion"
-                               : r == route::embeddings                 ? "embeddings"
-                                                                        : "";
+  std::string_view traced_op = r == route::chat || r == route::messages ? providers::operation_name(providers::operation::chat)
+                               : r == route::completions ? providers::operation_name(providers::operation::completion)
+                               : r == route::embeddings  ? providers::operation_name(providers::operation::embedding)
+                                                         : std::string_view{};
   std::string traced_model;
 
   // Anthropic's /v1/messages answers errors in Anthropic's shape.
@@ -440,10 +418,7 @@ void gateway_handler::on_request(const http::session_ptr& s) {
                                      ctx_.metrics->count_unrouted(s->thread().index(), status);
                                      std::string headers;
                                      if (ctx_.tracing)
-                                       headers = trace_refusal(ctx_, s, op == providers::operation::chat ? "chat"
-                                                               : op == providers::operation::completion
-                                                                   ? "text_completion"
-                                                                   : "embeddings",
+                                       headers = trace_refusal(ctx_, s, providers::operation_name(op),
                                                                g->name, entry, status,
                                                                error_code_string(res.refusal->code),
                                                                res.refusal->message);

@@ -1532,35 +1532,12 @@ std::string_view provider_name(const deployment_runtime& d) {
 void proxy_call::trace_begin() {
   trace_ = std::make_unique<tracing::trace_record>();
   auto& t = *trace_;
-  const auto& req = session_->req();
-  bool has_parent = false;
-  if (auto it = req.find("traceparent"); it != req.end()) {
-    if (auto c = tracing::parse_traceparent(std::string_view(it->value().data(), it->value().size()))) {
-      t.trace = c->trace;
-      t.parent = c->parent;
-      t.flags = c->flags;
-      has_parent = true;
-      if (auto ts = req.find("tracestate"); ts != req.end()) t.tracestate.assign(ts->value().data(), ts->value().size());
-    }
-  }
-  if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
-  const auto& s = ctx_.tracing->settings();
-  // The sampler sets the flag sent upstream; bodies only for a record that needs them.
-  trace_bodies_ = s.decide(t, has_parent);
-  t.span = tracing::new_span_id();
+  trace_bodies_ = ctx_.tracing->settings().begin(t, session_->req());
   t.request_id = call_id_;
   t.node_id = ctx_.node_id;
   t.start = wall_start_;
   t.stream = req_.stream;
   t.anthropic_ingress = false;
-  t.route.assign(req.target().data(), req.target().size());
-  if (auto q = t.route.find('?'); q != std::string::npos) t.route.resize(q);
-  if (s.capture_request && trace_bodies_) {
-    const auto& body = req.body();
-    std::size_t n = std::min(body.size(), s.capture_bytes);
-    t.request_body.assign(body.data(), n);
-    t.request_truncated = n < body.size();
-  }
 }
 
 void proxy_call::trace_attempt_head() {
@@ -1613,9 +1590,7 @@ void proxy_call::trace_emit(int status) {
   t->end = std::chrono::system_clock::now();
   if (t_first_byte_ != clock::time_point{} && req_.stream) t->first_token = wall(t_first_byte_);
   t->status = status;
-  t->operation = op_ == providers::operation::chat         ? "chat"
-                 : op_ == providers::operation::completion ? "text_completion"
-                                                           : "embeddings";
+  t->operation = std::string(providers::operation_name(op_));
   t->anthropic_ingress = ingress_ != nullptr;
   t->model_group = requested_group_->name;
   if (dep_) {

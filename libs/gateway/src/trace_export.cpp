@@ -174,10 +174,10 @@ class log_exporter final : public exporter {
       field("error_type", r->error_type);
       field("error", r->error_message);
       if (s_.request_log_content) {
-        std::string req = r->request_body, resp = r->response_body;
+        std::string req = r->request_body;  // a copy: credentials are redacted from it
         redact_secrets(req);
         field("request", req);
-        field("response", resp);
+        field("response", r->response_body);
       }
       out += "}\n";
     }

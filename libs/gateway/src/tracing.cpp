@@ -136,6 +136,33 @@ bool trace_sampler::sample(const tracing::trace_id& id, bool has_parent, bool pa
   return true;
 }
 
+bool trace_settings::begin(tracing::trace_record& t, const http::request& req) const {
+  auto header = [&req](std::string_view name) {
+    auto it = req.find(boost::beast::string_view(name.data(), name.size()));
+    return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
+  };
+  bool has_parent = false;
+  if (auto c = tracing::parse_traceparent(header("traceparent"))) {
+    t.trace = c->trace;
+    t.parent = c->parent;
+    t.flags = c->flags;
+    has_parent = true;
+    t.tracestate = std::string(header("tracestate"));
+  }
+  if (tracing::is_zero(t.trace)) t.trace = tracing::new_trace_id();
+  t.span = tracing::new_span_id();
+  bool bodies = decide(t, has_parent);
+  std::string_view target(req.target().data(), req.target().size());
+  t.route = std::string(target.substr(0, target.find('?')));
+  if (capture_request && bodies) {
+    const auto& body = req.body();
+    std::size_t n = std::min(body.size(), capture_bytes);
+    t.request_body.assign(body.data(), n);
+    t.request_truncated = n < body.size();
+  }
+  return bodies;
+}
+
 namespace {
 
 /// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, as OpenTelemetry's SDKs read them.

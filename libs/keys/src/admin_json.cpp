@@ -1150,13 +1150,7 @@ std::string url_decode(std::string_view s) {
     if (c == '+') {
       out += ' ';
     } else if (c == '%' && i + 2 < s.size()) {
-      auto hex = [](char h) -> int {
-        if (h >= '0' && h <= '9') return h - '0';
-        if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-        return -1;
-      };
-      int a = hex(s[i + 1]), b = hex(s[i + 2]);
+      int a = hex_value(s[i + 1]), b = hex_value(s[i + 2]);
       if (a < 0 || b < 0) {
         out += c;
         continue;

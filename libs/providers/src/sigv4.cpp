@@ -1,4 +1,5 @@
 #include "gw/providers/sigv4.hpp"
+#include "gw/core/strings.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -19,12 +20,6 @@ bool unreserved(unsigned char c) noexcept {
          c == '.' || c == '~';
 }
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 

@@ -12,6 +12,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "gw/core/strings.hpp"
 #include "codec.hpp"
 #include "gw/core/json_writer.hpp"
 #include "gw/store/pg_store.hpp"
@@ -103,19 +104,13 @@ std::string clean_text(std::string_view s) {
   return out;
 }
 
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 /// The 4 hex digits at json[pos] as a code unit; -1 if they are not.
 long hex4(std::string_view json, std::size_t pos) noexcept {
   if (pos + 4 > json.size()) return -1;
   long v = 0;
   for (std::size_t k = 0; k < 4; ++k) {
-    int d = hex_digit(json[pos + k]);
+    int d = hex_value(json[pos + k]);
     if (d < 0) return -1;
     v = v * 16 + d;
   }
@@ -356,7 +351,7 @@ page_key decode_cursor(std::string_view cursor) {
   key.start_time = keys::sys_time{std::chrono::microseconds{us}};
   key.request_id.reserve(hex.size() / 2);
   for (std::size_t i = 0; i < hex.size(); i += 2) {
-    int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+    int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
     if (hi < 0 || lo < 0) throw malformed();
     key.request_id += static_cast<char>(hi * 16 + lo);
   }

@@ -1,4 +1,5 @@
 #include "gw/tracing/record.hpp"
+#include "gw/core/strings.hpp"
 
 #include <random>
 
@@ -17,19 +18,13 @@ std::string hex_of(const std::array<std::uint8_t, N>& a) {
   return s;
 }
 
-int nibble(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 template <std::size_t N>
 std::optional<std::array<std::uint8_t, N>> from_hex(std::string_view s) {
   if (s.size() != 2 * N) return std::nullopt;
   std::array<std::uint8_t, N> a{};
   for (std::size_t i = 0; i < N; ++i) {
-    int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+    int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     a[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }

@@ -22,4 +22,12 @@ std::optional<long long> parse_int(std::string_view s) noexcept;
 /// Parses a finite floating-point number; nullopt on anything else.
 std::optional<double> parse_double(std::string_view s) noexcept;
 
+/// The value of one hex digit (either case); -1 if it is not one.
+constexpr int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace gw

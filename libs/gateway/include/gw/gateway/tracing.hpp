@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "gw/config/config.hpp"
+#include "gw/http/padded_body.hpp"
 #include "gw/tracing/otlp.hpp"
 #include "gw/tracing/record.hpp"
 
@@ -92,6 +93,13 @@ struct trace_settings {
   /// otherwise only for a record an OTLP exporter takes.
   bool bodies_for_all = false;
   trace_sampler sampler;
+
+  /// Starts a request's record from what the client sent: its W3C traceparent continued
+  /// (a new trace without a valid one) with its tracestate, a new server span, the
+  /// sampler's decision as the sampled flag, the route (the target without its query),
+  /// and a bounded copy of the request body when a consumer keeps this record's bodies.
+  /// Returns whether it does (then the response is worth capturing too).
+  bool begin(tracing::trace_record& r, const http::request& req) const;
 
   /// Sets the record's sampled flag from the sampler (`has_parent`: the client sent a
   /// valid traceparent, whose flags are in r.flags) and says whether its bodies must be
