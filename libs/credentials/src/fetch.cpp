@@ -41,21 +41,6 @@ bool valid_token(std::string_view s) {
   return true;
 }
 
-/// The request target of `url` (path and query, verbatim): parse_url normalises the
-/// path away (drops the query and trailing slashes), but metadata services need both
-/// (".../security-credentials/" lists roles).
-std::string request_target(std::string_view url) {
-  auto scheme = url.find("://");
-  std::string_view rest = url.substr(scheme + 3);
-  auto start = rest.find_first_of("/?#");
-  if (start == std::string_view::npos) return "/";
-  std::string_view t = rest.substr(start);
-  t = t.substr(0, t.find('#'));
-  if (t.empty()) return "/";
-  if (t.front() == '?') return "/" + std::string(t);
-  return std::string(t);
-}
-
 bool is_ip_literal(const std::string& host) {
   error_code ec;
   boost::asio::ip::make_address(host, ec);
@@ -84,7 +69,7 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
     started_ = std::chrono::steady_clock::now();
     std::string err;
     if (!http::parse_url(req_.url, ep_, err)) return finish_error("invalid URL: " + err);
-    target_ = request_target(req_.url);
+    target_ = url_request_target(req_.url);
     for (char c : target_)
       if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return finish_error("invalid URL: bad character in path");
     if (!valid_token(req_.method)) return finish_error("invalid HTTP method");
@@ -280,6 +265,19 @@ std::string fetch_result::header(std::string_view lower_name) const {
 void fetch(asio::io_context& io, fetch_request req, fetch_callback cb) {
   auto op = std::make_shared<fetch_op>(io, std::move(req), std::move(cb));
   asio::post(op->strand(), [op] { op->start(); });
+}
+
+std::string url_request_target(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return "/";
+  std::string_view rest = url.substr(scheme + 3);
+  auto start = rest.find_first_of("/?#");
+  if (start == std::string_view::npos) return "/";
+  std::string_view t = rest.substr(start);
+  t = t.substr(0, t.find('#'));
+  if (t.empty()) return "/";
+  if (t.front() == '?') return "/" + std::string(t);
+  return std::string(t);
 }
 
 std::string url_origin(std::string_view url) {

@@ -292,6 +292,71 @@ const ini_section* config_profile(const ini_file& f, std::string_view profile) {
   return nullptr;
 }
 
+const ini_section* config_sso_session(const ini_file& f, std::string_view name) {
+  for (const auto& [section, sec] : f) {
+    std::string_view n = section;
+    if (n.substr(0, 11) == "sso-session" && n.size() > 11 && (n[11] == ' ' || n[11] == '\t') &&
+        trim(n.substr(12)) == name)
+      return &sec;
+  }
+  return nullptr;
+}
+
+bool split_command_line(std::string_view s, std::vector<std::string>& out, std::string& err) {
+  out.clear();
+  std::string word;
+  bool in_word = false;  // "" is a word of its own, so quotes start one
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (is_space(c)) {
+      if (in_word) out.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else if (c == '\\') {
+      if (i + 1 == s.size()) {
+        err = "trailing backslash";
+        return false;
+      }
+      word += s[++i];
+      in_word = true;
+    } else if (c == '\'') {
+      auto end = s.find('\'', i + 1);
+      if (end == std::string_view::npos) {
+        err = "unterminated single quote";
+        return false;
+      }
+      word.append(s.substr(i + 1, end - i - 1));
+      i = end;
+      in_word = true;
+    } else if (c == '"') {
+      std::size_t j = i + 1;
+      for (; j < s.size() && s[j] != '"'; ++j) {
+        if (s[j] == '\\' && j + 1 < s.size()) {
+          char n = s[j + 1];
+          if (n == '"' || n == '\\' || n == '$' || n == '`' || n == '\n') {
+            if (n != '\n') word += n;  // backslash-newline is a line continuation
+            ++j;
+            continue;
+          }
+        }
+        word += s[j];
+      }
+      if (j == s.size()) {
+        err = "unterminated double quote";
+        return false;
+      }
+      i = j;
+      in_word = true;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (in_word) out.push_back(std::move(word));
+  return true;
+}
+
 bool read_small_file(const std::string& path, std::size_t limit, std::string& out, std::string& err) {
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {

@@ -72,21 +72,7 @@ std::optional<route_response> check_auth(const route_request& r, const route_env
     return aws_error(403, "UnrecognizedClientException", "Invalid API Key format: Must start with pre-defined prefix",
                      env);
   }
-  gp::aws_key_lookup lookup = [&env](std::string_view akid) -> std::optional<gp::aws_credentials> {
-    if (!env.creds) return std::nullopt;
-    auto c = env.creds->find_aws(akid);
-    if (!c) return std::nullopt;
-    gp::aws_credentials out;
-    out.access_key_id = c->access_key_id;
-    out.secret_access_key = c->secret_access_key;
-    out.session_token = c->session_token;
-    out.expiration = c->expires;
-    return out;
-  };
-  static const std::vector<std::pair<std::string, std::string>> no_headers;
-  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(env.now_unix));
-  auto check = gp::verify_sigv4(r.method, r.path, r.query, r.headers ? *r.headers : no_headers, r.body, lookup, now,
-                                env.clock_skew, "bedrock");
+  auto check = verify_with_store(r, env, "bedrock");
   if (check.ok()) return std::nullopt;
   // AWS answers an unknown key or token with UnrecognizedClientException, and every
   // other signing problem with InvalidSignatureException; both are 403.
@@ -412,6 +398,25 @@ std::optional<route_response> bedrock_route(const route_request& r, const route_
     for (auto& h : fault->headers) resp.headers.push_back(h);
   if (resp.status < 400) resp.headers.emplace_back("x-amzn-RequestId", "mock-" + std::to_string(env.sequence));
   return resp;
+}
+
+gw::providers::sigv4_check verify_with_store(const route_request& r, const route_env& env, std::string_view service) {
+  namespace gp = gw::providers;
+  gp::aws_key_lookup lookup = [&env](std::string_view akid) -> std::optional<gp::aws_credentials> {
+    if (!env.creds) return std::nullopt;
+    auto c = env.creds->find_aws(akid);
+    if (!c) return std::nullopt;
+    gp::aws_credentials out;
+    out.access_key_id = c->access_key_id;
+    out.secret_access_key = c->secret_access_key;
+    out.session_token = c->session_token;
+    out.expiration = c->expires;
+    return out;
+  };
+  static const std::vector<std::pair<std::string, std::string>> no_headers;
+  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(env.now_unix));
+  return gp::verify_sigv4(r.method, r.path, r.query, r.headers ? *r.headers : no_headers, r.body, lookup, now,
+                          env.clock_skew, service);
 }
 
 }  // namespace gw::mock

@@ -1,5 +1,6 @@
 // The mock's fake identity endpoints: Entra ID client-credentials tokens, STS
-// AssumeRoleWithWebIdentity, ECS/EKS container credentials and EC2 IMDSv2. Pure
+// AssumeRoleWithWebIdentity and (SigV4-checked) AssumeRole, ECS/EKS container
+// credentials, EC2 IMDSv2 and IMDSv1, the SSO portal's GetRoleCredentials. Pure
 // functions of the request, the environment (time, sequence number) and the options;
 // the only state is what the credential store remembers (issued tokens and keys, the
 // counters /_mock/stats reports).
@@ -210,19 +211,50 @@ bool valid_session_name(std::string_view s) {
 
 struct issued {
   std::string akid, secret, token, expiration;
+  std::int64_t expires_unix = 0;
 };
 
-/// Temporary credentials valid for aws_temp_ttl_s, remembered by the store so the
-/// Bedrock routes accept them.
-issued issue_temporary(const route_env& env, const identity_options& o, std::string_view kind) {
+/// Temporary credentials valid for `ttl_s` (0: aws_temp_ttl_s), remembered by the store
+/// so the Bedrock routes (and AssumeRole, for role chaining) accept them.
+issued issue_temporary(const route_env& env, const identity_options& o, std::string_view kind, int ttl_s = 0) {
   issued c;
   c.akid = "ASIAMOCK" + padded_sequence(env.sequence, 12);  // 20 characters, as real ones
   c.secret = "mock-" + std::string(kind) + "-secret-" + std::to_string(env.sequence);
   c.token = "mock-" + std::string(kind) + "-session-token-" + std::to_string(env.sequence);
-  int ttl = o.aws_temp_ttl_s > 0 ? o.aws_temp_ttl_s : 1;
+  int ttl = ttl_s > 0 ? ttl_s : o.aws_temp_ttl_s > 0 ? o.aws_temp_ttl_s : 1;
   c.expiration = iso8601(env.now_unix + ttl);
+  c.expires_unix = env.now_unix + ttl;
   if (env.creds) env.creds->add_aws({c.akid, c.secret, c.token, at(env.now_unix + ttl)});
   return c;
+}
+
+/// nullopt when an AssumeRole call carries a valid SigV4 signature (service "sts", any
+/// region) by credentials the store knows; else STS's error for what is wrong.
+std::optional<route_response> check_sts_signature(const route_request& r, const route_env& env) {
+  namespace gp = gw::providers;
+  auto check = verify_with_store(r, env, "sts");
+  if (check.ok()) return std::nullopt;
+  switch (check.failure) {
+    case gp::sigv4_failure::missing_authorization:
+      return sts_error(403, "MissingAuthenticationToken", "Request is missing Authentication Token", env);
+    case gp::sigv4_failure::unknown_key:
+    case gp::sigv4_failure::token_mismatch:
+      return sts_error(403, "InvalidClientTokenId", "The security token included in the request is invalid.", env);
+    case gp::sigv4_failure::malformed_authorization:
+      return sts_error(403, "IncompleteSignature", check.reason, env);
+    default:
+      return sts_error(403, "SignatureDoesNotMatch", check.reason, env);
+  }
+}
+
+bool valid_external_id(std::string_view s) {
+  if (s.size() < 2 || s.size() > 1224) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '+' ||
+              c == '=' || c == ',' || c == '.' || c == '@' || c == ':' || c == '/' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::optional<route_response> sts(const route_request& r, const route_env& env, const identity_options& o) {
@@ -232,11 +264,18 @@ std::optional<route_response> sts(const route_request& r, const route_env& env, 
   if (r.body.size() > max_form_bytes) return sts_error(400, "ValidationError", "Request body too large", env);
   auto action = form_value(r.body, "Action");
   if (!action) return sts_error(400, "MissingAction", "Missing Action", env);
-  if (*action != "AssumeRoleWithWebIdentity")
+  bool web_identity = *action == "AssumeRoleWithWebIdentity";
+  if (!web_identity && *action != "AssumeRole")
     return sts_error(400, "InvalidAction", "Could not find operation " + *action + " for version 2011-06-15", env);
   if (auto v = form_value(r.body, "Version"); v && *v != "2011-06-15")
     return sts_error(400, "InvalidAction", "Could not find operation " + *action + " for version " + *v, env);
-  for (std::string_view p : {"RoleArn", "RoleSessionName", "WebIdentityToken"}) {
+  // AssumeRole is signed by the caller's credentials (checked before anything else, as
+  // STS does); AssumeRoleWithWebIdentity is authenticated by its token alone.
+  if (!web_identity)
+    if (auto refused = check_sts_signature(r, env)) return refused;
+  std::vector<std::string_view> required{"RoleArn", "RoleSessionName"};
+  if (web_identity) required.push_back("WebIdentityToken");
+  for (std::string_view p : required) {
     auto v = form_value(r.body, p);
     if (!v || v->empty())
       return sts_error(400, "MissingParameter", "The request must contain the parameter " + std::string(p), env);
@@ -250,37 +289,92 @@ std::optional<route_response> sts(const route_request& r, const route_env& env, 
                      env);
   if (role_arn.size() < 20 || role_arn.substr(0, 4) != "arn:")
     return sts_error(400, "ValidationError", "Request ARN is invalid", env);
+  int ttl = 0;
+  if (!web_identity) {
+    if (auto id = form_value(r.body, "ExternalId"); id && !valid_external_id(*id))
+      return sts_error(400, "ValidationError",
+                       "1 validation error detected: Value at 'externalId' failed to satisfy constraint: Member must "
+                       "have length between 2 and 1224 and satisfy regular expression pattern: [\\w+=,.@:\\/-]*",
+                       env);
+    if (auto d = form_value(r.body, "DurationSeconds")) {
+      auto n = parse_int(*d);
+      if (!n || *n < 900 || *n > 43200)
+        return sts_error(400, "ValidationError",
+                         "1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: "
+                         "Member must have value between 900 and 43200",
+                         env);
+      ttl = static_cast<int>(*n);
+    }
+  }
 
-  issued c = issue_temporary(env, o, "sts");
+  issued c = issue_temporary(env, o, "sts", ttl);
   if (env.creds) env.creds->count_sts();
   // The role name is the ARN's last path segment.
   std::string role_name = role_arn.substr(role_arn.rfind('/') == std::string::npos ? 0 : role_arn.rfind('/') + 1);
-  route_response resp;
-  resp.content_type = "text/xml";
-  resp.body =
-      "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
-      "  <AssumeRoleWithWebIdentityResult>\n"
-      "    <SubjectFromWebIdentityToken>system:serviceaccount:mock:mock</SubjectFromWebIdentityToken>\n"
-      "    <Audience>sts.amazonaws.com</Audience>\n"
+  std::string assumed_user =
       "    <AssumedRoleUser>\n"
       "      <Arn>arn:aws:sts::123456789012:assumed-role/" + xml_escape(role_name) + "/" + xml_escape(session) +
       "</Arn>\n"
       "      <AssumedRoleId>AROAMOCK" + padded_sequence(env.sequence, 12) + ":" + xml_escape(session) +
       "</AssumedRoleId>\n"
-      "    </AssumedRoleUser>\n"
+      "    </AssumedRoleUser>\n";
+  std::string credentials =
       "    <Credentials>\n"
       "      <SessionToken>" + xml_escape(c.token) + "</SessionToken>\n"
       "      <SecretAccessKey>" + xml_escape(c.secret) + "</SecretAccessKey>\n"
       "      <Expiration>" + c.expiration + "</Expiration>\n"
       "      <AccessKeyId>" + c.akid + "</AccessKeyId>\n"
-      "    </Credentials>\n"
-      "    <Provider>mock-oidc</Provider>\n"
-      "  </AssumeRoleWithWebIdentityResult>\n"
-      "  <ResponseMetadata>\n"
-      "    <RequestId>mock-request-" + std::to_string(env.sequence) + "</RequestId>\n"
-      "  </ResponseMetadata>\n"
-      "</AssumeRoleWithWebIdentityResponse>\n";
+      "    </Credentials>\n";
+  std::string name = web_identity ? "AssumeRoleWithWebIdentity" : "AssumeRole";
+  route_response resp;
+  resp.content_type = "text/xml";
+  resp.body = "<" + name + "Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <" + name + "Result>\n";
+  if (web_identity)
+    resp.body +=
+        "    <SubjectFromWebIdentityToken>system:serviceaccount:mock:mock</SubjectFromWebIdentityToken>\n"
+        "    <Audience>sts.amazonaws.com</Audience>\n" +
+        assumed_user + credentials + "    <Provider>mock-oidc</Provider>\n";
+  else
+    resp.body += assumed_user + credentials;
+  resp.body += "  </" + name + "Result>\n  <ResponseMetadata>\n    <RequestId>mock-request-" +
+               std::to_string(env.sequence) + "</RequestId>\n  </ResponseMetadata>\n</" + name + "Response>\n";
   return resp;
+}
+
+// ---- SSO portal ----------------------------------------------------------------------
+
+route_response sso_error(int status, std::string_view type, std::string_view message) {
+  std::string b = R"({"message":)";
+  append_json_string(b, message);
+  b += '}';
+  route_response r = json_response(status, std::move(b));
+  r.headers.emplace_back("x-amzn-errortype", std::string(type) + ":http://internal.amazon.com/coral/mock/");
+  return r;
+}
+
+/// GetRoleCredentials: GET /federation/credentials?role_name=..&account_id=.. with the
+/// access token `aws sso login` obtained in x-amz-sso_bearer_token.
+route_response sso(const route_request& r, const route_env& env, const identity_options& o) {
+  if (r.method != "GET") return method_not_allowed("GET");
+  auto token = r.header("x-amz-sso_bearer_token");
+  if (token.empty() || !secure_equals(token, o.sso_access_token))
+    return sso_error(401, "UnauthorizedException", "Session token not found or invalid");
+  auto role = form_value(r.query, "role_name");
+  auto account = form_value(r.query, "account_id");
+  if (!role || role->empty() || !account || account->empty())
+    return sso_error(400, "InvalidRequestException", "role_name and account_id are required");
+  bool digits = account->size() == 12 &&
+                std::all_of(account->begin(), account->end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) return sso_error(403, "ForbiddenException", "No access");
+  issued c = issue_temporary(env, o, "sso");
+  std::string b = R"({"roleCredentials":{"accessKeyId":)";
+  append_json_string(b, c.akid);
+  b += R"(,"secretAccessKey":)";
+  append_json_string(b, c.secret);
+  b += R"(,"sessionToken":)";
+  append_json_string(b, c.token);
+  b += R"(,"expiration":)" + std::to_string(c.expires_unix * 1000) + "}}";
+  return json_response(200, std::move(b));
 }
 
 // ---- Container and instance credentials ---------------------------------------------
@@ -322,10 +416,14 @@ bool imds_token_valid(const route_request& r, const route_env& env) {
   return env.creds->bearer_valid(key);
 }
 
-std::optional<route_response> imds(const route_request& r, const route_env& env, const identity_options& o) {
+/// `path`: the request path below the service root ("/latest/..."). `v1`: tokens are
+/// refused (403) and reads need none.
+std::optional<route_response> imds(const route_request& r, std::string_view path, const route_env& env,
+                                   const identity_options& o, bool v1) {
   constexpr std::string_view creds_prefix = "/latest/meta-data/iam/security-credentials";
-  if (r.path == "/latest/api/token") {
+  if (path == "/latest/api/token") {
     if (r.method != "PUT") return method_not_allowed("PUT");
+    if (v1) return text_response(403, "Forbidden");
     // Real IMDS refuses token requests that went through a proxy.
     if (!r.header("x-forwarded-for").empty()) return text_response(403, "Forbidden");
     auto ttl = parse_int(trim(r.header("x-aws-ec2-metadata-token-ttl-seconds")));
@@ -336,12 +434,13 @@ std::optional<route_response> imds(const route_request& r, const route_env& env,
     resp.headers.emplace_back("x-aws-ec2-metadata-token-ttl-seconds", std::to_string(*ttl));
     return resp;
   }
-  if (r.path.substr(0, creds_prefix.size()) != creds_prefix) return std::nullopt;
-  std::string_view rest = r.path.substr(creds_prefix.size());
+  if (path.substr(0, creds_prefix.size()) != creds_prefix) return std::nullopt;
+  std::string_view rest = path.substr(creds_prefix.size());
   if (!rest.empty() && rest.front() != '/') return std::nullopt;
   if (r.method != "GET") return method_not_allowed("GET");
-  // IMDSv1 is "disabled" on this fake instance: every read needs a session token.
-  if (!imds_token_valid(r, env)) return text_response(401, "Unauthorized");
+  // Unless in v1 mode, IMDSv1 is "disabled" on this fake instance: every read needs a
+  // session token.
+  if (!v1 && !imds_token_valid(r, env)) return text_response(401, "Unauthorized");
   if (rest.empty() || rest == "/") return text_response(200, "mock-role");
   if (rest != "/mock-role") return text_response(404, "Not Found");
   issued c = issue_temporary(env, o, "imds");
@@ -365,7 +464,11 @@ std::optional<route_response> identity_route(const route_request& r, const route
   if (is_entra_token_path(r.path)) return entra_token(r, env, o);
   if (r.path == "/" && r.method == "POST") return sts(r, env, o);
   if (r.path.substr(0, 17) == "/_creds/container") return container(r, env, o);
-  if (r.path.substr(0, 8) == "/latest/") return imds(r, env, o);
+  if (r.path == "/federation/credentials" || r.path == "/_creds/sso/federation/credentials") return sso(r, env, o);
+  constexpr std::string_view v1_root = "/_creds/imds-v1";
+  if (r.path.substr(0, v1_root.size() + 8) == std::string(v1_root) + "/latest/")
+    return imds(r, r.path.substr(v1_root.size()), env, o, true);
+  if (r.path.substr(0, 8) == "/latest/") return imds(r, r.path, env, o, o.imds_v1_only);
   return std::nullopt;
 }
 

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "gw/providers/sigv4.hpp"
 #include "responses.hpp"
 
 namespace gw::mock {
@@ -98,6 +99,10 @@ struct route_env {
   std::chrono::seconds clock_skew{300};
 };
 
+/// Checks a SigV4-signed request for `service` against the keys the store knows
+/// (clock skew from env). The result says what is wrong when it is not ok().
+gw::providers::sigv4_check verify_with_store(const route_request& r, const route_env& env, std::string_view service);
+
 /// Bedrock Runtime: POST /model/{modelId}/converse and /converse-stream (SigV4 with a
 /// known secret, or a bearer API key), /model/{modelId}/invoke (Titan and Cohere
 /// embeddings). nullopt: not a Bedrock route.
@@ -108,9 +113,14 @@ std::optional<route_response> bedrock_route(const route_request& r, const route_
 std::optional<route_response> anthropic_route(const route_request& r, const route_env& env, std::string_view api_key);
 
 /// Fake identity endpoints: Entra ID client-credentials token
-/// (POST /{tenant}/oauth2/v2.0/token), STS AssumeRoleWithWebIdentity (POST / with
-/// Action=...), ECS container credentials (GET /_creds/container...), EC2 IMDSv2
-/// (PUT /latest/api/token, GET /latest/meta-data/iam/security-credentials/...).
+/// (POST /{tenant}/oauth2/v2.0/token), STS (POST / with Action=...):
+/// AssumeRoleWithWebIdentity, and AssumeRole with its SigV4 signature (service "sts")
+/// checked against the credentials the store knows; ECS container credentials
+/// (GET /_creds/container...), EC2 metadata (PUT /latest/api/token,
+/// GET /latest/meta-data/iam/security-credentials/...; IMDSv1 under /_creds/imds-v1/),
+/// the SSO portal's GetRoleCredentials (GET /federation/credentials, also reachable as
+/// /_creds/sso/federation/credentials: the mock server only hands /_creds/ and a few
+/// other prefixes to these routes, so AWS_ENDPOINT_URL_SSO=http://mock/_creds/sso).
 /// nullopt: not one of them.
 struct identity_options {
   std::string entra_client_id = "mock-client-id";
@@ -118,6 +128,14 @@ struct identity_options {
   int entra_token_ttl_s = 3599;
   int aws_temp_ttl_s = 3600;       ///< lifetime of issued AWS temporary credentials
   std::string container_auth_token;  ///< required Authorization of container calls; empty = none
+  /// The access token (x-amz-sso_bearer_token) the SSO portal accepts: what a test
+  /// writes into its fake ~/.aws/sso/cache.
+  std::string sso_access_token = "mock-sso-token";
+  /// IMDS refuses session tokens (the token PUT answers 403, as when IMDSv2 is blocked
+  /// or an emulator predates it) and serves reads without one (IMDSv1). Paths under
+  /// /_creds/imds-v1/ (AWS_EC2_METADATA_SERVICE_ENDPOINT=http://mock/_creds/imds-v1)
+  /// always behave so, so one server can offer both.
+  bool imds_v1_only = false;
 };
 std::optional<route_response> identity_route(const route_request& r, const route_env& env,
                                              const identity_options& o);

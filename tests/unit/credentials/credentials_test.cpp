@@ -1,5 +1,6 @@
 // Credential providers against a real in-process mock server (fake Entra ID, STS,
-// container and instance metadata endpoints), plus the pure helpers they use.
+// container and instance metadata endpoints), plus the pure helpers they use. The AWS
+// profile sources (credential_process, assume role, SSO) and IMDSv1: aws_sources_test.cpp.
 
 #include <utility>  // before Asio (Boost 1.74 + GCC 12)
 
@@ -25,6 +26,7 @@
 #include "gw/credentials/fetch.hpp"
 #include "gw/credentials/parse.hpp"
 #include "gw/mock/mock_server.hpp"
+#include "test_support.hpp"
 
 namespace gw::credentials {
 namespace {
@@ -116,109 +118,12 @@ TEST(Parse, BedrockBearerToken) {
   EXPECT_EQ(bedrock_bearer_token(environment::from_map({})), "");
 }
 
-// ---- test plumbing -------------------------------------------------------------------
+// ---- test plumbing: test_support.hpp ----------------------------------------------
 
-/// A temporary directory, removed at the end.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "gw-creds-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, std::string_view content) const {
-    auto p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p.string();
-  }
-};
-
-/// A TCP listener that accepts connections (the kernel does) but never answers: a
-/// stand-in for an endpoint that hangs.
-struct silent_server {
-  boost::asio::io_context io;
-  tcp::acceptor acceptor{io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)};
-  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
-};
-
-/// A port nothing listens on (bound, then closed).
-std::uint16_t closed_port() {
-  boost::asio::io_context io;
-  tcp::acceptor a(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  auto p = a.local_endpoint().port();
-  a.close();
-  return p;
-}
-
-struct CredentialsTest : ::testing::Test {
-  boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{io.get_executor()};
-  std::thread thread{[this] { io.run(); }};
-  std::unique_ptr<mock::server> mock;
-  temp_dir dir;
-
-  void start_mock(mock::options o = {}) {
-    o.port = 0;
-    mock = std::make_unique<mock::server>(o);
-    mock->start();
-  }
-  std::string mock_url() const { return "http://127.0.0.1:" + std::to_string(mock->port()); }
-
-  void TearDown() override {
-    guard.reset();
-    io.stop();
-    thread.join();
-    if (mock) mock->stop();
-  }
-
-  fetch_result fetch_sync(fetch_request r) {
-    std::promise<fetch_result> p;
-    auto f = p.get_future();
-    fetch(io, std::move(r), [&p](fetch_result res) { p.set_value(std::move(res)); });
-    if (f.wait_for(20s) != std::future_status::ready) {
-      ADD_FAILURE() << "fetch callback never ran";
-      return {};
-    }
-    return f.get();
-  }
-
-  /// A counter from the mock's /_mock/stats.
-  long long mock_stat(const std::string& name) {
-    fetch_request r;
-    r.url = mock_url() + "/_mock/stats";
-    auto res = fetch_sync(r);
-    EXPECT_EQ(res.status, 200) << res.error;
-    auto at = res.body.find("\"" + name + "\":");
-    if (at == std::string::npos) return -1;
-    return std::stoll(res.body.substr(at + name.size() + 3));
-  }
-
-  template <class P>
-  auto get_sync(P& p, std::chrono::seconds limit = 20s) {
-    using value = typename std::decay_t<decltype(*p.current())>;
-    std::promise<std::pair<std::optional<value>, std::string>> pr;
-    auto f = pr.get_future();
-    p.get([&pr](std::optional<value> v, std::string err) { pr.set_value({std::move(v), std::move(err)}); });
-    if (f.wait_for(limit) != std::future_status::ready) {
-      ADD_FAILURE() << "get() callback never ran";
-      return std::pair<std::optional<value>, std::string>{};
-    }
-    return f.get();
-  }
-
-  aws_source_config aws_config(env_map vars, std::string home = {}) {
-    aws_source_config c;
-    // No real home: the developer's ~/.aws must never leak into a test.
-    c.env = environment::from_map(std::move(vars), home.empty() ? (dir.path / "nohome").string() : home);
-    c.imds_timeout = 300ms;
-    return c;
-  }
-};
+using CredentialsTest = test::credentials_fixture;
+using test::closed_port;
+using test::one_shot_server;
+using test::silent_server;
 
 // ---- fetch ---------------------------------------------------------------------------
 
@@ -283,27 +188,6 @@ TEST_F(CredentialsTest, FetchBoundsTheResponse) {
   auto res = fetch_sync(r);
   EXPECT_NE(res.error.find("response larger than 10 bytes"), std::string::npos) << res.error << " status " << res.status << " body " << res.body;
 }
-
-/// Answers one connection on 127.0.0.1 with `response` (raw bytes), then closes.
-struct one_shot_server {
-  boost::asio::io_context io;
-  tcp::acceptor acceptor{io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)};
-  std::thread thread;
-  explicit one_shot_server(std::string response) {
-    thread = std::thread([this, response = std::move(response)] {
-      tcp::socket s(io);
-      boost::system::error_code ec;
-      acceptor.accept(s, ec);
-      if (ec) return;
-      char buf[4096];
-      s.read_some(boost::asio::buffer(buf), ec);
-      boost::asio::write(s, boost::asio::buffer(response), ec);
-      s.shutdown(tcp::socket::shutdown_both, ec);
-    });
-  }
-  ~one_shot_server() { thread.join(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/"; }
-};
 
 TEST_F(CredentialsTest, FetchRefusesHugeContentLengthArrivingWithTheHead) {
   // The body bytes come in the same segment as the head: the case Beast's eager parse
@@ -769,13 +653,17 @@ TEST_F(CredentialsTest, AwsExplicitProfileBeatsEnvironment) {
 }
 
 TEST_F(CredentialsTest, AwsUnsupportedProfileKindIsNamed) {
-  std::string config = dir.write("config", "[profile sso]\nsso_session = corp\nsso_account_id = 1\n");
+  std::string config = dir.write("config",
+                                 "[profile base]\naws_access_key_id = A\naws_secret_access_key = B\n"
+                                 "[profile mfa]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = base\n"
+                                 "mfa_serial = arn:aws:iam::123456789012:mfa/me\n");
   auto cfg = aws_config({{"AWS_CONFIG_FILE", config}, {"AWS_EC2_METADATA_DISABLED", "true"}});
-  cfg.profile = "sso";
+  cfg.profile = "mfa";
   auto p = aws_credentials_provider::create(cfg, io);
   auto [c, err] = get_sync(*p);
   EXPECT_FALSE(c);
-  EXPECT_NE(err.find("uses SSO, which is not supported"), std::string::npos) << err;
+  EXPECT_NE(err.find("profile 'mfa' in " + config + " sets mfa_serial"), std::string::npos) << err;
+  EXPECT_NE(err.find("not supported"), std::string::npos) << err;
 }
 
 TEST_F(CredentialsTest, AwsWebIdentityThroughStsAndRefresh) {

@@ -1,5 +1,6 @@
 // The mock's fake identity endpoints as pure functions: Entra ID token, STS
-// AssumeRoleWithWebIdentity, container credentials, IMDSv2.
+// AssumeRoleWithWebIdentity and AssumeRole (SigV4-checked), container credentials,
+// IMDSv2 and IMDSv1, the SSO portal.
 
 #include <gtest/gtest.h>
 
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gw/providers/sigv4.hpp"
 #include "provider_routes.hpp"
 
 namespace gw::mock {
@@ -208,7 +210,7 @@ TEST_F(IdentityRoute, StsMissingParameters) {
 }
 
 TEST_F(IdentityRoute, StsRejectsOtherActionsAndBadSessionNames) {
-  auto r = form("/", "Action=AssumeRole&Version=2011-06-15");
+  auto r = form("/", "Action=GetCallerIdentity&Version=2011-06-15");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("InvalidAction"), std::string::npos);
@@ -219,6 +221,100 @@ TEST_F(IdentityRoute, StsRejectsOtherActionsAndBadSessionNames) {
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("ValidationError"), std::string::npos);
   EXPECT_EQ(r->body.find("<session>"), std::string::npos) << "input must never be echoed unescaped";
+}
+
+// ---- STS AssumeRole ----------------------------------------------------------------
+
+constexpr std::string_view assume_role_form =
+    "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fdemo"
+    "&RoleSessionName=gw-session";
+
+/// The headers of a form POST to STS signed with `c` (service `service`) at `at`.
+headers_t signed_sts(std::string_view body, const gw::providers::aws_credentials& c, std::int64_t at,
+                     std::string_view service = "sts") {
+  gw::providers::sigv4_input in;
+  in.method = "POST";
+  in.path = "/";
+  in.headers = {{"host", "sts.amazonaws.com"}, {"content-type", "application/x-www-form-urlencoded; charset=utf-8"}};
+  in.body = body;
+  auto added = gw::providers::sigv4_sign(in, c, "eu-west-1", service,
+                                         std::chrono::system_clock::time_point(std::chrono::seconds(at)));
+  headers_t h = in.headers;
+  h.insert(h.end(), added.begin(), added.end());
+  return h;
+}
+
+TEST_F(IdentityRoute, AssumeRoleSignedByKnownKeysIssuesCredentials) {
+  store.add_aws({"AKIDTEST", "test-secret", "", credential_store::clock::time_point::max()});
+  std::string body = std::string(assume_role_form) + "&DurationSeconds=900&ExternalId=corp-42";
+  auto r = call("POST", "/", body, signed_sts(body, {"AKIDTEST", "test-secret", ""}, now));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->content_type, "text/xml");
+  EXPECT_NE(r->body.find("<AssumeRoleResponse"), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("WebIdentity"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("assumed-role/demo/gw-session"), std::string::npos) << r->body;
+  std::string akid = extract(r->body, "<AccessKeyId>", "</AccessKeyId>");
+  std::string secret = extract(r->body, "<SecretAccessKey>", "</SecretAccessKey>");
+  std::string token = extract(r->body, "<SessionToken>", "</SessionToken>");
+  EXPECT_FALSE(extract(r->body, "<Expiration>", "</Expiration>").empty());
+  EXPECT_EQ(store.sts_calls(), 1u);
+  // DurationSeconds sets the lifetime.
+  auto c = store.find_aws(akid);
+  ASSERT_TRUE(c);
+  auto left = c->expires - credential_store::clock::now();
+  EXPECT_GT(left, std::chrono::seconds(890));
+  EXPECT_LE(left, std::chrono::seconds(900));
+  // Role chaining: the temporary keys (with their session token) sign the next call.
+  std::string body2(assume_role_form);
+  auto r2 = call("POST", "/", body2, signed_sts(body2, {akid, secret, token}, now));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->status, 200) << r2->body;
+  EXPECT_EQ(store.sts_calls(), 2u);
+}
+
+TEST_F(IdentityRoute, AssumeRoleRefusesBadSignatures) {
+  store.add_aws({"AKIDTEST", "test-secret", "", credential_store::clock::time_point::max()});
+  std::string body(assume_role_form);
+  auto code = [&](const headers_t& h) {
+    auto r = call("POST", "/", body, h);
+    EXPECT_TRUE(r);
+    if (!r) return std::string();
+    EXPECT_EQ(r->status, 403) << r->body;
+    return extract(r->body, "<Code>", "</Code>");
+  };
+  EXPECT_EQ(code(signed_sts(body, {"AKIDTEST", "wrong-secret", ""}, now)), "SignatureDoesNotMatch");
+  EXPECT_EQ(code(signed_sts(body, {"AKIDOTHER", "test-secret", ""}, now)), "InvalidClientTokenId");
+  EXPECT_EQ(code(signed_sts(body, {"AKIDTEST", "test-secret", "a-token-long-term-keys-lack"}, now)),
+            "InvalidClientTokenId");
+  EXPECT_EQ(code(signed_sts(body, {"AKIDTEST", "test-secret", ""}, now, "bedrock")), "SignatureDoesNotMatch");
+  EXPECT_EQ(code(signed_sts(body, {"AKIDTEST", "test-secret", ""}, now - 3600)), "SignatureDoesNotMatch");
+  EXPECT_EQ(code({{"content-type", "application/x-www-form-urlencoded"}}), "MissingAuthenticationToken");
+  // A body changed after signing.
+  auto h = signed_sts(body, {"AKIDTEST", "test-secret", ""}, now);
+  body += "&DurationSeconds=43200";
+  EXPECT_EQ(code(h), "SignatureDoesNotMatch");
+  EXPECT_EQ(store.sts_calls(), 0u);
+}
+
+TEST_F(IdentityRoute, AssumeRoleValidatesItsParameters) {
+  store.add_aws({"AKIDTEST", "test-secret", "", credential_store::clock::time_point::max()});
+  auto status_code = [&](const std::string& body) {
+    auto r = call("POST", "/", body, signed_sts(body, {"AKIDTEST", "test-secret", ""}, now));
+    EXPECT_TRUE(r);
+    if (!r) return std::string();
+    return std::to_string(r->status) + " " + extract(r->body, "<Code>", "</Code>");
+  };
+  std::string base(assume_role_form);
+  EXPECT_EQ(status_code(base + "&ExternalId=x"), "400 ValidationError");
+  EXPECT_EQ(status_code(base + "&ExternalId=has%20space"), "400 ValidationError");
+  EXPECT_EQ(status_code(base + "&DurationSeconds=60"), "400 ValidationError");
+  EXPECT_EQ(status_code(base + "&DurationSeconds=43201"), "400 ValidationError");
+  EXPECT_EQ(status_code("Action=AssumeRole&Version=2011-06-15&RoleSessionName=s1"), "400 MissingParameter");
+  EXPECT_EQ(status_code("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Ax&RoleSessionName=s1"),
+            "400 ValidationError");
+  EXPECT_EQ(store.sts_calls(), 0u);
+  EXPECT_EQ(status_code(base + "&ExternalId=a%3Ab%2Fc-d&DurationSeconds=43200"), "200 ");
 }
 
 TEST_F(IdentityRoute, PostSlashWithoutFormIsNotSts) {
@@ -299,6 +395,65 @@ TEST_F(IdentityRoute, ImdsNeedsAnIssuedToken) {
                 ->status,
             401);
   EXPECT_EQ(store.imds_calls(), 0u);
+}
+
+TEST_F(IdentityRoute, ImdsV1ModeRefusesTokensAndServesWithoutThem) {
+  for (bool by_option : {false, true}) {
+    opts.imds_v1_only = by_option;
+    std::string root = by_option ? "" : "/_creds/imds-v1";
+    auto t = call("PUT", root + "/latest/api/token", {}, {{"x-aws-ec2-metadata-token-ttl-seconds", "21600"}});
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->status, 403);
+    auto role = call("GET", root + "/latest/meta-data/iam/security-credentials/");
+    ASSERT_TRUE(role);
+    EXPECT_EQ(role->status, 200);
+    EXPECT_EQ(role->body, "mock-role");
+    auto creds = call("GET", root + "/latest/meta-data/iam/security-credentials/mock-role");
+    ASSERT_TRUE(creds);
+    EXPECT_EQ(creds->status, 200);
+    EXPECT_NE(creds->body.find(R"("AccessKeyId":"ASIA)"), std::string::npos) << creds->body;
+  }
+  EXPECT_EQ(store.imds_calls(), 2u);
+  // The v1 root does not change the plain paths: they still need a token.
+  opts.imds_v1_only = false;
+  EXPECT_EQ(call("GET", "/latest/meta-data/iam/security-credentials/")->status, 401);
+  EXPECT_FALSE(call("GET", "/_creds/imds-v1/other"));
+}
+
+// ---- SSO portal --------------------------------------------------------------------
+
+TEST_F(IdentityRoute, SsoIssuesRoleCredentialsForTheConfiguredToken) {
+  now = 1700000000;
+  opts.aws_temp_ttl_s = 600;
+  for (std::string path : {"/federation/credentials", "/_creds/sso/federation/credentials"}) {
+    auto r = call("GET", path + "?role_name=Admin&account_id=123456789012", {},
+                  {{"x-amz-sso_bearer_token", "mock-sso-token"}});
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->content_type, "application/json");
+    EXPECT_NE(r->body.find(R"({"roleCredentials":{"accessKeyId":"ASIAMOCK)"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find(R"("secretAccessKey":")"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find(R"("sessionToken":")"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find(R"("expiration":1700000600000})"), std::string::npos) << r->body;
+  }
+}
+
+TEST_F(IdentityRoute, SsoRefusesBadTokensAndRequests) {
+  opts.sso_access_token = "the-token";
+  auto r = call("GET", "/federation/credentials?role_name=A&account_id=123456789012", {},
+                {{"x-amz-sso_bearer_token", "mock-sso-token"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(r->body, R"({"message":"Session token not found or invalid"})");
+  ASSERT_FALSE(r->headers.empty());
+  EXPECT_EQ(r->headers[0].first, "x-amzn-errortype");
+  EXPECT_EQ(r->headers[0].second.rfind("UnauthorizedException:", 0), 0u);
+  EXPECT_EQ(call("GET", "/federation/credentials?role_name=A&account_id=123456789012")->status, 401);
+  headers_t ok{{"x-amz-sso_bearer_token", "the-token"}};
+  EXPECT_EQ(call("GET", "/federation/credentials?role_name=A", {}, ok)->status, 400);
+  EXPECT_EQ(call("GET", "/federation/credentials?role_name=A&account_id=12", {}, ok)->status, 403);
+  EXPECT_EQ(call("POST", "/federation/credentials", {}, ok)->status, 405);
+  EXPECT_EQ(call("GET", "/federation/credentials?role_name=A&account_id=123456789012", {}, ok)->status, 200);
 }
 
 TEST_F(IdentityRoute, OtherPathsAreNotIdentityRoutes) {

@@ -53,6 +53,12 @@ using fetch_callback = std::function<void(fetch_result)>;
 /// TLS uses gw::http::client_tls_context() (system trust store, host verification).
 void fetch(asio::io_context& io, fetch_request req, fetch_callback cb);
 
+/// The request target fetch() sends for `url`: path and query verbatim ("/" when
+/// empty), without the fragment. parse_url normalises the path away (drops the query and
+/// trailing slashes), but metadata services need both (".../security-credentials/" lists
+/// roles), and a SigV4 signature must cover exactly what is sent.
+std::string url_request_target(std::string_view url);
+
 /// "https://host:port" for messages about `url` (no path or query: they can carry
 /// secrets, e.g. a container credentials URI).
 std::string url_origin(std::string_view url);

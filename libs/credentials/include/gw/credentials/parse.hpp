@@ -1,6 +1,7 @@
 #pragma once
 /// Small pure helpers the credential providers use, public for tests: form encoding,
-/// ISO 8601 timestamps, a tiny XML tag extractor, the AWS shared-file INI dialect.
+/// ISO 8601 timestamps, a tiny XML tag extractor, the AWS shared-file INI dialect, the
+/// command-line splitting of credential_process.
 
 #include <chrono>
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gw::credentials {
 
@@ -41,6 +43,16 @@ ini_file parse_ini(std::string_view text);
 /// The profile's section of an AWS *config* file: "[profile name]", or "[default]" /
 /// "[profile default]" for "default". nullptr when absent.
 const ini_section* config_profile(const ini_file& f, std::string_view profile);
+
+/// The "[sso-session name]" section of an AWS config file; nullptr when absent.
+const ini_section* config_sso_session(const ini_file& f, std::string_view name);
+
+/// Splits a command line into words as a POSIX shell does, and as the AWS CLI does for
+/// credential_process (Python's shlex.split), without any expansion: unquoted whitespace
+/// separates words; '...' is literal; inside "..." a backslash escapes only " \ $ `
+/// and a newline; outside quotes a backslash escapes the next character. False (with
+/// `err` set) on an unterminated quote or a trailing backslash.
+bool split_command_line(std::string_view s, std::vector<std::string>& out, std::string& err);
 
 /// Reads a small regular file. False (with `err` set: "not found", "too large", ...)
 /// when it does not exist, cannot be read or is larger than `limit` bytes.
