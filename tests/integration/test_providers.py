@@ -8,8 +8,9 @@ Anthropic-style ingress routes work against any deployment."""
 import json
 import time
 import unittest
+from decimal import Decimal
 
-from harness import Gateway, Mock, TempDir
+from harness import Gateway, Mock, TempDir, mock_post
 
 MASTER = "sk-master-providers"
 AUTH = {"authorization": f"Bearer {MASTER}"}
@@ -354,9 +355,10 @@ class ProvidersTest(unittest.TestCase):
         self.assertEqual(data["object"], "list")
         self.assertEqual(len(data["data"]), 1)
         self.assertGreater(len(data["data"][0]["embedding"]), 0)
+        # Several inputs: one InvokeModel call each (CompletionsAndTitanTest has the details).
         status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": ["a", "b"]}, AUTH)
-        self.assertEqual(status, 400, raw)
-        self.assertIn("one input", data["error"]["message"])
+        self.assertEqual(status, 200, raw)
+        self.assertEqual([d["index"] for d in data["data"]], [0, 1])
 
     # ------------------------------------------------------------ Anthropic
 
@@ -376,7 +378,7 @@ class ProvidersTest(unittest.TestCase):
         self.assertIn("overloaded", data["error"]["message"].lower())
 
     def test_unsupported_operation_is_clear_400(self):
-        status, _, data, raw = self.gw.post_json("/v1/completions", {"model": "anthropic-claude", "prompt": "x"}, AUTH)
+        status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "anthropic-claude", "input": "x"}, AUTH)
         self.assertEqual(status, 400, raw)
         self.assertIn("do not serve", data["error"]["message"])
 
@@ -470,6 +472,237 @@ class ProvidersTest(unittest.TestCase):
         self.assertEqual(status, 405, raw)
         self.assertEqual(json.loads(raw)["type"], "error")
         self.assertEqual(hdrs["allow"], "POST")
+
+
+def priced_models(port):
+    base = f"http://127.0.0.1:{port}"
+    return f"""
+  - model_name: bedrock-priced
+    litellm_params:
+      model: bedrock/{BEDROCK_MODEL}
+      aws_region_name: us-east-1
+      api_base: {base}
+      aws_access_key_id: AKIDMOCK
+      aws_secret_access_key: mock-aws-secret
+    model_info: {{input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}}
+  - model_name: anthropic-priced
+    litellm_params: {{model: anthropic/claude-sonnet-4-20250514, api_base: {base}, api_key: sk-ant-mock}}
+    model_info: {{input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}}
+  - model_name: titan-sigv4
+    litellm_params:
+      model: bedrock/amazon.titan-embed-text-v2:0
+      aws_region_name: us-east-1
+      api_base: {base}
+      aws_access_key_id: AKIDMOCK
+      aws_secret_access_key: mock-aws-secret
+    model_info: {{mode: embedding, input_cost_per_token: 0.0000001}}
+"""
+
+
+TITAN_MODEL = "amazon.titan-embed-text-v2:0"
+
+
+class CompletionsAndTitanTest(unittest.TestCase):
+    """/v1/completions on Bedrock and Anthropic deployments (served through chat), and
+    Titan embeddings with several inputs (one InvokeModel call per input)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.mock = Mock(cls.tmp.path, "--anthropic-api-key", "sk-ant-mock")
+        cfg = config(cls.mock.port, extra_models=priced_models(cls.mock.port))
+        cfg = cfg.replace("gateway_settings:", "gateway_settings:\n  spend_flush_interval: 0.1")
+        cls.gw = Gateway(cls.tmp.path, cfg)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.terminate()
+        cls.mock.terminate()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        mock_post(self.mock, "/_mock/faults", method="DELETE")
+
+    def fault(self, model, x_mock, count=1):
+        mock_post(self.mock, "/_mock/faults", {"model": model, "count": count, "x_mock": x_mock})
+
+    def titan_calls(self):
+        return self.mock.get_json("/_mock/stats")["models"].get(TITAN_MODEL, 0)
+
+    def new_key(self):
+        status, _, data, raw = self.gw.post_json("/key/generate", {}, AUTH)
+        self.assertEqual(status, 200, raw)
+        return data["key"]
+
+    def spend_log(self, key, request_id, timeout=10.0):
+        deadline = time.time() + timeout
+        while True:
+            status, _, raw = self.gw.request("GET", f"/spend/logs?api_key={key}", headers=AUTH)
+            self.assertEqual(status, 200, raw)
+            rows = [r for r in json.loads(raw) if r["request_id"] == request_id]
+            if rows or time.time() > deadline:
+                return rows[0] if rows else None
+            time.sleep(0.05)
+
+    # ------------------------------------------------------------ completions through chat
+
+    def check_usage_and_spend(self, key, hdrs, usage):
+        self.assertGreater(usage["prompt_tokens"], 0)
+        self.assertGreater(usage["completion_tokens"], 0)
+        self.assertEqual(usage["total_tokens"], usage["prompt_tokens"] + usage["completion_tokens"])
+        want = usage["prompt_tokens"] * Decimal("0.000003") + usage["completion_tokens"] * Decimal("0.000015")
+        if "x-litellm-response-cost" in hdrs:  # not for streams: their head goes before the usage
+            self.assertEqual(Decimal(hdrs["x-litellm-response-cost"]), want)
+        row = self.spend_log(key, hdrs["x-litellm-call-id"])
+        self.assertIsNotNone(row, "no spend log row")
+        self.assertEqual(row["call_type"], "text_completion")
+        self.assertEqual(row["prompt_tokens"], usage["prompt_tokens"])
+        self.assertEqual(row["completion_tokens"], usage["completion_tokens"])
+        self.assertEqual(Decimal(row["spend_exact"]), want)
+
+    def test_plain_completions_on_bedrock_and_anthropic(self):
+        key = self.new_key()
+        for group in ["bedrock-priced", "anthropic-priced"]:
+            for path in ["/v1/completions", "/completions"]:
+                with self.subTest(group=group, path=path):
+                    status, hdrs, data, raw = self.gw.post_json(
+                        path, {"model": group, "prompt": "hello there", "max_tokens": 50, "temperature": 0.2},
+                        {"authorization": f"Bearer {key}"})
+                    self.assertEqual(status, 200, raw)
+                    self.assertEqual(data["object"], "text_completion", data)
+                    self.assertTrue(data["id"].startswith("cmpl-"), data)
+                    self.assertTrue(data["model"])
+                    choice = data["choices"][0]
+                    self.assertEqual(set(choice), {"text", "index", "logprobs", "finish_reason"}, choice)
+                    self.assertTrue(choice["text"].strip(), data)
+                    self.assertEqual(choice["index"], 0)
+                    self.assertIsNone(choice["logprobs"])
+                    self.assertEqual(choice["finish_reason"], "stop")
+                    self.check_usage_and_spend(key, hdrs, data["usage"])
+                    # The provider got a chat request with the prompt as the one user message.
+                    sent = json.loads(self.mock.get_json("/_mock/last_request")["body"])
+                    if group.startswith("bedrock"):
+                        self.assertEqual(sent["messages"], [{"role": "user", "content": [{"text": "hello there"}]}])
+                        self.assertEqual(sent["inferenceConfig"]["maxTokens"], 50)
+                    else:
+                        self.assertEqual(sent["messages"], [{"role": "user", "content": [{"type": "text", "text": "hello there"}]}])
+                        self.assertEqual(sent["max_tokens"], 50)
+
+    def test_streamed_completions_on_bedrock_and_anthropic(self):
+        key = self.new_key()
+        for group in ["bedrock-priced", "anthropic-priced"]:
+            for include_usage in [True, False]:
+                with self.subTest(group=group, include_usage=include_usage):
+                    body = {"model": group, "prompt": "hello there", "stream": True}
+                    if include_usage:
+                        body["stream_options"] = {"include_usage": True}
+                    status, hdrs, events, raw = self.gw.stream("/v1/completions", body, {"authorization": f"Bearer {key}"})
+                    self.assertEqual(status, 200, raw)
+                    self.assertTrue(hdrs["content-type"].startswith("text/event-stream"))
+                    self.assertEqual(events[-1], "[DONE]")
+                    chunks = [json.loads(e) for e in events[:-1]]
+                    for c in chunks:
+                        self.assertEqual(c["object"], "text_completion", c)
+                        self.assertTrue(c["id"].startswith("cmpl-"), c)
+                        for ch in c["choices"]:
+                            self.assertNotIn("delta", ch)
+                            self.assertIsNone(ch["logprobs"])
+                    with_choices = [c for c in chunks if c["choices"]]
+                    text = "".join(c["choices"][0]["text"] for c in with_choices)
+                    self.assertTrue(text.strip(), chunks)
+                    self.assertEqual([c["choices"][0]["finish_reason"] for c in with_choices][-1], "stop")
+                    self.assertTrue(all(c["choices"][0]["text"] or c["choices"][0]["finish_reason"] for c in with_choices))
+                    if include_usage:
+                        self.assertEqual(len(chunks) - len(with_choices), 1, chunks)
+                        usage = chunks[-1]["usage"]
+                        self.check_usage_and_spend(key, hdrs, usage)
+                    else:
+                        self.assertEqual(len(chunks), len(with_choices), chunks)
+                        # No usage for the client, but the gateway still charges what the provider reported.
+                        row = self.spend_log(key, hdrs["x-litellm-call-id"])
+                        self.assertIsNotNone(row)
+                        self.assertGreater(row["completion_tokens"], 0)
+                        self.assertGreater(Decimal(row["spend_exact"]), 0)
+
+    def test_completions_azure_style_path_and_throttling_retried(self):
+        status, _, data, raw = self.gw.post_json("/openai/deployments/anthropic-priced/completions?api-version=2024-10-21",
+                                                 {"prompt": "hi"}, {"api-key": MASTER})
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(data["object"], "text_completion")
+        # Retries work as for chat: each attempt translates the client's body again.
+        self.fault(BEDROCK_MODEL, {"status": 429})
+        status, hdrs, data, raw = self.gw.post_json("/v1/completions", {"model": "bedrock-priced", "prompt": "hi"}, AUTH)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(hdrs["x-litellm-attempted-retries"], "1")
+        self.assertEqual(data["object"], "text_completion")
+
+    def test_completions_refusals(self):
+        cases = [({"prompt": ["a", "b"]}, "prompt"), ({"prompt": [1, 2]}, "prompt"), ({"prompt": "x", "suffix": "y"}, "suffix"),
+                 ({"prompt": "x", "echo": True}, "echo"), ({"prompt": "x", "best_of": 2}, "best_of"),
+                 ({"prompt": "x", "logprobs": 1}, "logprobs")]
+        for group, provider in [("bedrock-priced", "Bedrock"), ("anthropic-priced", "Anthropic")]:
+            for extra, param in cases:
+                with self.subTest(group=group, param=param):
+                    before = self.mock.get_json("/_mock/stats")["requests"]
+                    status, _, data, raw = self.gw.post_json("/v1/completions", dict(extra, model=group), AUTH)
+                    self.assertEqual(status, 400, raw)
+                    self.assertEqual(data["error"]["param"], param)
+                    self.assertEqual(data["error"]["type"], "invalid_request_error")
+                    self.assertIn(provider, data["error"]["message"])
+                    self.assertIn(param, data["error"]["message"])
+                    self.assertEqual(self.mock.get_json("/_mock/stats")["requests"], before, "nothing was sent")
+
+    # ------------------------------------------------------------ Titan, several inputs
+
+    def single_embedding(self, text):
+        status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-sigv4", "input": text}, AUTH)
+        self.assertEqual(status, 200, raw)
+        return data["data"][0]["embedding"], data["usage"]["prompt_tokens"]
+
+    def test_titan_several_inputs_one_call_each(self):
+        texts = ["first text", "the second one", "third"]
+        singles = [self.single_embedding(t) for t in texts]
+        for group in ["titan-sigv4", "titan-embed"]:  # SigV4 (each call signed), a Bedrock API key
+            with self.subTest(group=group):
+                before = self.titan_calls()
+                status, hdrs, data, raw = self.gw.post_json("/v1/embeddings", {"model": group, "input": texts}, AUTH)
+                self.assertEqual(status, 200, raw)
+                self.assertEqual(self.titan_calls() - before, 3)
+                self.assertEqual(data["object"], "list")
+                self.assertEqual([d["index"] for d in data["data"]], [0, 1, 2])
+                # In input order: each is what the text alone gives.
+                for d, (vector, _) in zip(data["data"], singles):
+                    self.assertEqual(d["embedding"], vector)
+                self.assertEqual(data["usage"]["prompt_tokens"], sum(t for _, t in singles))
+                self.assertEqual(data["usage"]["total_tokens"], data["usage"]["prompt_tokens"])
+                if group == "titan-sigv4":
+                    self.assertEqual(Decimal(hdrs["x-litellm-response-cost"]),
+                                     data["usage"]["prompt_tokens"] * Decimal("0.0000001"))
+        status, _, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": ["x"] * 2049}, AUTH)
+        self.assertEqual(status, 400, raw)
+        self.assertIn("2048", data["error"]["message"])
+
+    def test_titan_failing_second_call_fails_the_attempt(self):
+        texts = ["one", "two", "three"]
+        # The first call passes (an empty fault), the second is refused: the attempt's
+        # answer is that call's error, and the third call is never sent.
+        self.fault(TITAN_MODEL, {}, count=1)
+        self.fault(TITAN_MODEL, {"status": 400}, count=1)
+        before = self.titan_calls()
+        status, hdrs, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": texts}, AUTH)
+        self.assertEqual(status, 400, raw)
+        self.assertIn("Bedrock ValidationException", data["error"]["message"])
+        self.assertEqual(hdrs["x-litellm-attempted-retries"], "0")
+        self.assertEqual(self.titan_calls() - before, 2)
+        # A retryable failure of the second call: the retry starts again from input 0.
+        self.fault(TITAN_MODEL, {}, count=1)
+        self.fault(TITAN_MODEL, {"status": 503}, count=1)
+        before = self.titan_calls()
+        status, hdrs, data, raw = self.gw.post_json("/v1/embeddings", {"model": "titan-embed", "input": texts}, AUTH)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(hdrs["x-litellm-attempted-retries"], "1")
+        self.assertEqual(self.titan_calls() - before, 2 + 3)
+        self.assertEqual([d["index"] for d in data["data"]], [0, 1, 2])
 
 
 class EntraRefreshTest(unittest.TestCase):

@@ -17,6 +17,7 @@
 #include "gw/core/strings.hpp"
 #include "gw/providers/anthropic.hpp"
 #include "gw/providers/bedrock.hpp"
+#include "gw/providers/completion_bridge.hpp"
 #include "gw/providers/sigv4.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
@@ -389,6 +390,8 @@ void proxy_call::send_to_deployment() {
   cut_open_ = usage_cut_ = false;
   translator_.reset();
   translated_ = false;
+  titan_.reset();
+  titan_answers_ = providers::titan_embeddings{};
   head_pending_ = false;
   attempt_open_ = true;
   ++attempts_total_;
@@ -641,12 +644,14 @@ void proxy_call::send_translated(const std::string& upstream_model) {
   inject_usage_ = false;  // the translator reports usage; the client's choice decides the usage chunk
   const auto& t = dep_->target;
   tctx_ = providers::translate_context{};
-  tctx_.op = op_;
+  // Text completions go through chat (completion_bridge.hpp): the chat adapters see a chat call.
+  bool completion = op_ == providers::operation::completion;
+  tctx_.op = completion ? providers::operation::chat : op_;
   tctx_.upstream_model = t.format == providers::wire_format::bedrock && !dep_->wildcard_model ? t.bedrock_model
                                                                                               : upstream_model;
   // As for OpenAI-compatible providers, "model" names the model that answered.
   tctx_.response_model = tctx_.upstream_model;
-  tctx_.response_id = (op_ == providers::operation::chat ? "chatcmpl-" : "emb-") + call_id_;
+  tctx_.response_id = (op_ == providers::operation::chat ? "chatcmpl-" : completion ? "cmpl-" : "emb-") + call_id_;
   tctx_.created = std::chrono::duration_cast<std::chrono::seconds>(wall_start_.time_since_epoch()).count();
   tctx_.stream = req_.stream;
   tctx_.include_usage = req_.include_usage;
@@ -664,6 +669,20 @@ void proxy_call::send_translated(const std::string& upstream_model) {
   tctx_.fetched_images = images_.empty() ? nullptr : &images_;
   if (op_ == providers::operation::chat) {
     rr = bedrock ? providers::to_converse(tctx_, body) : providers::to_anthropic(tctx_, body);
+  } else if (completion) {
+    auto chat = providers::completion_to_chat(body, bedrock ? "Bedrock" : "Anthropic");
+    if (chat.body)
+      rr = bedrock ? providers::to_converse(tctx_, *chat.body) : providers::to_anthropic(tctx_, *chat.body);
+    else
+      rr.error = std::move(chat.error);
+  } else if (op_ == providers::operation::embedding && bedrock && providers::is_titan_embedding(tctx_.upstream_model)) {
+    // Titan embeds one text per call: N inputs are N calls on this attempt, the first
+    // sent here, the others from respond_buffered() as the answers come.
+    titan_.emplace();
+    if (auto e = providers::read_titan_inputs(body, *titan_))
+      rr.error = std::move(e);
+    else
+      rr = providers::to_titan_embedding(tctx_, *titan_, 0);
   } else if (op_ == providers::operation::embedding && bedrock) {
     rr = providers::to_bedrock_embedding(tctx_, body);
   } else {
@@ -675,7 +694,7 @@ void proxy_call::send_translated(const std::string& upstream_model) {
                 std::string(providers::operation_path(op_)) + " (model group '" + group_->name + "')";
     rr.error = std::move(e);
   }
-  t_attempt_start_ = clock::now();
+  t_attempt_start_ = t_call_start_ = clock::now();
   if (t_upstream_start_ == clock::time_point{}) t_upstream_start_ = t_attempt_start_;
   // The request cannot be put in the provider's terms: the client's to fix.
   if (!rr.request) return refuse_request(rr.error ? *rr.error : providers::provider_error{});
@@ -941,10 +960,11 @@ void proxy_call::on_connected(error_code ec) {
 void proxy_call::write_request() {
   phase_ = phase::sending;
   // Non-streamed: one deadline for the whole call. Streamed: an inactivity deadline.
+  // Titan's calls, one per input, have a deadline each (as LiteLLM's calls do).
   if (req_.stream)
     set_timeout(stream_timeout());
   else
-    set_deadline(t_attempt_start_ + timeout());
+    set_deadline((titan_ ? t_call_start_ : t_attempt_start_) + timeout());
   if (translated_) {
     std::array<asio::const_buffer, 2> tb{asio::buffer(head_), asio::buffer(upstream_body_)};
     conn_->async_write(tb, [self = shared_from_this()](error_code ec) { self->on_written(ec); });
@@ -1002,6 +1022,8 @@ void proxy_call::on_head(error_code ec) {
       translator_ = dep_->target.format == providers::wire_format::bedrock
                         ? providers::converse_stream_translator(tctx_)
                         : providers::anthropic_stream_translator(tctx_);
+      if (op_ == providers::operation::completion)
+        translator_ = providers::completion_stream_translator(std::move(translator_));
       content_type_ = "text/event-stream";
     }
     start_stream();
@@ -1118,14 +1140,62 @@ void proxy_call::translate_buffered() {
                                                 : providers::from_converse(tctx_, status_, body_, error_type);
   else
     tr = providers::from_anthropic(tctx_, status_, body_);
+  if (op_ == providers::operation::completion) tr = providers::completion_from_chat(std::move(tr));
   status_ = tr.status;
   body_ = std::move(tr.body);
   content_type_ = "application/json";
   if (tr.tokens.known()) usage_ = tr.tokens;
 }
 
+bool proxy_call::titan_answer_done() {
+  if (auto e = titan_answers_.add(body_)) {
+    status_ = e->status;
+    body_ = e->json();
+    content_type_ = "application/json";
+    return true;
+  }
+  if (titan_answers_.size() < titan_->texts.size()) {
+    send_titan_next();
+    return false;
+  }
+  auto tr = titan_answers_.finish(tctx_);
+  status_ = tr.status;
+  body_ = std::move(tr.body);
+  content_type_ = "application/json";
+  usage_ = tr.tokens;
+  return true;
+}
+
+void proxy_call::send_titan_next() {
+  // The answer was read whole: its connection can carry the next call.
+  if (conn_) {
+    if (conn_->reusable())
+      session_->thread().pool().release(std::move(conn_));
+    else
+      conn_->close();
+    conn_.reset();
+  }
+  auto rr = providers::to_titan_embedding(tctx_, *titan_, titan_answers_.size());
+  if (!rr.request) return refuse_request(rr.error ? *rr.error : providers::provider_error{});
+  upstream_body_ = std::move(rr.request->body);
+  pending_length_ = upstream_body_.size();  // same path and head prefix as the first call
+  attempts_ = 0;
+  status_ = 0;
+  body_.clear();
+  t_call_start_ = clock::now();
+  const auto& t = dep_->target;
+  if (!t.aws.bearer_token.empty()) return send_authorized("authorization: Bearer " + t.aws.bearer_token + "\r\n");
+  authorize();  // signs this call's body
+}
+
 void proxy_call::respond_buffered() {
-  if (translated_) translate_buffered();
+  // A failing Titan call fails the attempt with its error (translate_buffered()); a
+  // retry starts again from input 0 (send_translated()), as a new attempt does.
+  if (titan_ && status_ / 100 == 2) {
+    if (!titan_answer_done()) return;
+  } else if (translated_) {
+    translate_buffered();
+  }
   bool ok = status_ / 100 == 2;
   if (!ok) {
     // Nothing reached the client yet: a retry or a fallback may still answer.
@@ -1541,17 +1611,21 @@ void proxy_call::trace_begin() {
 }
 
 void proxy_call::trace_attempt_head() {
-  auto& a = trace_->attempts.emplace_back();
-  a.span = tracing::new_span_id();
-  a.start = std::chrono::system_clock::now();
-  a.model_group = group_->name;
-  a.deployment_id = dep_->cfg->id;
-  a.provider = provider_name(*dep_);
-  a.upstream_model = trace_model_;
-  a.server_address = dep_->endpoint.host;
-  a.server_port = dep_->endpoint.port;
+  // A later Titan call of an attempt belongs to the attempt's span (one span per attempt).
+  bool same_attempt = titan_ && titan_answers_.size() > 0 && !trace_->attempts.empty();
+  if (!same_attempt) {
+    auto& a = trace_->attempts.emplace_back();
+    a.span = tracing::new_span_id();
+    a.start = std::chrono::system_clock::now();
+    a.model_group = group_->name;
+    a.deployment_id = dep_->cfg->id;
+    a.provider = provider_name(*dep_);
+    a.upstream_model = trace_model_;
+    a.server_address = dep_->endpoint.host;
+    a.server_port = dep_->endpoint.port;
+  }
   head_ += "traceparent: ";
-  head_ += tracing::format_traceparent(trace_->trace, a.span, trace_->flags);
+  head_ += tracing::format_traceparent(trace_->trace, trace_->attempts.back().span, trace_->flags);
   head_ += "\r\n";
   if (!trace_->tracestate.empty() && trace_->tracestate.find_first_of("\r\n") == std::string::npos) {
     head_ += "tracestate: ";

@@ -1094,78 +1094,136 @@ embed_family family_of(std::string_view model) {
   return embed_family::other;
 }
 
+/// The body of an embeddings request as a JSON object, or the 400 for it.
+std::optional<provider_error> embeddings_root(std::string_view body, dom::object& root) {
+  dom::element doc;
+  if (auto ec = parse_json(outer_parser(), body, doc))
+    return bad_request(std::string("We could not parse the JSON body of your request: ") + simdjson::error_message(ec),
+                       "invalid_json");
+  if (doc.get_object().get(root)) return bad_request("The request body must be a JSON object.", "invalid_json");
+  return std::nullopt;
+}
+
+/// `input` and `dimensions` of an OpenAI embeddings request (invalid_input when wrong).
+struct embedding_fields {
+  std::vector<std::string_view> texts;
+  std::optional<std::int64_t> dims;
+};
+
+embedding_fields read_embedding_fields(dom::object root) {
+  embedding_fields f;
+  auto input = member(root, "input");
+  if (!input) invalid("Missing required parameter: 'input'.");
+  if (input->is_string()) {
+    f.texts.push_back(as_string(*input, "input"));
+  } else {
+    std::size_t i = 0;
+    for (dom::element e : as_array(*input, "input")) {
+      if (!e.is_string())
+        invalid("Bedrock embeddings take text: 'input[" + std::to_string(i) +
+                "]' must be a string (token-id inputs are not supported).");
+      f.texts.push_back(as_string(e, "input[" + std::to_string(i++) + "]"));
+    }
+  }
+  if (f.texts.empty()) invalid("'input' must not be empty.");
+  if (auto d = member(root, "dimensions")) {
+    f.dims = as_int(*d, "dimensions");
+    if (*f.dims < 1) invalid("Invalid 'dimensions': must be at least 1.");
+  }
+  return f;
+}
+
+/// Titan's InvokeModel body for one text.
+std::string titan_body(std::string_view text, std::optional<std::int64_t> dims) {
+  std::string body = R"({"inputText":)";
+  append_json_string(body, text);
+  if (dims) {
+    body += R"(,"dimensions":)";
+    append_int(body, *dims);
+  }
+  body += '}';
+  return body;
+}
+
+translated_request invoke_request(const translate_context& ctx, std::string body) {
+  translated_request t;
+  t.path = bedrock_path(ctx.upstream_model, "invoke");
+  t.body = std::move(body);
+  t.headers.emplace_back("accept", "application/json");
+  return t;
+}
+
+/// Appends {"object":"embedding","index":<index>,"embedding":[...]}; false (and `out`
+/// partly written) when a value is not a number.
+bool append_embedding(std::string& out, std::size_t index, dom::array values) {
+  out += R"({"object":"embedding","index":)";
+  append_int(out, static_cast<std::int64_t>(index));
+  out += R"(,"embedding":[)";
+  bool first = true;
+  for (dom::element x : values) {
+    double d = 0;
+    if (x.get_double().get(d)) return false;
+    if (!first) out += ',';
+    first = false;
+    append_json_number(out, d);
+  }
+  out += "]}";
+  return true;
+}
+
+/// {"object":"list","data":[<data>],"model","usage"} with `prompt` tokens.
+translated_response embeddings_list(const translate_context& ctx, std::string_view data, std::int64_t prompt) {
+  translated_response r;
+  std::string& out = r.body;
+  out.reserve(data.size() + 128);
+  out += R"({"object":"list","data":[)";
+  out += data;
+  out += R"(],"model":)";
+  append_json_string(out, ctx.response_model);
+  out += R"(,"usage":{"prompt_tokens":)";
+  append_int(out, prompt);
+  out += R"(,"total_tokens":)";
+  append_int(out, prompt);
+  out += "}}";
+  r.tokens.prompt_tokens = prompt;
+  r.tokens.total_tokens = prompt;
+  r.tokens.completion_tokens = 0;
+  return r;
+}
+
 }  // namespace
 
 request_result to_bedrock_embedding(const translate_context& ctx, std::string_view openai_embeddings_body) {
   request_result r;
-  dom::element doc;
   dom::object root;
-  if (auto ec = parse_json(outer_parser(), openai_embeddings_body, doc)) {
-    r.error = bad_request(std::string("We could not parse the JSON body of your request: ") +
-                              simdjson::error_message(ec),
-                          "invalid_json");
-    return r;
-  }
-  if (doc.get_object().get(root)) {
-    r.error = bad_request("The request body must be a JSON object.", "invalid_json");
-    return r;
-  }
+  if ((r.error = embeddings_root(openai_embeddings_body, root))) return r;
   try {
     auto fam = family_of(ctx.upstream_model);
     if (fam == embed_family::other)
       invalid("Bedrock embeddings through the gateway support amazon.titan-embed* and cohere.embed* models, not '" +
               ctx.upstream_model + "'.");
-    auto input = member(root, "input");
-    if (!input) invalid("Missing required parameter: 'input'.");
-    std::vector<std::string_view> texts;
-    if (input->is_string()) {
-      texts.push_back(as_string(*input, "input"));
-    } else {
-      std::size_t i = 0;
-      for (dom::element e : as_array(*input, "input")) {
-        if (!e.is_string())
-          invalid("Bedrock embeddings take text: 'input[" + std::to_string(i) +
-                  "]' must be a string (token-id inputs are not supported).");
-        texts.push_back(as_string(e, "input[" + std::to_string(i++) + "]"));
-      }
-    }
-    if (texts.empty()) invalid("'input' must not be empty.");
-    std::optional<std::int64_t> dims;
-    if (auto d = member(root, "dimensions")) {
-      dims = as_int(*d, "dimensions");
-      if (*dims < 1) invalid("Invalid 'dimensions': must be at least 1.");
-    }
+    auto f = read_embedding_fields(root);
     // encoding_format is not forwarded: Bedrock answers floats, and the OpenAI SDKs
     // (which ask for base64 by default) accept float arrays as well.
     std::string body;
     if (fam == embed_family::titan) {
-      if (texts.size() != 1)
-        invalid("Titan embeds one input per request: 'input' has " + std::to_string(texts.size()) +
+      if (f.texts.size() != 1)
+        invalid("Titan embeds one input per request: 'input' has " + std::to_string(f.texts.size()) +
                 " items; send one request per text.");
-      body = R"({"inputText":)";
-      append_json_string(body, texts.front());
-      if (dims) {
-        body += R"(,"dimensions":)";
-        append_int(body, *dims);
-      }
-      body += '}';
+      body = titan_body(f.texts.front(), f.dims);
     } else {
-      if (dims)
+      if (f.dims)
         invalid("Cohere embeddings on Bedrock have a fixed size: 'dimensions' is not supported for '" +
                 ctx.upstream_model + "'.");
       body = R"({"texts":[)";
-      for (std::size_t i = 0; i < texts.size(); ++i) {
+      for (std::size_t i = 0; i < f.texts.size(); ++i) {
         if (i) body += ',';
-        append_json_string(body, texts[i]);
+        append_json_string(body, f.texts[i]);
       }
       // OpenAI's API has no input type; documents are what embeddings are mostly made of.
       body += R"(],"input_type":"search_document"})";
     }
-    translated_request t;
-    t.path = bedrock_path(ctx.upstream_model, "invoke");
-    t.body = std::move(body);
-    t.headers.emplace_back("accept", "application/json");
-    r.request = std::move(t);
+    r.request = invoke_request(ctx, std::move(body));
   } catch (const invalid_input& e) {
     r.error = bad_request(e.message);
   }
@@ -1207,34 +1265,69 @@ translated_response from_bedrock_embedding(const translate_context& ctx, int sta
     return error_response(unreadable("an embeddings response without 'embedding' or 'embeddings'"));
   }
 
-  translated_response r;
-  std::string& out = r.body;
-  out += R"({"object":"list","data":[)";
+  std::string data;
   for (std::size_t i = 0; i < vectors.size(); ++i) {
-    if (i) out += ',';
-    out += R"({"object":"embedding","index":)";
-    append_int(out, static_cast<std::int64_t>(i));
-    out += R"(,"embedding":[)";
-    bool first = true;
-    for (dom::element x : vectors[i]) {
-      double d = 0;
-      if (x.get_double().get(d)) return error_response(unreadable("an embedding with a non-numeric value"));
-      if (!first) out += ',';
-      first = false;
-      append_json_number(out, d);
-    }
-    out += "]}";
+    if (i) data += ',';
+    if (!append_embedding(data, i, vectors[i]))
+      return error_response(unreadable("an embedding with a non-numeric value"));
   }
-  out += R"(],"model":)";
-  append_json_string(out, ctx.response_model);
-  out += R"(,"usage":{"prompt_tokens":)";
-  append_int(out, prompt);
-  out += R"(,"total_tokens":)";
-  append_int(out, prompt);
-  out += "}}";
-  r.tokens.prompt_tokens = prompt;
-  r.tokens.total_tokens = prompt;
-  r.tokens.completion_tokens = 0;
+  return embeddings_list(ctx, data, prompt);
+}
+
+bool is_titan_embedding(std::string_view model_id) noexcept { return family_of(model_id) == embed_family::titan; }
+
+std::optional<provider_error> read_titan_inputs(std::string_view openai_embeddings_body, titan_inputs& out) {
+  dom::object root;
+  if (auto e = embeddings_root(openai_embeddings_body, root)) return e;
+  try {
+    auto f = read_embedding_fields(root);
+    if (f.texts.size() > max_embedding_inputs)
+      invalid("'input' has " + std::to_string(f.texts.size()) + " items; at most " +
+              std::to_string(max_embedding_inputs) + " are allowed per request.");
+    out.texts.assign(f.texts.begin(), f.texts.end());
+    out.dimensions = f.dims;
+  } catch (const invalid_input& e) {
+    return bad_request(e.message);
+  }
+  return std::nullopt;
+}
+
+request_result to_titan_embedding(const translate_context& ctx, const titan_inputs& in, std::size_t index) {
+  request_result r;
+  if (index >= in.texts.size()) {
+    r.error = bad_request("Titan input " + std::to_string(index) + " does not exist: the request has " +
+                          std::to_string(in.texts.size()) + ".");
+    return r;
+  }
+  r.request = invoke_request(ctx, titan_body(in.texts[index], in.dimensions));
+  return r;
+}
+
+std::optional<provider_error> titan_embeddings::add(std::string_view titan_body) {
+  dom::element doc;
+  dom::object root;
+  dom::array values;
+  if (parse_json(outer_parser(), titan_body, doc) || doc.get_object().get(root))
+    return unreadable("an embeddings response that is not a JSON object");
+  auto e = member(root, "embedding");
+  if (!e || e->get_array().get(values)) return unreadable("a Titan embeddings response without 'embedding'");
+  std::size_t mark = data_.size();
+  if (count_) data_ += ',';
+  if (!append_embedding(data_, count_, values)) {
+    data_.resize(mark);
+    return unreadable("an embedding with a non-numeric value");
+  }
+  tokens_ += std::max<std::int64_t>(0, int_member(root, "inputTextTokenCount", 0));
+  ++count_;
+  return std::nullopt;
+}
+
+translated_response titan_embeddings::finish(const translate_context& ctx) {
+  auto r = embeddings_list(ctx, data_, tokens_);
+  data_.clear();
+  data_.shrink_to_fit();
+  count_ = 0;
+  tokens_ = 0;
   return r;
 }
 

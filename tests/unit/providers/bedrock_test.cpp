@@ -626,5 +626,97 @@ TEST(BedrockEmbeddings, ErrorsAndBadBodies) {
   }
 }
 
+TEST(TitanMultiInput, OneRequestPerInput) {
+  EXPECT_TRUE(is_titan_embedding("amazon.titan-embed-text-v2:0"));
+  EXPECT_TRUE(is_titan_embedding("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v1"));
+  EXPECT_FALSE(is_titan_embedding("cohere.embed-english-v3"));
+  auto c = embed_ctx("amazon.titan-embed-text-v2:0");
+  titan_inputs in;
+  ASSERT_FALSE(read_titan_inputs(R"({"model":"emb","input":["one","two \"2\"","three"],"dimensions":256})", in));
+  ASSERT_EQ(in.texts.size(), 3u);
+  const char* want[] = {R"({"inputText":"one","dimensions":256})", R"({"inputText":"two \"2\"","dimensions":256})",
+                        R"({"inputText":"three","dimensions":256})"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto r = to_titan_embedding(c, in, i);
+    ASSERT_TRUE(r.request) << i;
+    EXPECT_EQ(r.request->path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+    EXPECT_EQ(r.request->body, want[i]);
+    EXPECT_EQ(header(*r.request, "accept"), "application/json");
+  }
+  auto out_of_range = error_of(to_titan_embedding(c, in, 3));
+  EXPECT_EQ(out_of_range.status, 400);
+  // One input (a string): one call, the body to_bedrock_embedding() sends.
+  titan_inputs one;
+  ASSERT_FALSE(read_titan_inputs(R"({"input":"hello"})", one));
+  EXPECT_EQ(body_of(to_titan_embedding(c, one, 0)), body_of(to_bedrock_embedding(c, R"({"input":"hello"})")));
+}
+
+TEST(TitanMultiInput, InputErrorsAndTheLimit) {
+  struct tc {
+    std::string body;
+    const char* says;
+  } cases[] = {
+      {"{", "parse"},
+      {"[1]", "JSON object"},
+      {R"({"nope":1})", "'input'"},
+      {R"({"input":[]})", "empty"},
+      {R"({"input":5})", "'input'"},
+      {R"({"input":["a",[1,2]]})", "token-id"},
+      {R"({"input":"a","dimensions":0})", "dimensions"},
+  };
+  for (const auto& c : cases) {
+    titan_inputs in;
+    auto e = read_titan_inputs(c.body, in);
+    ASSERT_TRUE(e) << c.body;
+    EXPECT_EQ(e->status, 400) << c.body;
+    EXPECT_TRUE(has(e->message, c.says)) << c.body << ": " << e->message;
+  }
+  auto many = [](std::size_t n) {
+    std::string b = R"({"input":[)";
+    for (std::size_t i = 0; i < n; ++i) b += i ? R"(,"t")" : R"("t")";
+    return b + "]}";
+  };
+  titan_inputs in;
+  EXPECT_FALSE(read_titan_inputs(many(max_embedding_inputs), in));
+  EXPECT_EQ(in.texts.size(), 2048u);
+  titan_inputs over;
+  auto e = read_titan_inputs(many(max_embedding_inputs + 1), over);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 400);
+  EXPECT_TRUE(has(e->message, "at most 2048")) << e->message;
+}
+
+TEST(TitanMultiInput, CombinesAnswersInOrder) {
+  auto c = embed_ctx("amazon.titan-embed-text-v2:0");
+  titan_embeddings all;
+  ASSERT_FALSE(all.add(R"({"embedding":[0.5,-0.25],"inputTextTokenCount":3})"));
+  // A body that is not a Titan embedding: a 502, and nothing added.
+  for (const char* bad : {"x", R"({"embedding":"no"})", R"({"embedding":[1,"a"]})", "{}"}) {
+    auto e = all.add(bad);
+    ASSERT_TRUE(e) << bad;
+    EXPECT_EQ(e->status, 502) << bad;
+    EXPECT_EQ(all.size(), 1u) << bad;
+  }
+  ASSERT_FALSE(all.add(R"({"embedding":[1e-3,2],"inputTextTokenCount":4,"embeddingsByType":{}})"));
+  ASSERT_FALSE(all.add(R"({"embedding":[3,4]})"));  // no count: adds no tokens
+  EXPECT_EQ(all.size(), 3u);
+  auto r = all.finish(c);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(
+      r.body,
+      R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,-0.25]},)"
+      R"({"object":"embedding","index":1,"embedding":[0.001,2]},{"object":"embedding","index":2,"embedding":[3,4]}],)"
+      R"("model":"emb","usage":{"prompt_tokens":7,"total_tokens":7}})");
+  EXPECT_EQ(r.tokens.prompt_tokens, 7);
+  EXPECT_EQ(r.tokens.total_tokens, 7);
+  EXPECT_EQ(r.tokens.completion_tokens, 0);
+  EXPECT_EQ(all.size(), 0u);  // finish() leaves it empty
+  // One answer combined is what from_bedrock_embedding() gives for it.
+  const char* one = R"({"embedding":[0.5,-0.25,1e-3],"inputTextTokenCount":7})";
+  titan_embeddings single;
+  ASSERT_FALSE(single.add(one));
+  EXPECT_EQ(single.finish(c).body, from_bedrock_embedding(c, 200, one, "").body);
+}
+
 }  // namespace
 }  // namespace gw::providers

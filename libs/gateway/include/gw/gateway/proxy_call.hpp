@@ -22,6 +22,7 @@
 #include "gw/providers/adapter.hpp"
 #include "gw/providers/aws.hpp"
 #include "gw/providers/anthropic_ingress.hpp"
+#include "gw/providers/bedrock.hpp"
 #include "gw/providers/openai.hpp"
 #include "gw/tracing/record.hpp"
 
@@ -76,6 +77,12 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void finish_head(const std::string& prefix, std::size_t length, std::string_view auth_headers);
   /// Translates the provider's whole answer (translated providers) into body_/status_.
   void translate_buffered();
+  /// Titan embeddings, one call per input: keeps the answer just read; false when it was
+  /// not the last (the next input's call is under way) or was unreadable (body_/status_
+  /// say why).
+  bool titan_answer_done();
+  /// Sends the call for the next Titan input on this attempt.
+  void send_titan_next();
   /// The provider's stream failed with its own error (translated providers).
   void stream_provider_error(const providers::provider_error& e);
   /// Gets the deployment's credentials (cached: at once; else waits for them), then
@@ -203,6 +210,11 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   std::size_t images_pending_ = 0;
   std::string images_error_;
   std::string translated_out_;  ///< OpenAI events from the last feed
+  /// Bedrock Titan embeddings: one InvokeModel call per input, one after another on the
+  /// attempt (set for the attempt when the deployment is a Titan model).
+  std::optional<providers::titan_inputs> titan_;
+  providers::titan_embeddings titan_answers_;  ///< the answers so far, in input order
+  clock::time_point t_call_start_;             ///< the current Titan call's start (its deadline)
 
   std::string pending_prefix_;   ///< head without auth and length, while credentials are awaited
   std::string pending_path_;     ///< translated providers: path below the base URL

@@ -56,7 +56,8 @@ struct provider_error {
                            ///< permission_error, not_found_error, rate_limit_error, api_error, timeout_error
   std::string code;        ///< machine-readable: "throttling", "context_length_exceeded", "content_filter", ...
   std::string message;     ///< the provider's words, prefixed with what it was ("Bedrock ThrottlingException: ...")
-  /// {"error":{"message","type","param":null,"code"}}
+  std::string param;       ///< the request parameter at fault, when one is (OpenAI's "param"); empty = null
+  /// {"error":{"message","type","param","code"}}
   std::string json() const;
 };
 

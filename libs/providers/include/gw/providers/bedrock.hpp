@@ -4,7 +4,10 @@
 /// adapter.hpp): the caller signs the translated request (sigv4.hpp, service "bedrock",
 /// or "Authorization: Bearer <Bedrock API key>") and does the I/O.
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,12 +53,58 @@ provider_error bedrock_error(int status, std::string_view body, std::string_view
 std::unique_ptr<stream_translator> converse_stream_translator(const translate_context& ctx);
 
 /// An OpenAI embeddings request -> an InvokeModel request. Titan ("amazon.titan-embed"
-/// in the model id): exactly one input, {"inputText", "dimensions"?}. Cohere
+/// in the model id): exactly one input, {"inputText", "dimensions"?} (several: see
+/// to_titan_embedding() below). Cohere
 /// ("cohere.embed"): {"texts", "input_type":"search_document"}.
 request_result to_bedrock_embedding(const translate_context& ctx, std::string_view openai_embeddings_body);
 
 /// An InvokeModel embeddings answer (Titan or Cohere) -> an OpenAI embeddings list.
 translated_response from_bedrock_embedding(const translate_context& ctx, int status, std::string_view body,
                                            std::string_view amzn_error_type);
+
+// Titan's InvokeModel embeds one text per call. A request with several inputs is sent,
+// as LiteLLM does, as one call per input: the functions below translate one input at a
+// time and combine the single answers; the calls themselves are the caller's.
+
+/// True for a Titan embedding model ("amazon.titan-embed" in the id, inference profiles
+/// and ARNs included).
+bool is_titan_embedding(std::string_view model_id) noexcept;
+
+/// At most this many inputs per embeddings request (OpenAI's limit).
+inline constexpr std::size_t max_embedding_inputs = 2048;
+
+/// The texts of an OpenAI embeddings request for Titan, read once for its N calls.
+struct titan_inputs {
+  std::vector<std::string> texts;  ///< `input`: a string, or an array of 1..2048 strings
+  std::optional<std::int64_t> dimensions;
+};
+
+/// Reads `input` and `dimensions` of an OpenAI embeddings request into `out`; the 400 of
+/// to_bedrock_embedding() for what Titan cannot take (token ids, an empty input, ...),
+/// and for more than max_embedding_inputs inputs.
+std::optional<provider_error> read_titan_inputs(std::string_view openai_embeddings_body, titan_inputs& out);
+
+/// The InvokeModel request embedding input `index` of `in` alone, for ctx.upstream_model.
+/// An index out of range is a 400 (never a crash).
+request_result to_titan_embedding(const translate_context& ctx, const titan_inputs& in, std::size_t index);
+
+/// Combines Titan's single answers, added in input order as they come, into one OpenAI
+/// embeddings list (so the caller keeps only the list being built). Not thread-safe.
+class titan_embeddings {
+ public:
+  /// Adds the (2xx) answer for the next input; a body that is not a Titan embedding is a
+  /// 502 error and adds nothing.
+  std::optional<provider_error> add(std::string_view titan_body);
+  /// Answers added so far.
+  std::size_t size() const noexcept { return count_; }
+  /// {"object":"list","data":[...],"model":ctx.response_model,"usage"}: data[i].index = i,
+  /// usage = the sum of the answers' inputTextTokenCount. Leaves this object empty.
+  translated_response finish(const translate_context& ctx);
+
+ private:
+  std::string data_;  ///< the embedding objects so far, comma-separated
+  std::size_t count_ = 0;
+  std::int64_t tokens_ = 0;
+};
 
 }  // namespace gw::providers
