@@ -5,7 +5,9 @@ frames) and Anthropic's Messages API. Every provider must give an OpenAI client 
 same shape of answer, plain and streamed, with tool calls and usage; Azure-style and
 Anthropic-style ingress routes work against any deployment."""
 
+import ipaddress
 import json
+import socket
 import time
 import unittest
 from decimal import Decimal
@@ -345,6 +347,21 @@ class ProvidersTest(unittest.TestCase):
                 status, _, data, raw = gw.post_json("/v1/chat/completions", body(url), AUTH)
                 self.assertEqual(status, 400, raw)
                 self.assertIn("private", data["error"]["message"])
+            # A name is checked on the addresses it resolves to (the ones dialled): this
+            # machine's host name resolves to loopback through /etc/hosts.
+            host = socket.gethostname()
+            try:
+                looped = all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, 80))
+            except OSError:
+                looped = False
+            if looped:
+                before = self.mock.get_json("/_mock/stats")["requests"]
+                status, _, data, raw = gw.post_json(
+                    "/v1/chat/completions", body(f"http://{host}:{self.mock.port}/_mock/image.png"), AUTH)
+                self.assertEqual(status, 400, raw)
+                self.assertIn("resolves only to loopback, private or link-local", data["error"]["message"])
+                self.assertEqual(self.mock.get_json("/_mock/stats")["requests"], before,
+                                 "nothing was fetched or sent upstream")
         finally:
             gw.terminate()
             tmp.cleanup()

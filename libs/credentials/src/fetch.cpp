@@ -115,6 +115,17 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
     else
       plain_.emplace(io_.get_executor());
     if (timed_out_) return fail(boost::asio::error::operation_aborted);
+    if (req_.allow_address) {
+      std::vector<http::tcp::endpoint> allowed;
+      for (const auto& e : results)
+        if (req_.allow_address(e.endpoint().address())) allowed.push_back(e.endpoint());
+      if (allowed.empty()) return finish_error(ep_.host + " resolves only to " + req_.refused_what);
+      asio::async_connect(socket(), allowed,
+                          on_strand([self = shared_from_this()](error_code ec, const http::tcp::endpoint&) {
+                            self->on_connect(ec);
+                          }));
+      return;
+    }
     asio::async_connect(socket(), results,
                         on_strand([self = shared_from_this()](error_code ec, const http::tcp::endpoint&) {
                           self->on_connect(ec);

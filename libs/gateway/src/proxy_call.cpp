@@ -458,12 +458,9 @@ namespace {
 
 /// Loopback, private, link-local, unspecified or multicast: a URL naming one literally
 /// (or "localhost") would let a client reach instance metadata or internal services.
-bool private_host(const std::string& host) {
-  std::string h = to_lower(host);
-  if (h == "localhost" || (h.size() > 10 && h.substr(h.size() - 10) == ".localhost")) return true;
-  boost::system::error_code ec;
-  auto a = asio::ip::make_address(h, ec);
-  if (ec) return false;  // a name: not checked (its address is not known here)
+/// Loopback, unspecified, multicast, private (RFC 1918, unique-local), link-local
+/// (instance metadata) or carrier-grade NAT: not for the gateway to fetch from.
+bool private_address(const asio::ip::address& a) {
   if (a.is_loopback() || a.is_unspecified() || a.is_multicast()) return true;
   if (a.is_v4()) {
     auto b = a.to_v4().to_bytes();
@@ -471,9 +468,19 @@ bool private_host(const std::string& host) {
            (b[0] == 169 && b[1] == 254) || b[0] == 0 || (b[0] == 100 && (b[1] & 0xc0) == 64);
   }
   auto v6 = a.to_v6();
-  if (v6.is_v4_mapped()) return private_host(asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string());
+  if (v6.is_v4_mapped()) return private_address(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
   auto b = v6.to_bytes();
   return v6.is_link_local() || v6.is_site_local() || (b[0] & 0xfe) == 0xfc;
+}
+
+/// A URL host that is a private address or a localhost name. Other names are checked
+/// after resolution (fetch_request::allow_address), on the addresses dialled.
+bool private_host(const std::string& host) {
+  std::string h = to_lower(host);
+  if (h == "localhost" || (h.size() > 10 && h.substr(h.size() - 10) == ".localhost")) return true;
+  boost::system::error_code ec;
+  auto a = asio::ip::make_address(h, ec);
+  return !ec && private_address(a);
 }
 
 /// The image's type from its first bytes (what servers say is often wrong).
@@ -517,6 +524,11 @@ void proxy_call::fetch_images(std::vector<std::string> urls, const std::string& 
     fr.url = u;
     fr.timeout = std::chrono::seconds(10);
     fr.max_body_bytes = max_bytes;
+    if (!ctx_.image_fetch_allow_private) {
+      fr.allow_address = [](const asio::ip::address& a) { return !private_address(a); };
+      fr.refused_what = "loopback, private or link-local addresses, which the gateway does not fetch from "
+                        "(gateway_settings.image_fetch_allow_private)";
+    }
     credentials::fetch(session_->io(), std::move(fr),
                        [self = shared_from_this(), u, attempt, upstream_model](credentials::fetch_result r) {
                          auto& s = *self;

@@ -140,6 +140,24 @@ TEST_F(CredentialsTest, FetchGetsAResponse) {
   EXPECT_TRUE(res.ok());
 }
 
+TEST_F(CredentialsTest, FetchDialsOnlyAllowedAddresses) {
+  start_mock();
+  // "localhost" resolves to loopback; a filter refusing loopback leaves nothing to dial.
+  std::string url = mock_url();
+  url.replace(url.find("127.0.0.1"), 9, "localhost");
+  fetch_request r;
+  r.url = url + "/_mock/stats";
+  r.allow_address = [](const asio::ip::address& a) { return !a.is_loopback(); };
+  r.refused_what = "loopback addresses";
+  auto res = fetch_sync(r);
+  EXPECT_EQ(res.status, 0);
+  EXPECT_EQ(res.error, "localhost resolves only to loopback addresses");
+  // The same filter accepting loopback: dialled and answered.
+  r.allow_address = [](const asio::ip::address& a) { return a.is_loopback(); };
+  res = fetch_sync(r);
+  EXPECT_EQ(res.status, 200) << res.error;
+}
+
 TEST_F(CredentialsTest, FetchKeepsTrailingSlashAndQuery) {
   start_mock();
   // Trailing slash matters: the IMDS role list is ".../security-credentials/".

@@ -27,6 +27,12 @@ struct fetch_request {
   std::chrono::milliseconds timeout{5000};
   /// Largest response body accepted (larger: an error, the connection is dropped).
   std::size_t max_body_bytes = 256 * 1024;
+  /// When set, only resolved addresses it accepts are connected to (a name that
+  /// resolves to none of them fails without a connection). The check is on the
+  /// addresses actually dialled, so a name cannot pass it and then re-resolve elsewhere.
+  std::function<bool(const asio::ip::address&)> allow_address;
+  /// Why an address is refused, for the error ("a private address").
+  std::string refused_what = "an address this request may not reach";
 };
 
 struct fetch_result {
