@@ -1,7 +1,8 @@
 // Costs of the per-request pure work: request inspection (JSON validation + model
 // span) at several body sizes, SSE scanning of a relayed stream, and what the
 // translating providers add: OpenAI <-> Bedrock Converse and Anthropic Messages
-// (requests, answers, streams), SigV4 signing, Anthropic ingress.
+// (requests, answers, streams), SigV4 signing, Anthropic ingress; OTLP/JSON encoding of
+// trace records (no content, as exported by default).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -13,6 +14,7 @@
 #include "gw/providers/eventstream.hpp"
 #include "gw/providers/openai.hpp"
 #include "gw/providers/sigv4.hpp"
+#include "gw/tracing/otlp.hpp"
 
 namespace {
 
@@ -181,6 +183,57 @@ void BM_AnthropicIngressWriter(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 104));
 }
 BENCHMARK(BM_AnthropicIngressWriter);
+
+/// A typical record as the gateway makes it for a small chat call (no bodies: content
+/// capture is off by default), encoded in batches of 256 as the exporter sends them.
+void BM_OtlpEncode(benchmark::State& state) {
+  using namespace gw::tracing;
+  trace_record r;
+  for (std::size_t i = 0; i < r.trace.size(); ++i) r.trace[i] = static_cast<std::uint8_t>(i + 1);
+  for (std::size_t i = 0; i < r.span.size(); ++i) r.span[i] = static_cast<std::uint8_t>(i + 7);
+  r.request_id = "5b1c3f0e-8d7a-4c61-9a55-0f3b2e7d9c41";
+  r.node_id = "gateway-7f9c4-12345";
+  r.operation = "chat";
+  r.route = "/v1/chat/completions";
+  r.model_group = "gpt-4o-mini";
+  r.key_hash = std::string(64, 'a');
+  r.key_alias = "team-search-prod";
+  r.user_id = "user-1234";
+  r.team_id = "team-search";
+  r.start = std::chrono::system_clock::time_point(std::chrono::seconds(1'790'000'000));
+  r.end = r.start + std::chrono::milliseconds(412);
+  r.status = 200;
+  r.response_model = "gpt-4o-mini-2024-07-18";
+  r.deployment_id = "openai-gpt-4o-mini-eastus";
+  r.provider = "openai";
+  r.input_tokens = 25;
+  r.output_tokens = 117;
+  r.cost_pico = 74'025'000;
+  auto& a = r.attempts.emplace_back();
+  a.span = r.span;
+  a.span[0] ^= 0xff;
+  a.model_group = r.model_group;
+  a.deployment_id = r.deployment_id;
+  a.provider = r.provider;
+  a.upstream_model = "gpt-4o-mini";
+  a.server_address = "api.openai.com";
+  a.server_port = 443;
+  a.start = r.start + std::chrono::microseconds(40);
+  a.end = r.end - std::chrono::microseconds(30);
+  a.http_status = 200;
+  std::vector<const trace_record*> batch(256, &r);
+  otlp_options opt;
+  opt.service_version = "0.1.0";
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    auto json = encode_otlp_json(batch, opt);
+    bytes = json.size();
+    benchmark::DoNotOptimize(json);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch.size()));
+  state.counters["bytes_per_span"] = static_cast<double>(bytes) / static_cast<double>(batch.size());
+}
+BENCHMARK(BM_OtlpEncode);
 
 }  // namespace
 

@@ -213,7 +213,8 @@ TEST(Otlp, ResourceAndScope) {
   otlp_options opt;
   opt.service_name = "gw-test";
   opt.service_version = "0.9.1";
-  opt.resource_attributes = {{"deployment.environment", "prod"}, {"host.name", "h\"1"}};
+  // Keys from the environment may need escaping (the literal keys take a shortcut).
+  opt.resource_attributes = {{"deployment.environment", "prod"}, {"host.name", "h\"1"}, {"k\"\\ü", "v"}};
   doc d(encode({chat_record()}, opt));
   auto res = d.root["resourceSpans"].at(0)["resource"].get_object().value();
   EXPECT_EQ(astr(res, "service.name"), "gw-test");
@@ -222,6 +223,7 @@ TEST(Otlp, ResourceAndScope) {
   EXPECT_EQ(astr(res, "telemetry.sdk.language"), "cpp");
   EXPECT_EQ(astr(res, "deployment.environment"), "prod");
   EXPECT_EQ(astr(res, "host.name"), "h\"1");
+  EXPECT_EQ(astr(res, "k\"\\ü"), "v");
   auto scope = d.root["resourceSpans"].at(0)["scopeSpans"].at(0)["scope"].get_object().value();
   EXPECT_EQ(sfield(scope, "name"), "llm-gateway");
   EXPECT_EQ(sfield(scope, "version"), "0.9.1");
