@@ -626,6 +626,16 @@ class Overrides(ChartChecks, unittest.TestCase):
         self.assertEqual(dash[0]["metadata"]["namespace"], "monitoring")
         self.assertEqual(dash[0]["metadata"]["annotations"], {"grafana_folder": "LLM"})
 
+    def test_redis_tls(self):
+        for tls, verify, want in ((True, True, {"REDIS_SSL": "true"}),
+                                  (True, False, {"REDIS_SSL": "true", "REDIS_SSL_CERT_REQS": "none"}),
+                                  (False, False, {})):
+            entries = render([{"redis": {"host": "cache.example", "tls": tls, "tlsVerify": verify}}])
+            _, deploy = self.check_release(entries)
+            env = {e["name"]: e.get("value") for e in gateway_container(deploy)["env"]}
+            got = {k: v for k, v in env.items() if k.startswith("REDIS_SSL")}
+            self.assertEqual(got, want, (tls, verify))
+
     def test_chart_secret_with_database_and_provider_keys(self):
         vals = {"secrets": {"masterKey": "sk-test-master", "databaseUrl": "postgresql://u:p@db:5432/gw",
                             "redisPassword": "rpw",
@@ -831,7 +841,8 @@ class Negative(unittest.TestCase):
                          "differs from gracefulShutdown.drainTimeoutSeconds")
 
     def test_rediss_refused(self):
-        self.assertFails({"redis": {"host": "rediss://cache:6379"}}, "not supported")
+        self.assertFails({"redis": {"host": "rediss://cache:6379"}}, "set redis.tls: true")
+
 
     def test_bad_provider_key_name(self):
         self.assertFails({"secrets": {"providerKeys": {"not-an-env": "x"}}}, "not an environment variable name")

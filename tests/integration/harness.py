@@ -266,34 +266,74 @@ class Postgres:
         return out.stdout
 
 
+def make_test_ca(d):
+    """A CA and a server certificate for localhost / 127.0.0.1 signed by it (openssl CLI),
+    in directory d: returns the paths {"ca", "cert", "key"} and a second, unrelated CA
+    ("other_ca") for verification failures."""
+    paths = {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
+             "key": os.path.join(d, "server.key"), "other_ca": os.path.join(d, "other-ca.pem")}
+    ca_key, other_key, csr = (os.path.join(d, n) for n in ("ca.key", "other-ca.key", "server.csr"))
+    ext = os.path.join(d, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", paths["ca"], "-days", "2",
+        "-subj", "/CN=llm-gateway test CA")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", other_key, "-out", paths["other_ca"], "-days",
+        "2", "-subj", "/CN=unrelated CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", paths["key"], "-out", csr, "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", ca_key, "-CAcreateserial", "-out", paths["cert"],
+        "-days", "2", "-extfile", ext)
+    return paths
+
+
 class Redis:
     """A real redis-server in a temp dir on an ephemeral port. kill() then start() is an
     outage on the same port; pause()/resume() (SIGSTOP/SIGCONT) make it hang instead."""
 
-    def __init__(self, workdir, password=None):
+    def __init__(self, workdir, password=None, tls=False):
         self.dir = os.path.join(workdir, "redis")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.password = password
+        self.tls = tls
         self.proc = None
+        if tls:
+            self.ca = make_test_ca(self.dir)
         self.start()
 
     def start(self):
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.dir, "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.tls:
+            # TLS only: the plain port is closed. Server certificate for localhost and
+            # 127.0.0.1, signed by the test CA (self.ca["ca"]); clients need no certificate.
+            argv += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.ca["cert"],
+                     "--tls-key-file", self.ca["key"], "--tls-ca-cert-file", self.ca["ca"], "--tls-auth-clients", "no"]
+        else:
+            argv += ["--port", str(self.port)]
         if self.password:
             argv += ["--requirepass", self.password]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    if self.password:
-                        s.sendall(f"AUTH {self.password}\r\n".encode())
-                        s.recv(64)
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                    s = raw
+                    if self.tls:
+                        import ssl
+                        ctx = ssl.create_default_context(cafile=self.ca["ca"])
+                        s = ctx.wrap_socket(raw, server_hostname="localhost")
+                    try:
+                        if self.password:
+                            s.sendall(f"AUTH {self.password}\r\n".encode())
+                            s.recv(64)
+                        s.sendall(b"PING\r\n")
+                        if s.recv(64).startswith(b"+PONG"):
+                            return
+                    finally:
+                        if s is not raw:
+                            s.close()
             except OSError:
                 pass
             time.sleep(0.05)

@@ -821,18 +821,49 @@ class loader {
     return out;
   }
 
-  /// redis://[user[:password]@]host[:port][/db]; the host may be an [IPv6] literal.
+  /// ssl_cert_reqs as redis-py takes it: none (no verification), optional or required.
+  void cert_reqs(redis_settings& r, const std::string& v, const YAML::Node& n, const std::string& path) {
+    std::string l = v;
+    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (l == "none" || l == "cert_none") r.tls_verify = false;
+    else if (l == "required" || l == "optional" || l == "cert_required" || l == "cert_optional") r.tls_verify = true;
+    else fail(n, path, "ssl_cert_reqs must be none, optional or required, got '" + v + "'");
+  }
+
+  /// redis[s]://[user[:password]@]host[:port][/db][?ssl_cert_reqs=..&ssl_ca_certs=..];
+  /// the host may be an [IPv6] literal.
   /// `n` is the node it came from (a null node for $REDIS_URL); the URL is never echoed
   /// (it may hold a password).
   redis_settings parse_redis_url(const std::string& url, const YAML::Node& n, const std::string& path) {
     redis_settings r;
     std::string rest;
-    if (url.rfind("rediss://", 0) == 0)
-      fail(n, path,
-           "TLS Redis (rediss://) is not supported yet (hiredis 0.14 has no TLS); use a redis:// endpoint "
-           "(e.g. through a TLS tunnel)");
-    if (url.rfind("redis://", 0) == 0) rest = url.substr(8);
-    else fail(n, path, "expected redis://[user[:password]@]host[:port][/db]");
+    if (url.rfind("rediss://", 0) == 0) {
+      rest = url.substr(9);
+      r.tls = true;
+    } else if (url.rfind("redis://", 0) == 0) {
+      rest = url.substr(8);
+    } else {
+      fail(n, path, "expected redis[s]://[user[:password]@]host[:port][/db]");
+    }
+    if (auto q = rest.find('?'); q != std::string::npos) {
+      std::string query = rest.substr(q + 1);
+      rest = rest.substr(0, q);
+      std::size_t pos = 0;
+      while (pos <= query.size()) {
+        auto amp = query.find('&', pos);
+        std::string pair = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+        pos = amp == std::string::npos ? query.size() + 1 : amp + 1;
+        if (pair.empty()) continue;
+        auto eq = pair.find('=');
+        auto key = pair.substr(0, eq);
+        auto val = percent_decode(eq == std::string::npos ? std::string() : pair.substr(eq + 1));
+        if (!val) fail(n, path, "invalid %-escape in the Redis URL's query");
+        if (key == "ssl_cert_reqs") cert_reqs(r, *val, n, path);
+        else if (key == "ssl_ca_certs") r.tls_ca_file = *val;
+        else if (key == "ssl") r.tls = *val == "true" || *val == "True" || *val == "1";
+        // Other redis-py options (timeouts, health checks) have their own settings here.
+      }
+    }
     auto at = rest.rfind('@');
     if (at != std::string::npos) {
       auto cred = rest.substr(0, at);
@@ -888,8 +919,10 @@ class loader {
     require_map(n, path);
     if (n.IsNull()) return;
     std::string type;
-    redis_settings r;
+    redis_settings r, tls_opts;
     std::optional<redis_settings> from_url;
+    std::optional<bool> ssl;
+    bool reqs_set = false;
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
       std::string kp = path + "." + k;
@@ -903,11 +936,20 @@ class loader {
         if (auto x = int_value(v, kp)) r.db = *x;
       } else if (k == "url" || k == "redis_url") {
         if (auto u = scalar(v, kp); u && !u->empty()) from_url = parse_redis_url(*u, v, kp);
+      } else if (k == "ssl") {
+        if (auto x = boolean(v, kp)) ssl = *x;
+      } else if (k == "ssl_cert_reqs") {
+        if (auto x = scalar(v, kp)) cert_reqs(tls_opts, *x, v, kp), reqs_set = true;
+      } else if (k == "ssl_ca_certs") {
+        tls_opts.tls_ca_file = scalar(v, kp).value_or("");
       } else {
         warn_later(kp);
       }
     }
-    if (from_url) r = *from_url;  // a URL says it all (as redis-py's from_url)
+    if (from_url) r = *from_url;  // a URL says it all (as redis-py's from_url), but for TLS options
+    if (ssl) r.tls = *ssl;
+    if (reqs_set) r.tls_verify = tls_opts.tls_verify;
+    if (!tls_opts.tls_ca_file.empty()) r.tls_ca_file = tls_opts.tls_ca_file;
     if ((type == "redis" || type.empty()) && !r.host.empty()) {
       r.from = "litellm_settings.cache_params";
       cache_redis_ = r;
@@ -915,6 +957,20 @@ class loader {
   }
 
   void finish_redis() {
+    finish_redis_source();
+    auto& out = cfg_.router.redis;
+    if (const char* v = std::getenv("REDIS_SSL"); v && *v) {
+      std::string l = v;
+      for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (l == "true" || l == "1" || l == "yes") out.tls = true;
+      else if (l == "false" || l == "0" || l == "no") out.tls = false;
+      else throw invalid{source_ + ": $REDIS_SSL: expected true or false, got '" + std::string(v) + "'"};
+    }
+    if (const char* v = std::getenv("REDIS_SSL_CERT_REQS"); v && *v) cert_reqs(out, v, YAML::Node(), "$REDIS_SSL_CERT_REQS");
+    if (const char* v = std::getenv("REDIS_SSL_CA_CERTS"); v && *v) out.tls_ca_file = v;
+  }
+
+  void finish_redis_source() {
     auto& out = cfg_.router.redis;
     if (router_redis_url_) {
       out = parse_redis_url(router_redis_url_->first, router_redis_url_->second, "router_settings.redis_url");

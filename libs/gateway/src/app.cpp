@@ -200,7 +200,9 @@ struct app::impl {
       ctx.limiter = limiter.get();
       if (cfg.router.redis.configured())
         log::info("rate limits: cluster-wide through Redis at " + cfg.router.redis.host + ":" +
-                  std::to_string(cfg.router.redis.port) + " (from " + cfg.router.redis.from + ")");
+                  std::to_string(cfg.router.redis.port) + (cfg.router.redis.tls ? " over TLS" : "") +
+                  (cfg.router.redis.tls && !cfg.router.redis.tls_verify ? " (certificate not verified)" : "") +
+                  " (from " + cfg.router.redis.from + ")");
     }
     if (const char* k = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY"); k && *k) {
       const char* alias = std::getenv("LLM_GATEWAY_DEFAULT_VIRTUAL_KEY_ALIAS");

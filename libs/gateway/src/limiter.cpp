@@ -27,6 +27,9 @@ rate_limiter::rate_limiter(const config::gateway_config& cfg, const std::vector<
     s.username = r.username;
     s.password = r.password;
     s.db = r.db;
+    s.tls = r.tls;
+    s.tls_verify = r.tls_verify;
+    s.tls_ca_file = r.tls_ca_file;
     s.timeout = std::chrono::milliseconds(std::max<std::int64_t>(1, std::llround(cfg.gateway.redis_timeout * 1000.0)));
     s.node_id = node_id;
     s.thread = i;

@@ -41,6 +41,7 @@
 #include <unordered_map>
 
 #include "gw/core/log.hpp"
+#include "tls_bridge.hpp"
 
 namespace gw::limits {
 namespace {
@@ -431,6 +432,11 @@ struct redis_limiter::impl {
 
   redisAsyncContext* ac = nullptr;  ///< the current connection (null: none)
   std::shared_ptr<watcher> w;
+  /// TLS: the bridge hiredis talks through (one per connection), the context (made once)
+  /// and why the bridge's TLS side failed, for the log line of the outage.
+  std::shared_ptr<asio::ssl::context> tls_ctx;
+  std::shared_ptr<detail::tls_bridge> bridge;
+  std::string bridge_error;
   bool stopped = true;
   bool connecting = false;        ///< resolving
   bool reconnect_pending = false;
@@ -574,7 +580,32 @@ struct redis_limiter::impl {
   }
 
   void open(const std::string& ip) {
-    auto* c = redisAsyncConnect(ip.c_str(), s.port);
+    redisAsyncContext* c = nullptr;
+    if (s.tls) {
+      detail::tls_options o{s.tls_verify, s.tls_ca_file, s.host};
+      if (!tls_ctx) {
+        try {
+          tls_ctx = detail::make_tls_context(o);
+        } catch (const std::exception& e) {
+          return attempt_failed(e.what());
+        }
+      }
+      error_code ec;
+      auto addr = asio::ip::make_address(ip, ec);
+      if (ec) return attempt_failed("invalid Redis address " + ip);
+      std::string err;
+      auto b = detail::tls_bridge::open(io, tls_ctx, o, asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(s.port)),
+                                        err);
+      if (!b) return attempt_failed(err);
+      bridge_error.clear();
+      b->start([this, a = std::weak_ptr<bool>(alive)](const std::string& why) {
+        if (!a.expired()) bridge_error = why;
+      });
+      bridge = b;
+      c = redisAsyncConnectUnix(b->path().c_str());
+    } else {
+      c = redisAsyncConnect(ip.c_str(), s.port);
+    }
     if (!c) return attempt_failed("cannot connect to " + where() + ": out of memory");
     if (c->err) {
       std::string why = c->errstr ? c->errstr : "error";
@@ -648,7 +679,11 @@ struct redis_limiter::impl {
   }
 
   /// The connection is gone (ac already null): fail what waits, reconnect later.
-  void connection_down(const std::string& why, bool attempt) {
+  void connection_down(const std::string& why_plain, bool attempt) {
+    std::string why = why_plain;
+    if (!bridge_error.empty()) why += " (TLS bridge: " + bridge_error + ")";
+    bridge_error.clear();
+    close_bridge();
     bool was_up = is_up.exchange(false);
     reloading = false;
     rewrite_all = true;
@@ -662,6 +697,12 @@ struct redis_limiter::impl {
   }
 
   void attempt_failed(const std::string& why) { connection_down(why, true); }
+
+  void close_bridge() {
+    if (!bridge) return;
+    bridge->close();
+    bridge.reset();
+  }
 
   void schedule_reconnect() {
     if (stopped || reconnect_pending) return;
@@ -1024,6 +1065,7 @@ redis_limiter::~redis_limiter() {
     m.ac = nullptr;
     redisAsyncFree(c);  // callbacks with null replies are ignored (c is not current)
   }
+  m.close_bridge();
 }
 
 void redis_limiter::start() {

@@ -59,7 +59,8 @@ class redis_env {
  private:
   static constexpr const char* k_names[] = {"REDIS_URL",      "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD",
                                             "REDIS_USERNAME", "REDIS_DB",   "GW_T_RHOST", "GW_T_RPORT",
-                                            "GW_T_RPASS"};
+                                            "GW_T_RPASS",     "REDIS_SSL",  "REDIS_SSL_CERT_REQS",
+                                            "REDIS_SSL_CA_CERTS"};
   std::map<std::string, std::string> saved_;
 };
 
@@ -271,10 +272,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "expected a port from 1 to 65535, got 'six'"},
         bad_value{"router_settings:\n  redis_db: -1\n", "t.yaml:6:13", "router_settings.redis_db",
                   "must be at least 0"},
-        bad_value{"router_settings:\n  redis_url: \"rediss://h:6380\"\n", "t.yaml:6:14", "router_settings.redis_url",
-                  "TLS Redis (rediss://) is not supported yet (hiredis 0.14 has no TLS)"},
+        bad_value{"router_settings:\n  redis_url: \"rediss://h:6380?ssl_cert_reqs=maybe\"\n", "t.yaml:6:14",
+                  "router_settings.redis_url", "ssl_cert_reqs must be none, optional or required, got 'maybe'"},
         bad_value{"router_settings:\n  redis_url: \"http://h:6380\"\n", "t.yaml:6:14", "router_settings.redis_url",
-                  "expected redis://[user[:password]@]host[:port][/db]"},
+                  "expected redis[s]://[user[:password]@]host[:port][/db]"},
         bad_value{"router_settings:\n  redis_url: \"redis://h:0\"\n", "t.yaml:6:14", "router_settings.redis_url",
                   "invalid port '0' in the Redis URL"},
         bad_value{"router_settings:\n  redis_url: \"redis://h/zero\"\n", "t.yaml:6:14", "router_settings.redis_url",
@@ -483,6 +484,52 @@ TEST(ConfigRedis, Urls) {
   EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
 }
 
+TEST(ConfigRedis, Tls) {
+  redis_env env;
+  // rediss:// turns TLS on; redis-py's query options set verification and the CA file.
+  auto c = load_ok("router_settings: {redis_url: \"rediss://u:p@cache.example:6380/1\"}\n");
+  EXPECT_TRUE(c.router.redis.tls);
+  EXPECT_TRUE(c.router.redis.tls_verify);
+  EXPECT_EQ(c.router.redis.tls_ca_file, "");
+  EXPECT_EQ(c.router.redis.host, "cache.example");
+  EXPECT_EQ(c.router.redis.port, 6380);
+  EXPECT_EQ(c.router.redis.password, "p");
+  EXPECT_EQ(c.router.redis.db, 1);
+  c = load_ok("router_settings: {redis_url: \"rediss://h?ssl_cert_reqs=none&ssl_ca_certs=%2Fetc%2Fca.pem\"}\n");
+  EXPECT_TRUE(c.router.redis.tls);
+  EXPECT_FALSE(c.router.redis.tls_verify);
+  EXPECT_EQ(c.router.redis.tls_ca_file, "/etc/ca.pem");
+  EXPECT_EQ(c.router.redis.host, "h");
+  c = load_ok("router_settings: {redis_url: \"redis://h:7000\"}\n");
+  EXPECT_FALSE(c.router.redis.tls);
+  // cache_params as LiteLLM passes them to redis-py: ssl, ssl_cert_reqs, ssl_ca_certs,
+  // also next to a url.
+  c = load_ok("litellm_settings:\n  cache_params: {type: redis, host: r2, ssl: true, ssl_cert_reqs: required, "
+              "ssl_ca_certs: /ca.pem}\n");
+  EXPECT_TRUE(c.router.redis.tls);
+  EXPECT_TRUE(c.router.redis.tls_verify);
+  EXPECT_EQ(c.router.redis.tls_ca_file, "/ca.pem");
+  c = load_ok("litellm_settings:\n  cache_params: {url: \"redis://r3:1\", ssl: true, ssl_cert_reqs: none}\n");
+  EXPECT_EQ(c.router.redis.host, "r3");
+  EXPECT_TRUE(c.router.redis.tls);
+  EXPECT_FALSE(c.router.redis.tls_verify);
+  auto e = load_err("litellm_settings:\n  cache_params: {host: r2, ssl_cert_reqs: sometimes}\n");
+  EXPECT_NE(e.find("litellm_settings.cache_params.ssl_cert_reqs: ssl_cert_reqs must be none"), std::string::npos) << e;
+  // The environment's TLS settings apply to whichever source won.
+  setenv("REDIS_SSL", "true", 1);
+  setenv("REDIS_SSL_CA_CERTS", "/env/ca.pem", 1);
+  c = load_ok("router_settings: {redis_host: h4}\n");
+  EXPECT_TRUE(c.router.redis.tls);
+  EXPECT_TRUE(c.router.redis.tls_verify);
+  EXPECT_EQ(c.router.redis.tls_ca_file, "/env/ca.pem");
+  setenv("REDIS_SSL_CERT_REQS", "none", 1);
+  c = load_ok("router_settings: {redis_host: h4}\n");
+  EXPECT_FALSE(c.router.redis.tls_verify);
+  setenv("REDIS_SSL", "maybe", 1);
+  e = load_err("router_settings: {redis_host: h4}\n");
+  EXPECT_NE(e.find("$REDIS_SSL: expected true or false, got 'maybe'"), std::string::npos) << e;
+}
+
 TEST(ConfigRedis, CacheParams) {
   redis_env env;
   auto c = load_ok(R"(litellm_settings:
@@ -518,8 +565,8 @@ TEST(ConfigRedis, CacheParams) {
   // Bad values name their path.
   auto e = load_err("litellm_settings:\n  cache_params: {type: redis, host: h, port: 0}\n");
   EXPECT_NE(e.find("t.yaml:6:46: litellm_settings.cache_params.port: expected a port"), std::string::npos) << e;
-  e = load_err("litellm_settings:\n  cache_params: {url: \"rediss://h\"}\n");
-  EXPECT_NE(e.find("litellm_settings.cache_params.url: TLS Redis"), std::string::npos) << e;
+  e = load_err("litellm_settings:\n  cache_params: {url: \"rediss://h?ssl_cert_reqs=x\"}\n");
+  EXPECT_NE(e.find("litellm_settings.cache_params.url: ssl_cert_reqs must be"), std::string::npos) << e;
 }
 
 TEST(ConfigRedis, Precedence) {
@@ -568,9 +615,9 @@ TEST(ConfigRedis, Precedence) {
   setenv("REDIS_PORT", "7200", 1);
   setenv("REDIS_DB", "-1", 1);
   EXPECT_NE(load_err("").find("$REDIS_DB"), std::string::npos);
-  setenv("REDIS_URL", "rediss://secure:6380", 1);
+  setenv("REDIS_URL", "rediss://secure:6380?ssl_cert_reqs=bad", 1);
   e = load_err("");
-  EXPECT_NE(e.find("$REDIS_URL: TLS Redis (rediss://) is not supported yet"), std::string::npos) << e;
+  EXPECT_NE(e.find("$REDIS_URL: ssl_cert_reqs must be none"), std::string::npos) << e;
   // A source above the environment means the environment is not read at all.
   EXPECT_EQ(load_ok("router_settings: {redis_host: h}\n").router.redis.host, "h");
 }

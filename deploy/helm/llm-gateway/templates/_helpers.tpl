@@ -256,7 +256,7 @@ Checks of values that would otherwise give a broken release.
 {{- end }}
 {{- end }}
 {{- if hasPrefix "rediss://" (.Values.redis.host | default "" | toString) }}
-{{- fail "redis.host: TLS (rediss://) is not supported by the gateway yet; give a host name and turn ElastiCache in-transit encryption off" }}
+{{- fail "redis.host: give the host name without rediss:// and set redis.tls: true for TLS" }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (ne (toString .Values.podDisruptionBudget.minAvailable) "") (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) (ne (toString .Values.podDisruptionBudget.maxUnavailable) "") }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both" }}

@@ -63,13 +63,19 @@ struct general_settings {
 /// order: router_settings.redis_url / redis_host (+ redis_port, redis_password,
 /// redis_username, redis_db), litellm_settings.cache_params when its type is redis
 /// (host, port, password, username, db, or url), then $REDIS_URL or $REDIS_HOST
-/// (+ $REDIS_PORT, $REDIS_PASSWORD, $REDIS_USERNAME, $REDIS_DB).
+/// (+ $REDIS_PORT, $REDIS_PASSWORD, $REDIS_USERNAME, $REDIS_DB). $REDIS_SSL,
+/// $REDIS_SSL_CERT_REQS and $REDIS_SSL_CA_CERTS apply to whichever source won.
 struct redis_settings {
   std::string host;  ///< empty: no Redis (limits count on this node only)
   int port = 6379;
   std::string username;
   std::string password;
   int db = 0;
+  /// TLS (rediss://, cache_params ssl: true, or $REDIS_SSL): certificate and host name
+  /// verified against the system's CAs or `tls_ca_file` unless ssl_cert_reqs is none.
+  bool tls = false;
+  bool tls_verify = true;
+  std::string tls_ca_file;  ///< ssl_ca_certs / $REDIS_SSL_CA_CERTS
   std::string from;  ///< which of the above it came from, for the start-up log
   bool configured() const noexcept { return !host.empty(); }
 };

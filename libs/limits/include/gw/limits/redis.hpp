@@ -34,6 +34,11 @@ struct redis_settings {
   std::string username;  ///< Redis 6 ACL user; empty: AUTH <password> only
   std::string password;  ///< empty: no AUTH
   int db = 0;
+  /// TLS through an in-process bridge (hiredis 0.14 has none; src/tls_bridge.hpp):
+  /// the certificate chain and `host` verified unless tls_verify is false.
+  bool tls = false;
+  bool tls_verify = true;
+  std::string tls_ca_file;  ///< PEM CA bundle; empty: the system's
   /// A command not answered within this fails (the caller falls back to local limits)
   /// and marks the connection down until it answers again.
   std::chrono::milliseconds timeout{100};
