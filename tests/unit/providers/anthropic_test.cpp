@@ -483,31 +483,7 @@ openai_stream read_openai(std::string_view sse) {
   return s;
 }
 
-const std::string k_text_stream =
-    "event: message_start\n"
-    R"json(data: {"type":"message_start","message":{"id":"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY","type":"message","role":"assistant","content":[],"model":"claude-opus-4-1","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}})json"
-    "\n\n"
-    "event: content_block_start\n"
-    R"json(data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})json"
-    "\n\n"
-    "event: ping\n"
-    R"json(data: {"type": "ping"})json"
-    "\n\n"
-    "event: content_block_delta\n"
-    R"json(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})json"
-    "\n\n"
-    "event: content_block_delta\n"
-    R"json(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" wörld\n!"}})json"
-    "\n\n"
-    "event: content_block_stop\n"
-    R"json(data: {"type":"content_block_stop","index":0})json"
-    "\n\n"
-    "event: message_delta\n"
-    R"json(data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}})json"
-    "\n\n"
-    "event: message_stop\n"
-    R"json(data: {"type":"message_stop"})json"
-    "\n\n";
+const std::string k_text_stream = anthropic_text_stream("end_turn");
 
 const std::string k_tool_stream =
     "event: message_start\n"

@@ -354,11 +354,6 @@ TEST(BedrockErrors, EveryExceptionMapping) {
 
 // ------------------------------------------------------------------ stream
 
-std::string event(std::string_view type, std::string_view payload) {
-  return eventstream::encode_message(
-      {{":event-type", std::string(type)}, {":content-type", "application/json"}, {":message-type", "event"}}, payload);
-}
-
 std::string exception_frame(std::string_view type, std::string_view message) {
   return eventstream::encode_message(
       {{":exception-type", std::string(type)}, {":content-type", "application/json"}, {":message-type", "exception"}},

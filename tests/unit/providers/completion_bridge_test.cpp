@@ -209,11 +209,6 @@ TEST(CompletionFromChat, ErrorsPassUnchangedAndUnreadableIs502) {
 
 // ------------------------------------------------------------------ stream
 
-std::string event(std::string_view type, std::string_view payload) {
-  return eventstream::encode_message(
-      {{":event-type", std::string(type)}, {":content-type", "application/json"}, {":message-type", "event"}}, payload);
-}
-
 /// A ConverseStream answer as Bedrock sends it (recorded, paddings "p" included).
 std::string converse_stream() {
   std::string s;
@@ -228,31 +223,7 @@ std::string converse_stream() {
   return s;
 }
 
-const std::string k_anthropic_stream =
-    "event: message_start\n"
-    R"json(data: {"type":"message_start","message":{"id":"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY","type":"message","role":"assistant","content":[],"model":"claude-opus-4-1","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}})json"
-    "\n\n"
-    "event: content_block_start\n"
-    R"json(data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})json"
-    "\n\n"
-    "event: ping\n"
-    R"json(data: {"type": "ping"})json"
-    "\n\n"
-    "event: content_block_delta\n"
-    R"json(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})json"
-    "\n\n"
-    "event: content_block_delta\n"
-    R"json(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" wörld\n!"}})json"
-    "\n\n"
-    "event: content_block_stop\n"
-    R"json(data: {"type":"content_block_stop","index":0})json"
-    "\n\n"
-    "event: message_delta\n"
-    R"json(data: {"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":15}})json"
-    "\n\n"
-    "event: message_stop\n"
-    R"json(data: {"type":"message_stop"})json"
-    "\n\n";
+const std::string k_anthropic_stream = anthropic_text_stream("max_tokens");
 
 /// Feeds `in` through the wrapped translator in pieces of `step` bytes, then finishes.
 std::string run(std::unique_ptr<stream_translator> t, std::string_view in, std::size_t step, usage* tokens = nullptr) {

@@ -529,11 +529,6 @@ TEST(ConverseStructuredOutput, AnswerToolInputBecomesContent) {
   EXPECT_EQ(md.str("/choices/0/finish_reason"), "tool_calls");
 }
 
-std::string event(std::string_view type, std::string_view payload) {
-  return eventstream::encode_message(
-      {{":event-type", std::string(type)}, {":content-type", "application/json"}, {":message-type", "event"}}, payload);
-}
-
 std::string converse_json_stream() {
   std::string s;
   s += event("messageStart", R"({"p":"abcdefghijklmnopqrstuvwxyzABCDEF","role":"assistant"})");

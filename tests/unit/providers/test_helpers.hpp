@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "gw/providers/adapter.hpp"
+#include "gw/providers/eventstream.hpp"
 
 #ifndef SIMDJSON_THREADS_ENABLED
 #error "test_helpers.hpp needs simdjson::simdjson in the test target's DEPS"
@@ -94,6 +95,44 @@ std::string header(const Response& r, std::string_view name) {
   for (auto& [k, v] : r.headers)
     if (k == name) return v;
   return "<none>";
+}
+
+/// One Bedrock ConverseStream event frame (`:event-type` type, JSON payload).
+inline std::string event(std::string_view type, std::string_view payload) {
+  return providers::eventstream::encode_message(
+      {{":event-type", std::string(type)}, {":content-type", "application/json"}, {":message-type", "event"}}, payload);
+}
+
+/// A recorded Anthropic Messages text stream ("Hello wörld\n!", 25 input and 15 output
+/// tokens) ending with `stop_reason` (end_turn, max_tokens, ...).
+inline std::string anthropic_text_stream(std::string_view stop_reason) {
+  return std::string(
+             "event: message_start\n"
+             R"json(data: {"type":"message_start","message":{"id":"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY","type":"message","role":"assistant","content":[],"model":"claude-opus-4-1","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}})json"
+             "\n\n"
+             "event: content_block_start\n"
+             R"json(data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})json"
+             "\n\n"
+             "event: ping\n"
+             R"json(data: {"type": "ping"})json"
+             "\n\n"
+             "event: content_block_delta\n"
+             R"json(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})json"
+             "\n\n"
+             "event: content_block_delta\n"
+             R"json(data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" wörld\n!"}})json"
+             "\n\n"
+             "event: content_block_stop\n"
+             R"json(data: {"type":"content_block_stop","index":0})json"
+             "\n\n"
+             "event: message_delta\n"
+             R"json(data: {"type":"message_delta","delta":{"stop_reason":")json") +
+         std::string(stop_reason) +
+         R"json(","stop_sequence":null},"usage":{"output_tokens":15}})json"
+         "\n\n"
+         "event: message_stop\n"
+         R"json(data: {"type":"message_stop"})json"
+         "\n\n";
 }
 
 }  // namespace gw::test
