@@ -280,8 +280,17 @@ class CooldownTest(unittest.TestCase):
         gw = Gateway(tmp.path, config(mock))
         try:
             fault(mock, "model-a", status=500)
-            for _ in range(10):
+            # Until dep-a has failed enough to cool down (the shuffle may pick dep-b many
+            # times in a row: ten requests were once not enough).
+            def cooling():
+                _, _, raw = gw.request("GET", "/health/readiness")
+                health = {d["model_id"]: d for d in json.loads(raw)["deployments"]["health"]}
+                return health["dep-a"]["status"] == "cooling_down"
+            for _ in range(100):
                 gw.post_json("/v1/chat/completions", chat(model="gpt"), ADMIN)
+                if cooling():
+                    break
+            self.assertTrue(cooling(), "dep-a never cooled down")
             time.sleep(2.3)
             a0 = model_counts(mock)["model-a"]
             results = run_parallel(20, lambda i: gw.post_json("/v1/chat/completions", chat(model="gpt"), ADMIN)[0])
