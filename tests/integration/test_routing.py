@@ -240,14 +240,20 @@ class CooldownTest(unittest.TestCase):
         gw = Gateway(tmp.path, config(mock))
         try:
             fault(mock, "model-a", status=500)
-            for _ in range(10):
+            # Until dep-a has failed enough to cool down (the shuffle may send every one of
+            # ten requests to dep-b: a CI run failed on that). Each failure is retried on
+            # dep-b, so the client always sees 200.
+            def health():
+                _, _, raw = gw.request("GET", "/health/readiness")
+                return {d["model_id"]: d for d in json.loads(raw)["deployments"]["health"]}
+            for _ in range(100):
                 status, h, _, raw = gw.post_json("/v1/chat/completions", chat(model="gpt"), ADMIN)
                 self.assertEqual(status, 200, raw)
-            time.sleep(0.2)  # the failure reports reach the deployment actor
-            status, _, raw = gw.request("GET", "/health/readiness")
-            health = {d["model_id"]: d for d in json.loads(raw)["deployments"]["health"]}
-            self.assertEqual(health["dep-a"]["status"], "cooling_down", health)
-            self.assertEqual(health["dep-b"]["status"], "healthy")
+                if health()["dep-a"]["status"] == "cooling_down":
+                    break
+            now = health()
+            self.assertEqual(now["dep-a"]["status"], "cooling_down", now)
+            self.assertEqual(now["dep-b"]["status"], "healthy")
             a_before = model_counts(mock)["model-a"]
             for _ in range(20):
                 status, h, _, raw = gw.post_json("/v1/chat/completions", chat(model="gpt"), ADMIN)

@@ -66,10 +66,15 @@ class refresher : public std::enable_shared_from_this<refresher<V>> {
     if (auto v = current()) return w(std::move(v), {});
     std::string fail_now;
     bool start = false;
+    std::shared_ptr<const V> now_valid;
     {
       std::lock_guard lock(mu_);
+      // complete() stores the value under mu_: a resolution that finished between the
+      // check above and this lock must be used, not followed by a second one.
       if (stopped_) {
         fail_now = "credential provider stopped";
+      } else if ((now_valid = current())) {
+        // served below, outside the lock
       } else if (!in_flight_ && steady::now() < cooldown_until_) {
         fail_now = last_error_;
       } else {
@@ -77,6 +82,7 @@ class refresher : public std::enable_shared_from_this<refresher<V>> {
         if (!in_flight_) in_flight_ = start = true;
       }
     }
+    if (now_valid) return w(std::move(now_valid), {});
     if (!fail_now.empty()) return w(nullptr, std::move(fail_now));
     if (start) asio::post(strand_, [self = this->shared_from_this()] { self->run(false); });
   }
