@@ -381,7 +381,7 @@ class PolicyTest(unittest.TestCase):
         # 401s do not count towards a cooldown by default; with
         # AuthenticationErrorAllowedFails: 0 the first one cools the deployment down.
         fault(self.mock, "model-a", status=401)
-        for _ in range(10):
+        for _ in range(100):  # until the shuffle picks dep-a
             status, h, _, raw = self.post("gpt")
             if h.get("x-litellm-model-id") == "dep-a":
                 self.assertEqual(status, 401, raw)
