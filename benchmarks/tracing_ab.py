@@ -4,8 +4,8 @@ configurations in interleaved rounds (so the machine's drift hits them alike):
 
   off        no exporter, no store: the request path does no tracing work
   store      the in-memory trace store (bodies truncated)
-  otlp       OTLP/HTTP JSON to a collector (here the mock, which answers 404: every
-             batch is encoded and sent, then dropped), every request sampled
+  otlp       OTLP/HTTP JSON to a collector (a second mock process, which reads and
+             accepts every batch), every request sampled
   otlp-10%   the same with OTEL_TRACES_SAMPLER=traceidratio, ARG=0.1
 
 For each: closed-loop throughput (wrk -t1 -c32, small chat body) and fixed-rate latency
@@ -59,6 +59,12 @@ def main():
     mock = subprocess.Popen([mock_bin, "--host", "127.0.0.1", "--port", str(mock_port), "--threads", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(mock_port, mock)
+    # The collector is its own process (a second mock, whose /v1/traces accepts and
+    # counts batches): exports must not queue behind the upstream's requests.
+    sink_port = free_port()
+    sink = subprocess.Popen([mock_bin, "--host", "127.0.0.1", "--port", str(sink_port), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(sink_port, sink)
     cfg = os.path.join(tmp, "config.yaml")
     with open(cfg, "w") as f:
         f.write(f"""model_list:
@@ -69,7 +75,7 @@ general_settings:
 gateway_settings:
   trace_flush_interval: 0.2
 """)
-    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{mock_port}"}
+    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
     configs = [
         ("off", {}, []),
         ("store", {}, ["trace_store"]),
@@ -116,8 +122,9 @@ gateway_settings:
                     gw.send_signal(signal.SIGTERM)
                     gw.wait(timeout=30)
     finally:
-        mock.terminate()
-        mock.wait()
+        for p in (mock, sink):
+            p.terminate()
+            p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def mean(v):

@@ -41,6 +41,7 @@ struct shared_state {
   options opts;
   std::vector<std::unique_ptr<thread_stats>> stats;
   std::atomic<std::uint64_t> counter{0};
+  std::atomic<std::uint64_t> otlp_batches{0}, otlp_bytes{0};  // POST /v1/traces
   std::mutex last_mu;
   std::string last_request;  // JSON, empty until the first model request
   std::optional<ssl::context> tls;
@@ -183,8 +184,19 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       b += "},\"entra_tokens_issued\":" + std::to_string(sh_.creds.entra_tokens_issued()) +
            ",\"sts_calls\":" + std::to_string(sh_.creds.sts_calls()) +
            ",\"container_calls\":" + std::to_string(sh_.creds.container_calls()) +
-           ",\"imds_calls\":" + std::to_string(sh_.creds.imds_calls()) + "}";
+           ",\"imds_calls\":" + std::to_string(sh_.creds.imds_calls()) +
+           ",\"otlp_batches\":" + std::to_string(sh_.otlp_batches.load(std::memory_order_relaxed)) +
+           ",\"otlp_bytes\":" + std::to_string(sh_.otlp_bytes.load(std::memory_order_relaxed)) + "}";
       return respond(200, "application/json", std::move(b));
+    }
+
+    // An OTLP/HTTP trace sink (OpenTelemetry's /v1/traces, Langfuse's OTLP path): reads
+    // the batch and accepts it, for benchmarks that need a collector that costs little.
+    if (path == "/traces" || path == "/api/public/otel/v1/traces") {
+      if (!post) return not_allowed();
+      sh_.otlp_batches.fetch_add(1, std::memory_order_relaxed);
+      sh_.otlp_bytes.fetch_add(req.body().size(), std::memory_order_relaxed);
+      return respond(200, "application/json", "{}");
     }
 
     if (other_dialects(req)) return;
