@@ -267,10 +267,14 @@ void redact_secrets(std::string& json) {
 
 void enrich(tracing::trace_record& r) {
   if (r.request_body.empty() || r.request_truncated) return;
-  simdjson::ondemand::parser parser;
-  simdjson::padded_string body(r.request_body);
+  // One parser and one padded buffer per thread, reused: a parser made per record
+  // allocated its index buffers (several times the body's size) every time.
+  thread_local simdjson::ondemand::parser parser;
+  thread_local std::string padded;
+  padded.assign(r.request_body);
+  padded.reserve(padded.size() + simdjson::SIMDJSON_PADDING);
   simdjson::ondemand::document doc;
-  if (parser.iterate(body).get(doc)) return;
+  if (parser.iterate(simdjson::padded_string_view(padded.data(), padded.size(), padded.capacity())).get(doc)) return;
   simdjson::ondemand::object obj;
   if (doc.get_object().get(obj)) return;
   for (auto field : obj) {

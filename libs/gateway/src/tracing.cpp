@@ -4,12 +4,16 @@
 #include "gw/gateway/tracing.hpp"
 
 #include <openssl/evp.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <limits>
+#include <mutex>
 #include <random>
 
 #include "gw/core/error.hpp"
@@ -519,6 +523,9 @@ caf::behavior shipper_fn(shipper_actor* self, const trace_settings* s, std::vect
   };
 }
 
+/// The exporter threads' nice value (the request path runs at 0).
+constexpr int k_export_nice = 10;
+
 struct worker_state {
   std::unique_ptr<trace_detail::exporter> e;
   static inline const char* name = "gw.trace_exporter";
@@ -528,6 +535,12 @@ using worker_actor = caf::stateful_actor<worker_state>;
 caf::behavior worker_fn(worker_actor* self, std::shared_ptr<std::unique_ptr<trace_detail::exporter>> e) {
   self->set_default_handler(caf::drop);
   self->state.e = std::move(*e);
+  // Exporting is background work (encoding a batch takes a millisecond or more of CPU):
+  // on a busy node it must give way to the io threads, not preempt one and hold its
+  // requests. Linux gives each thread its own nice value; this runs on the worker's own
+  // thread (a detached actor). Failing (a sandbox that forbids it) changes nothing else.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), k_export_nice) != 0)
+    log::debug("trace export: could not lower the exporter thread's priority");
   return {
       [=](texport_atom, export_job& job) -> export_result {
         try {
@@ -600,9 +613,46 @@ struct trace_pipeline::impl {
   caf::actor shipper;
   caf::actor reader;  // PostgreSQL store
   std::shared_ptr<trace_detail::memory_store> memory;
+  /// Batches the exporters are done with, handed back to the io thread that made them.
+  /// A record's strings are allocated on its io thread; freed on an exporter's thread,
+  /// every free and the next allocations went through the malloc arena's lock, which
+  /// both sides then fought over (a tenth of the gateway's time at 30k records/s, and
+  /// futex wake-ups on the io threads). Freed on their own io thread, one or two per new
+  /// record, the chunks land in that thread's cache and the next record reuses them.
+  struct recycle_bin {
+    std::mutex mu;
+    std::vector<std::vector<tracing::trace_record>> batches;
+    std::atomic<std::size_t> count{0};
+    bool closed = false;  ///< the pipeline stopped: batches are freed where they are let go
+  };
   struct alignas(64) io_buffer {
     std::vector<tracing::trace_record> records;
+    std::vector<tracing::trace_record> draining;  ///< a returned batch, freed from the back
+    std::vector<tracing::trace_record> spare;     ///< an emptied batch's storage, for the next
+    std::shared_ptr<recycle_bin> bin = std::make_shared<recycle_bin>();
     std::atomic<std::uint64_t> dropped{0};
+
+    /// Frees up to `n` returned records (io thread only).
+    void reclaim(std::size_t n) {
+      for (std::size_t k = 0; k < n; ++k) {
+        if (draining.empty()) {
+          if (bin->count.load(std::memory_order_acquire) == 0) return;
+          std::vector<tracing::trace_record> next;
+          {
+            std::lock_guard lock(bin->mu);
+            if (bin->batches.empty()) return;
+            next = std::move(bin->batches.back());
+            bin->batches.pop_back();
+            bin->count.store(bin->batches.size(), std::memory_order_release);
+          }
+          if (draining.capacity() > spare.capacity()) spare.swap(draining);
+          draining = std::move(next);
+          if (draining.empty()) continue;
+        }
+        draining.pop_back();
+      }
+      if (draining.empty() && draining.capacity() > spare.capacity()) spare.swap(draining);
+    }
   };
   std::vector<io_buffer> buffers;
   std::size_t per_io_cap = 0;
@@ -645,6 +695,7 @@ trace_pipeline::~trace_pipeline() { shutdown(milliseconds(0)); }
 
 void trace_pipeline::add(std::size_t io, tracing::trace_record&& r) {
   auto& b = impl_->buffers[io];
+  b.reclaim(2);  // as many records are returned as are made: two per new one keeps up
   if (b.records.size() >= impl_->per_io_cap) {
     b.dropped.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -654,13 +705,25 @@ void trace_pipeline::add(std::size_t io, tracing::trace_record&& r) {
 
 void trace_pipeline::flush(std::size_t io) {
   auto& b = impl_->buffers[io];
-  if (b.records.empty()) return;
+  if (b.records.empty()) {
+    // Idle: nothing new will free what came back, so free it now.
+    b.reclaim(std::numeric_limits<std::size_t>::max());
+    return;
+  }
   if (!impl_->shipper || impl_->stopped.load(std::memory_order_relaxed)) {
     b.records.clear();
     return;
   }
-  auto batch = std::make_shared<std::vector<tracing::trace_record>>(std::move(b.records));
-  b.records = {};
+  auto* v = new std::vector<tracing::trace_record>(std::move(b.records));
+  b.records.swap(b.spare);  // empty; keeps the storage of a batch already freed
+  b.records.clear();
+  std::shared_ptr<std::vector<tracing::trace_record>> batch(v, [bin = b.bin](std::vector<tracing::trace_record>* p) {
+    std::unique_ptr<std::vector<tracing::trace_record>> owned(p);
+    std::lock_guard lock(bin->mu);
+    if (bin->closed) return;  // freed here, after the lock is released
+    bin->batches.push_back(std::move(*owned));
+    bin->count.store(bin->batches.size(), std::memory_order_release);
+  });
   caf::anon_send(impl_->shipper, tbatch_atom::value, std::move(batch));
 }
 
@@ -723,6 +786,16 @@ void trace_pipeline::shutdown(milliseconds timeout) {
   m.shipper = caf::actor{};
   m.workers.clear();
   m.reader = caf::actor{};
+  // The io threads flush no more: batches let go from now on are freed where they are.
+  for (auto& b : m.buffers) {
+    std::vector<std::vector<tracing::trace_record>> left;
+    {
+      std::lock_guard lock(b.bin->mu);
+      b.bin->closed = true;
+      left.swap(b.bin->batches);
+      b.bin->count.store(0, std::memory_order_release);
+    }
+  }
 }
 
 }  // namespace gw::gateway
