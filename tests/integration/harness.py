@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -302,6 +303,17 @@ class Redis:
             self.ca = make_test_ca(self.dir)
         self.start()
 
+    def connect(self, timeout=5):
+        """A socket to the server: over TLS (trusting the test CA) when it is a TLS server."""
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if not self.tls:
+            return raw
+        try:
+            return ssl.create_default_context(cafile=self.ca["ca"]).wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+
     def start(self):
         argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.dir, "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
@@ -318,22 +330,13 @@ class Redis:
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
-                    s = raw
-                    if self.tls:
-                        import ssl
-                        ctx = ssl.create_default_context(cafile=self.ca["ca"])
-                        s = ctx.wrap_socket(raw, server_hostname="localhost")
-                    try:
-                        if self.password:
-                            s.sendall(f"AUTH {self.password}\r\n".encode())
-                            s.recv(64)
-                        s.sendall(b"PING\r\n")
-                        if s.recv(64).startswith(b"+PONG"):
-                            return
-                    finally:
-                        if s is not raw:
-                            s.close()
+                with self.connect(timeout=0.5) as s:
+                    if self.password:
+                        s.sendall(f"AUTH {self.password}\r\n".encode())
+                        s.recv(64)
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return
             except OSError:
                 pass
             time.sleep(0.05)

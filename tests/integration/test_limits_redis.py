@@ -6,7 +6,6 @@ back to Redis when it returns."""
 import json
 import os
 import re
-import socket
 import threading
 import time
 import unittest
@@ -46,11 +45,17 @@ def metric(gw, name):
     return float(m.group(1)) if m else None
 
 
-class ClusterLimitsTest(unittest.TestCase):
+class RedisNodes:
+    """A mock, a real redis-server and the gateway nodes a test starts (self.nodes), all
+    stopped after each test. Subclasses set mock_args and redis_args."""
+
+    mock_args = ()
+    redis_args = {}
+
     def setUp(self):
         self.tmp = TempDir()
-        self.mock = Mock(self.tmp.path, "--threads", "2")
-        self.redis = Redis(self.tmp.path)
+        self.mock = Mock(self.tmp.path, *self.mock_args)
+        self.redis = Redis(self.tmp.path, **self.redis_args)
         self.nodes = []
 
     def tearDown(self):
@@ -59,6 +64,10 @@ class ClusterLimitsTest(unittest.TestCase):
         self.mock.terminate()
         self.redis.stop()
         self.tmp.cleanup()
+
+
+class ClusterLimitsTest(RedisNodes, unittest.TestCase):
+    mock_args = ("--threads", "2")
 
     def start_nodes(self, n=3, window=4, **key_fields):
         for i in range(n):
@@ -196,22 +205,11 @@ gateway_settings:
 """
 
 
-class TlsRedisTest(unittest.TestCase):
+class TlsRedisTest(RedisNodes, unittest.TestCase):
     """rediss://: hiredis 0.14 has no TLS, so the gateway bridges it in process; a real
     redis-server that listens on TLS only, with a certificate from a test CA."""
 
-    def setUp(self):
-        self.tmp = TempDir()
-        self.mock = Mock(self.tmp.path)
-        self.redis = Redis(self.tmp.path, password="tls-secret", tls=True)
-        self.nodes = []
-
-    def tearDown(self):
-        for n in self.nodes:
-            n.terminate()
-        self.mock.terminate()
-        self.redis.stop()
-        self.tmp.cleanup()
+    redis_args = {"password": "tls-secret", "tls": True}
 
     def node(self, url_query, name, env=None):
         gw = Gateway(self.tmp.path, tls_config(self.mock, self.redis, url_query), name=name, env=env)
@@ -242,10 +240,7 @@ class TlsRedisTest(unittest.TestCase):
         self.assertEqual(statuses.count(200), 20, statuses)
         self.assertEqual(set(statuses), {200, 429})
         # The counters really are in that Redis (read back over TLS).
-        import ssl
-        ctx = ssl.create_default_context(cafile=self.redis.ca["ca"])
-        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.redis.port), timeout=5),
-                             server_hostname="localhost") as s:
+        with self.redis.connect() as s:
             s.sendall(b"AUTH tls-secret\r\nKEYS *\r\n")
             time.sleep(0.3)
             data = s.recv(65536)

@@ -212,11 +212,18 @@ class loader {
     return *v;
   }
 
+  /// true/yes/on/1 or false/no/off/0, in any case; nullopt for anything else. The one
+  /// spelling of a boolean for YAML values, URL query options and environment variables.
+  static std::optional<bool> bool_word(std::string_view s) {
+    if (iequals(s, "true") || iequals(s, "yes") || iequals(s, "on") || s == "1") return true;
+    if (iequals(s, "false") || iequals(s, "no") || iequals(s, "off") || s == "0") return false;
+    return std::nullopt;
+  }
+
   std::optional<bool> boolean(const YAML::Node& n, const std::string& path) {
     auto s = scalar(n, path);
     if (!s) return std::nullopt;
-    if (iequals(*s, "true") || iequals(*s, "yes") || iequals(*s, "on")) return true;
-    if (iequals(*s, "false") || iequals(*s, "no") || iequals(*s, "off")) return false;
+    if (auto b = bool_word(*s)) return b;
     fail(n, path, "expected true or false, got '" + display(n, *s) + "'");
   }
 
@@ -823,8 +830,7 @@ class loader {
 
   /// ssl_cert_reqs as redis-py takes it: none (no verification), optional or required.
   void cert_reqs(redis_settings& r, const std::string& v, const YAML::Node& n, const std::string& path) {
-    std::string l = v;
-    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string l = to_lower(v);
     if (l == "none" || l == "cert_none") r.tls_verify = false;
     else if (l == "required" || l == "optional" || l == "cert_required" || l == "cert_optional") r.tls_verify = true;
     else fail(n, path, "ssl_cert_reqs must be none, optional or required, got '" + v + "'");
@@ -860,7 +866,11 @@ class loader {
         if (!val) fail(n, path, "invalid %-escape in the Redis URL's query");
         if (key == "ssl_cert_reqs") cert_reqs(r, *val, n, path);
         else if (key == "ssl_ca_certs") r.tls_ca_file = *val;
-        else if (key == "ssl") r.tls = *val == "true" || *val == "True" || *val == "1";
+        else if (key == "ssl") {
+          auto b = bool_word(*val);
+          if (!b) fail(n, path, "the Redis URL's ssl option must be true or false, got '" + *val + "'");
+          r.tls = *b;
+        }
         // Other redis-py options (timeouts, health checks) have their own settings here.
       }
     }
@@ -960,11 +970,9 @@ class loader {
     finish_redis_source();
     auto& out = cfg_.router.redis;
     if (const char* v = std::getenv("REDIS_SSL"); v && *v) {
-      std::string l = v;
-      for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (l == "true" || l == "1" || l == "yes") out.tls = true;
-      else if (l == "false" || l == "0" || l == "no") out.tls = false;
-      else throw invalid{source_ + ": $REDIS_SSL: expected true or false, got '" + std::string(v) + "'"};
+      auto b = bool_word(v);
+      if (!b) throw invalid{source_ + ": $REDIS_SSL: expected true or false, got '" + std::string(v) + "'"};
+      out.tls = *b;
     }
     if (const char* v = std::getenv("REDIS_SSL_CERT_REQS"); v && *v) cert_reqs(out, v, YAML::Node(), "$REDIS_SSL_CERT_REQS");
     if (const char* v = std::getenv("REDIS_SSL_CA_CERTS"); v && *v) out.tls_ca_file = v;

@@ -788,7 +788,7 @@ void trace_pipeline::shutdown(milliseconds timeout) {
   m.reader = caf::actor{};
   // The io threads flush no more: batches let go from now on are freed where they are.
   for (auto& b : m.buffers) {
-    std::vector<std::vector<tracing::trace_record>> left;
+    std::vector<std::vector<tracing::trace_record>> left;  // freed at the end of this scope
     {
       std::lock_guard lock(b.bin->mu);
       b.bin->closed = true;

@@ -1,7 +1,6 @@
 #include "tls_bridge.hpp"
 
 #include <openssl/ssl.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/address.hpp>
@@ -31,8 +30,7 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o) {
 
 tls_bridge::tls_bridge(asio::io_context& io, std::shared_ptr<asio::ssl::context> ctx, tls_options o,
                        asio::ip::tcp::endpoint redis)
-    : io_(io),
-      ctx_(std::move(ctx)),
+    : ctx_(std::move(ctx)),
       opt_(std::move(o)),
       redis_(redis),
       acceptor_(io),

@@ -9,7 +9,6 @@
 #include <array>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include <utility>  // before Asio (Boost 1.74 + GCC 12 in C++20)
@@ -59,7 +58,6 @@ class tls_bridge : public std::enable_shared_from_this<tls_bridge> {
   template <class From, class To>
   void pump(From& from, To& to, std::array<char, 16384>& buf);
 
-  asio::io_context& io_;
   std::shared_ptr<asio::ssl::context> ctx_;
   tls_options opt_;
   asio::ip::tcp::endpoint redis_;

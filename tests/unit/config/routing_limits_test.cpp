@@ -567,6 +567,12 @@ TEST(ConfigRedis, CacheParams) {
   EXPECT_NE(e.find("t.yaml:6:46: litellm_settings.cache_params.port: expected a port"), std::string::npos) << e;
   e = load_err("litellm_settings:\n  cache_params: {url: \"rediss://h?ssl_cert_reqs=x\"}\n");
   EXPECT_NE(e.find("litellm_settings.cache_params.url: ssl_cert_reqs must be"), std::string::npos) << e;
+  e = load_err("litellm_settings:\n  cache_params: {url: \"redis://h?ssl=maybe\"}\n");
+  EXPECT_NE(e.find("litellm_settings.cache_params.url: the Redis URL's ssl option must be true or false, got 'maybe'"),
+            std::string::npos)
+      << e;
+  EXPECT_TRUE(load_ok("litellm_settings:\n  cache_params: {url: \"redis://h?ssl=True\"}\n").router.redis.tls);
+  EXPECT_FALSE(load_ok("litellm_settings:\n  cache_params: {url: \"rediss://h?ssl=0\"}\n").router.redis.tls);
 }
 
 TEST(ConfigRedis, Precedence) {
