@@ -18,8 +18,6 @@ bool list_allows(const std::vector<std::string>& list, std::string_view model) n
   return false;
 }
 
-std::string token_of(std::string_view plain) { return keys::hash_key(plain); }
-
 std::string describe_key(const keys::key_record& k) {
   return k.key_alias.empty() ? "key " + k.key_name : "key '" + k.key_alias + "'";
 }
@@ -124,13 +122,12 @@ bool auth_entry::budgeted_for(std::string_view model_group) const noexcept {
 
 io_accounts::io_accounts(service& s, std::size_t index) : svc_(s), index_(index) {}
 
-io_accounts::lookup_status io_accounts::find(std::string_view plain, std::string& token, auth_entry_ptr& out) {
-  token = token_of(plain);
+io_accounts::lookup_status io_accounts::find(std::string_view token, auth_entry_ptr& out) {
   if (auto it = table_.find(token); it != table_.end()) {
     out = it->second;
     return lookup_status::found;
   }
-  if (auto it = misses_.find(token); it != misses_.end()) {
+  if (auto it = misses_.find(std::string(token)); it != misses_.end()) {
     if (std::chrono::steady_clock::now() < it->second) return lookup_status::unknown;
     misses_.erase(it);
   }
@@ -166,21 +163,35 @@ void io_accounts::flush() {
     charges_.clear();  // stopped: the final batch has been cut already
     return;
   }
+  auto n = charges_.size();
   caf::anon_send(svc_.ledger_actor(), charges_atom::value, std::move(charges_));
+  // Room for as many as last time: growing by doubling would move every charge (and
+  // its strings) again on each step.
   charges_ = {};
+  charges_.reserve(n + n / 4);
+}
+
+auth_entry_ptr io_accounts::local(const auth_entry_ptr& e) {
+  // Aliasing constructor: points at the shared entry, counts references in a control
+  // block that only this thread touches (it owns one reference to the shared entry).
+  auto holder = std::make_shared<auth_entry_ptr>(e);
+  const auth_entry* p = e.get();
+  return auth_entry_ptr(std::move(holder), p);
 }
 
 void io_accounts::upsert(auth_entry_ptr e) {
   misses_.erase(e->token);
-  table_[e->token] = std::move(e);
+  auto it = table_.find(e->token);
+  if (it == table_.end()) table_.emplace(e->token, local(e));
+  else it->second = local(e);
 }
 
 void io_accounts::erase(const std::string& token) { table_.erase(token); }
 
 void io_accounts::replace(std::shared_ptr<const std::vector<auth_entry_ptr>> all) {
-  std::unordered_map<std::string, auth_entry_ptr> t;
+  decltype(table_) t;
   t.reserve(all->size());
-  for (auto& e : *all) t.emplace(e->token, e);
+  for (auto& e : *all) t.emplace(e->token, local(e));
   table_.swap(t);
   misses_.clear();
   miss_order_.clear();

@@ -3,7 +3,9 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace gw {
 
@@ -46,11 +48,22 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 }
 
 bool secure_equals(std::string_view a, std::string_view b) noexcept {
-  // Walk the full length of `b` (the secret) whatever `a` is.
-  volatile unsigned char diff = static_cast<unsigned char>(a.size() != b.size());
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    diff = static_cast<unsigned char>(diff | (x ^ static_cast<unsigned char>(b[i])));
+  // Walks the full length of `b` (the secret) whatever `a` is, eight bytes at a time; the
+  // empty asm keeps the compiler from turning the accumulation into an early exit.
+  std::uint64_t diff = a.size() != b.size();
+  std::size_t i = 0;
+  for (; i + 8 <= b.size(); i += 8) {
+    std::uint64_t x = 0, y;
+    std::memcpy(&y, b.data() + i, 8);
+    if (i + 8 <= a.size()) std::memcpy(&x, a.data() + i, 8);
+    else if (i < a.size()) std::memcpy(&x, a.data() + i, a.size() - i);
+    diff |= x ^ y;
+    asm volatile("" : "+r"(diff));
+  }
+  for (; i < b.size(); ++i) {
+    std::uint64_t x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    diff |= x ^ static_cast<unsigned char>(b[i]);
+    asm volatile("" : "+r"(diff));
   }
   return diff == 0;
 }

@@ -281,13 +281,22 @@ void gateway_handler::on_request(const http::session_ptr& s) {
       return false;
     }
     auto& io = ctx_.accounts->io(shard);
-    std::string token;
-    switch (io.find(key, token, entry)) {
+    // The key's SHA-256, once per connection (a keep-alive client repeats its key).
+    auto& memo = s->memo();
+    if (memo.presented.empty() || !secure_equals(key, memo.presented)) {
+      memo.wipe();
+      memo.derived = keys::hash_key(key);
+      memo.presented.assign(key);
+    }
+    const std::string& token = memo.derived;
+    switch (io.find(token, entry)) {
       case accounts::io_accounts::lookup_status::found: {
-        auto now = std::chrono::system_clock::now();
-        if (entry->expires && *entry->expires <= now) {
-          refuse(errc::auth_error, expiry_message(*entry->expires, now));
-          return false;
+        if (entry->expires) {
+          auto now = std::chrono::system_clock::now();
+          if (*entry->expires <= now) {
+            refuse(errc::auth_error, expiry_message(*entry->expires, now));
+            return false;
+          }
         }
         if (entry->blocked) {
           refuse(errc::auth_error, "Authentication Error, " + entry->blocked_reason);
@@ -303,7 +312,7 @@ void gateway_handler::on_request(const http::session_ptr& s) {
         refuse(errc::auth_error, "Authentication Error: invalid API key.");
         return false;
       case accounts::io_accounts::lookup_status::ask:
-        io.ask(token, [this, s, token, &io](accounts::auth_entry_ptr e) {
+        io.ask(token, [this, s, token = std::string(token), &io](accounts::auth_entry_ptr e) {
           asio::post(s->io(), [this, s, token, e = std::move(e), &io] {
             if (e) io.upsert(e);
             else io.remember_miss(token);

@@ -2,6 +2,7 @@
 
 #include <boost/asio/write.hpp>
 #include <charconv>
+#include <cstring>  // explicit_bzero
 #include <stdexcept>
 
 #include "gw/core/error.hpp"
@@ -116,7 +117,14 @@ session::session(server& srv, io_thread& th, socket_type sock)
   head_.reserve(512);
 }
 
+void session::credential_memo::wipe() noexcept {
+  if (!presented.empty()) explicit_bzero(presented.data(), presented.size());
+  presented.clear();
+  derived.clear();
+}
+
 session::~session() {
+  memo_.wipe();
   if (in_request_) stats_->active_requests.fetch_sub(1, std::memory_order_relaxed);
   stats_->open_connections.fetch_sub(1, std::memory_order_relaxed);
 }

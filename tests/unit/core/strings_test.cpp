@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "gw/core/log.hpp"
 #include "gw/core/strings.hpp"
 
@@ -13,6 +15,26 @@ TEST(Strings, SecureEquals) {
   EXPECT_FALSE(secure_equals("sk-12345", "sk-1234"));
   EXPECT_FALSE(secure_equals("", "sk-1234"));
   EXPECT_TRUE(secure_equals("", ""));
+  EXPECT_FALSE(secure_equals("sk-1234", ""));
+}
+
+TEST(Strings, SecureEqualsEveryPositionAndLength) {
+  // Word-at-a-time: a difference in any byte, at any length around the word size, and
+  // a prefix or extension of the secret must all compare unequal.
+  for (std::size_t n = 1; n <= 40; ++n) {
+    std::string secret;
+    for (std::size_t i = 0; i < n; ++i) secret += static_cast<char>('a' + (i * 7) % 26);
+    EXPECT_TRUE(secure_equals(std::string(secret), secret)) << n;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto other = secret;
+      other[i] = static_cast<char>(other[i] ^ 1);
+      EXPECT_FALSE(secure_equals(other, secret)) << n << " at " << i;
+    }
+    EXPECT_FALSE(secure_equals(secret.substr(0, n - 1), secret)) << n;
+    EXPECT_FALSE(secure_equals(secret + "x", secret)) << n;
+    EXPECT_FALSE(secure_equals(secret + std::string(1, '\0'), secret)) << n;
+    EXPECT_FALSE(secure_equals(secret, secret + std::string(1, '\0'))) << n;
+  }
 }
 
 TEST(Strings, ParseNumbers) {

@@ -133,9 +133,9 @@ class io_accounts {
   io_accounts(service& s, std::size_t index);
 
   enum class lookup_status { found, unknown, ask };
-  /// Finds the entry for a presented plain key. `ask`: not known here and not
-  /// negatively cached: call ask() (which may consult the database).
-  lookup_status find(std::string_view plain_key, std::string& token, auth_entry_ptr& out);
+  /// Finds the entry for a key's token (keys::hash_key of the plain key). `ask`: not
+  /// known here and not negatively cached: call ask() (which may consult the database).
+  lookup_status find(std::string_view token, auth_entry_ptr& out);
   /// Asks the key service about an unknown token; `cb` runs on an actor thread with the
   /// entry or null (and the miss is then cached).
   void ask(const std::string& token, std::function<void(auth_entry_ptr)> cb);
@@ -153,7 +153,15 @@ class io_accounts {
  private:
   service& svc_;
   std::size_t index_;
-  std::unordered_map<std::string, auth_entry_ptr> table_;
+  struct text_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  /// This thread's own handle on each entry: `local()` gives it a control block of this
+  /// thread's, so the reference counting of every request stays on this core instead of
+  /// bouncing one shared counter between the io threads.
+  static auth_entry_ptr local(const auth_entry_ptr& e);
+  std::unordered_map<std::string, auth_entry_ptr, text_hash, std::equal_to<>> table_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> misses_;
   std::deque<std::string> miss_order_;
   std::vector<charge> charges_;

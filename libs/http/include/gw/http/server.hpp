@@ -92,6 +92,17 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   /// Closes the connection at once (client gone, protocol broken).
   void abort();
 
+  /// Per-connection memo for the request handler: the last credential presented on this
+  /// connection and what it was turned into (a virtual key's SHA-256). A keep-alive
+  /// client sends the same key on every request; it is hashed once per connection, not
+  /// once per request. Wiped when the connection ends.
+  struct credential_memo {
+    std::string presented;
+    std::string derived;
+    void wipe() noexcept;
+  };
+  credential_memo& memo() noexcept { return memo_; }
+
   // deadline_target
   void on_deadline() override;
   void on_drain() override;
@@ -131,6 +142,7 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   bool timed_out_ = false;
   bool reading_body_ = false;
   clock::time_point received_at_{};
+  credential_memo memo_;
 };
 
 class server {
