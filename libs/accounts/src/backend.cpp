@@ -67,7 +67,10 @@ struct memory_db {
     keys::sys_time expires{};
   };
   std::map<std::pair<entity_ref, std::string>, lease_row> leases;
-  std::deque<spend_log_row> logs;  // newest last; bounded
+  // Spend-log rows: the applied batches themselves (shared with the ledger, not copied),
+  // newest last, bounded to about max_logs rows.
+  std::deque<std::shared_ptr<const spend_batch>> log_batches;
+  std::size_t log_rows = 0;
   std::map<std::string, spend_total> by_model;
   std::set<std::string> applied;        // batch ids seen (the newest max_applied)
   std::deque<std::string> applied_order;
@@ -226,6 +229,12 @@ class memory_backend final : public backend {
   }
 
   bool apply(const spend_batch& b, const std::string& id, std::chrono::seconds ttl) override {
+    return apply_shared(std::make_shared<spend_batch>(b), id, ttl);
+  }
+
+  bool apply_shared(std::shared_ptr<const spend_batch> shared, const std::string& id,
+                    std::chrono::seconds ttl) override {
+    const spend_batch& b = *shared;
     std::lock_guard lk(db_->mu);
     if (!db_->applied.insert(id).second) return false;
     db_->applied_order.push_back(id);
@@ -252,8 +261,15 @@ class memory_backend final : public backend {
       ++m.requests;
       m.prompt_tokens += l.prompt_tokens;
       m.completion_tokens += l.completion_tokens;
-      db_->logs.push_back(l);
-      if (db_->logs.size() > memory_db::max_logs) db_->logs.pop_front();
+    }
+    if (!b.logs.empty()) {
+      db_->log_rows += b.logs.size();
+      db_->log_batches.push_back(std::move(shared));
+      // Whole batches go once the rest still holds max_logs rows.
+      while (db_->log_rows - db_->log_batches.front()->logs.size() >= memory_db::max_logs) {
+        db_->log_rows -= db_->log_batches.front()->logs.size();
+        db_->log_batches.pop_front();
+      }
     }
     for (auto& [k, l] : db_->leases)
       if (k.second == b.node_id) l.expires = now + ttl;
@@ -269,18 +285,22 @@ class memory_backend final : public backend {
   std::vector<spend_log_row> spend_logs(const spend_query& q) override {
     std::lock_guard lk(db_->mu);
     std::vector<spend_log_row> out;
-    std::size_t skipped = 0;
-    for (auto it = db_->logs.rbegin(); it != db_->logs.rend() && out.size() < q.limit; ++it) {
-      const auto& l = *it;
-      if (q.request_id && l.request_id != *q.request_id) continue;
-      if (q.api_key && l.api_key != *q.api_key) continue;
-      if (q.user_id && l.user_id != *q.user_id) continue;
-      if (q.team_id && l.team_id != *q.team_id) continue;
-      if (q.model_group && l.model_group != *q.model_group) continue;
-      if (q.start && l.start_time < *q.start) continue;
-      if (q.end && l.start_time > *q.end) continue;
-      if (skipped++ < q.offset) continue;
-      out.push_back(l);
+    std::size_t skipped = 0, seen = 0;
+    for (auto bi = db_->log_batches.rbegin(); bi != db_->log_batches.rend(); ++bi) {
+      for (auto it = (*bi)->logs.rbegin(); it != (*bi)->logs.rend(); ++it) {
+        // The newest max_logs rows only, as if older ones were gone.
+        if (out.size() >= q.limit || seen++ >= memory_db::max_logs) return out;
+        const auto& l = *it;
+        if (q.request_id && l.request_id != *q.request_id) continue;
+        if (q.api_key && l.api_key != *q.api_key) continue;
+        if (q.user_id && l.user_id != *q.user_id) continue;
+        if (q.team_id && l.team_id != *q.team_id) continue;
+        if (q.model_group && l.model_group != *q.model_group) continue;
+        if (q.start && l.start_time < *q.start) continue;
+        if (q.end && l.start_time > *q.end) continue;
+        if (skipped++ < q.offset) continue;
+        out.push_back(l);
+      }
     }
     return out;
   }

@@ -79,7 +79,8 @@ struct ledger_state {
   // spend not yet in a batch
   spend_batch current;
   // batches not yet applied, oldest first; the head may be in flight
-  std::deque<pending_batch> pending;
+  /// Shared with the database actor while it writes the head (no copy of the rows).
+  std::deque<std::shared_ptr<pending_batch>> pending;
   std::map<std::string, batch_effect> effects;
   std::map<std::string, bool> spooled;  // batch id -> written to the spool file
   bool in_flight = false;
@@ -249,7 +250,7 @@ void send_head(ledger_actor* self) {
   auto& st = self->state;
   if (st.in_flight || st.pending.empty()) return;
   st.in_flight = true;
-  self->send(st.db, apply_atom::value, st.pending.front());
+  self->send(st.db, apply_atom::value, std::shared_ptr<const pending_batch>(st.pending.front()));
 }
 
 /// Turns what was spent (and idle leases) into a batch at the back of the queue.
@@ -275,7 +276,8 @@ void cut_batch(ledger_actor* self, bool return_all) {
   }
   auto& b = st.current;
   if (b.entity_spend.empty() && b.logs.empty() && b.lease_returns.empty() && b.key_model_spend.empty()) return;
-  pending_batch p;
+  auto pp = std::make_shared<pending_batch>();
+  auto& p = *pp;
   p.id = st.svc->config().node_id + "-" + std::to_string(++st.batch_seq);
   b.node_id = st.svc->config().node_id;
   batch_effect eff;
@@ -287,8 +289,10 @@ void cut_batch(ledger_actor* self, bool return_all) {
     }
   }
   eff.returned = b.lease_returns;
+  auto rows = b.logs.size();
   p.batch = std::move(b);
   st.current = spend_batch{};
+  st.current.logs.reserve(rows + rows / 4);  // as many as last time, without regrowing
   st.effects[p.id] = std::move(eff);
   if (st.db_down) {
     // The database is away: keep it on disk at once.
@@ -297,14 +301,14 @@ void cut_batch(ledger_actor* self, bool return_all) {
       ++st.svc->state().spooled_batches;
     }
   }
-  st.pending.push_back(std::move(p));
+  st.pending.push_back(std::move(pp));
 }
 
 void on_applied(ledger_actor* self, apply_reply& r) {
   auto& st = self->state;
   st.in_flight = false;
   auto now = steady::now();
-  if (st.pending.empty() || st.pending.front().id != r.id) return;
+  if (st.pending.empty() || st.pending.front()->id != r.id) return;
   if (!r.ok) {
     if (!st.db_down) log::warn("spend batch not written (" + r.failure + "); spooling and retrying");
     st.db_down = true;
@@ -312,9 +316,9 @@ void on_applied(ledger_actor* self, apply_reply& r) {
     ++st.svc->state().flush_failures;
     // Everything waiting goes to disk, so SIGKILL now loses at most the next interval.
     for (auto& p : st.pending) {
-      if (st.spooled.count(p.id)) continue;
-      if (append_spool(st.svc->config().spool_path, p)) {
-        st.spooled[p.id] = true;
+      if (st.spooled.count(p->id)) continue;
+      if (append_spool(st.svc->config().spool_path, *p)) {
+        st.spooled[p->id] = true;
         ++st.svc->state().spooled_batches;
       }
     }
@@ -351,7 +355,7 @@ void on_applied(ledger_actor* self, apply_reply& r) {
   if (was_spooled) {
     std::deque<pending_batch> rest;
     for (auto& p : st.pending)
-      if (st.spooled.count(p.id)) rest.push_back(p);
+      if (st.spooled.count(p->id)) rest.push_back(*p);
     rewrite_spool(st.svc->config().spool_path, rest);
     st.svc->state().spooled_batches = static_cast<std::int64_t>(rest.size());
   }
@@ -400,7 +404,7 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
   st.db = std::move(db);
   for (auto& p : spooled) {
     st.spooled[p.id] = true;
-    st.pending.push_back(std::move(p));
+    st.pending.push_back(std::make_shared<pending_batch>(std::move(p)));
   }
   svc->state().spooled_batches = static_cast<std::int64_t>(st.pending.size());
   send_head(self);
@@ -444,7 +448,7 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
         if (s.db_down) {
           // Written to the spool already (or now): nothing is lost.
           for (auto& p : s.pending)
-            if (!s.spooled.count(p.id) && append_spool(s.svc->config().spool_path, p)) s.spooled[p.id] = true;
+            if (!s.spooled.count(p->id) && append_spool(s.svc->config().spool_path, *p)) s.spooled[p->id] = true;
           return false;
         }
         auto rp = self->make_response_promise();
@@ -455,7 +459,7 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
         // Shutdown timed out waiting for the database: make sure all is spooled.
         auto& s = self->state;
         for (auto& p : s.pending)
-          if (!s.spooled.count(p.id) && append_spool(s.svc->config().spool_path, p)) s.spooled[p.id] = true;
+          if (!s.spooled.count(p->id) && append_spool(s.svc->config().spool_path, *p)) s.spooled[p->id] = true;
         return true;
       },
   };
@@ -486,11 +490,12 @@ caf::behavior ledger_db_fn(ledger_db_actor* self, std::unique_ptr<backend> b, se
         }
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), lease_atom::value, std::move(r));
       },
-      [=](apply_atom, pending_batch& p) {
+      [=](apply_atom, std::shared_ptr<const pending_batch>& p) {
         apply_reply r;
-        r.id = p.id;
+        r.id = p->id;
         try {
-          self->state.b->apply(p.batch, p.id, self->state.cfg.lease_ttl);
+          self->state.b->apply_shared(std::shared_ptr<const spend_batch>(p, &p->batch), p->id,
+                                      self->state.cfg.lease_ttl);
           r.ok = true;  // applied now, or found applied before (idempotent)
         } catch (const std::exception& ex) {
           r.failure = ex.what();

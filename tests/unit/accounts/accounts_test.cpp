@@ -75,6 +75,43 @@ TEST(MemoryBackend, ApplyMovesSpendFromLeaseToSpendAndIsIdempotent) {
   ASSERT_EQ(a->spend_logs(spend_query{}).size(), 1u);
 }
 
+TEST(MemoryBackend, KeepsTheNewestTenThousandRowsOfSharedBatches) {
+  auto db = make_memory_db();
+  auto a = make_memory_backend(db);
+  // 25 batches of 1,000 rows, applied as the ledger does (shared, not copied).
+  std::weak_ptr<const spend_batch> first;
+  for (int n = 0; n < 25; ++n) {
+    auto b = std::make_shared<spend_batch>();
+    b->node_id = "n";
+    for (int i = 0; i < 1000; ++i) {
+      spend_log_row row;
+      row.request_id = "r" + std::to_string(n * 1000 + i);
+      row.model_group = i % 2 ? "odd" : "even";
+      b->logs.push_back(std::move(row));
+    }
+    if (n == 0) first = b;
+    ASSERT_TRUE(a->apply_shared(b, "batch-" + std::to_string(n), seconds(60)));
+  }
+  EXPECT_TRUE(first.expired()) << "old batches are let go, not kept whole";
+  spend_query all;
+  all.limit = 100000;
+  auto rows = a->spend_logs(all);
+  ASSERT_EQ(rows.size(), 10000u);
+  EXPECT_EQ(rows.front().request_id, "r24999") << "newest first";
+  EXPECT_EQ(rows.back().request_id, "r15000");
+  spend_query odd;
+  odd.model_group = "odd";
+  odd.limit = 3;
+  odd.offset = 1;
+  rows = a->spend_logs(odd);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].request_id, "r24997");
+  EXPECT_EQ(rows[2].request_id, "r24993");
+  spend_query gone;
+  gone.request_id = "r14999";
+  EXPECT_TRUE(a->spend_logs(gone).empty()) << "beyond the newest 10,000 rows";
+}
+
 TEST(MemoryBackend, ExpiredLeasesAreNotCounted) {
   auto db = make_memory_db();
   auto a = make_memory_backend(db);

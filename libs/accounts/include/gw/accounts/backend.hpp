@@ -45,6 +45,12 @@ class backend {
   virtual bool delete_team(const std::string& id) = 0;
   virtual lease_grant lease(const entity_ref& e, const std::string& node, keys::money want, std::chrono::seconds ttl) = 0;
   virtual bool apply(const spend_batch& b, const std::string& batch_id, std::chrono::seconds ttl) = 0;
+  /// The same, for a batch the caller shares: a backend that keeps rows (the in-memory
+  /// one) keeps the batch instead of copying them.
+  virtual bool apply_shared(std::shared_ptr<const spend_batch> b, const std::string& batch_id,
+                            std::chrono::seconds ttl) {
+    return apply(*b, batch_id, ttl);
+  }
   virtual void release_leases(const std::string& node) = 0;
   virtual std::vector<spend_log_row> spend_logs(const spend_query& q) = 0;
   virtual keys::money global_spend() = 0;
