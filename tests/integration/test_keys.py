@@ -139,6 +139,41 @@ class KeysTest(unittest.TestCase):
         self.assertEqual(status, 403)
         self.assertEqual(body["error"]["type"], "permission_error")
 
+    def test_keys_change_on_one_connection(self):
+        # The gateway hashes a connection's key once and remembers it; a different key on
+        # the same keep-alive connection must be looked up as itself, and a key blocked
+        # meanwhile must be refused although the connection presented it before.
+        a, b = self.new_key(key_alias="conn-a"), self.new_key(key_alias="conn-b")
+        c = self.gw.conn()
+
+        def call(key):
+            c.request("POST", "/v1/chat/completions", body=json.dumps(chat("same connection")),
+                      headers={"content-type": "application/json", **bearer(key)})
+            r = c.getresponse()
+            r.read()
+            return r.status
+
+        self.assertEqual(call(a["key"]), 200)
+        self.assertEqual(call(a["key"] + "x"), 401)
+        self.assertEqual(call(a["key"][:-1]), 401)
+        self.assertEqual(call(b["key"]), 200)
+        self.assertEqual(call(a["key"]), 200)
+        self.admin("/key/block", {"key": a["key"]})
+        self.assertEqual(call(a["key"]), 401)
+        self.assertEqual(call(b["key"]), 200)
+        status, _, data = self.gw.request("POST", "/key/generate", {}, headers=ADMIN)
+        self.assertEqual(status, 200, data)
+        self.assertEqual(call(MASTER), 200)
+        self.assertEqual(call(b["key"]), 200)
+        c.close()
+        deadline = time.time() + 5
+        while True:  # spend-log rows are written in batches
+            rows = self.admin(f"/spend/logs?api_key={b['key']}", method="GET")
+            if len(rows) >= 3 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(rows), 3, "each request of key b is charged to b")
+
     def test_model_access(self):
         k = self.new_key(models=["other-model"])
         status, _, body, _ = self.call(k["key"])
