@@ -1637,7 +1637,7 @@ void proxy_call::trace_attempt_head() {
     a.server_port = dep_->endpoint.port;
   }
   head_ += "traceparent: ";
-  head_ += tracing::format_traceparent(trace_->trace, trace_->attempts.back().span, trace_->flags);
+  tracing::append_traceparent(head_, trace_->trace, trace_->attempts.back().span, trace_->flags);
   head_ += "\r\n";
   if (!trace_->tracestate.empty() && trace_->tracestate.find_first_of("\r\n") == std::string::npos) {
     head_ += "tracestate: ";

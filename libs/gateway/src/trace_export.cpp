@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "gw/core/error.hpp"
@@ -222,48 +223,67 @@ std::unique_ptr<exporter> make_memory_store_exporter(std::shared_ptr<memory_stor
   return std::make_unique<memory_store_exporter>(std::move(m), s);
 }
 
+namespace {
+
+/// The closing quote of the JSON string whose contents start at `from` (npos if it is
+/// cut off). memchr for each quote, then the backslashes before it decide whether it is
+/// escaped (an odd run) or closes the string.
+std::size_t string_end(const std::string& json, std::size_t from) noexcept {
+  const char* d = json.data();
+  std::size_t n = json.size();
+  while (from < n) {
+    auto* q = static_cast<const char*>(std::memchr(d + from, '"', n - from));
+    if (!q) return std::string::npos;
+    std::size_t pos = static_cast<std::size_t>(q - d), b = pos;
+    while (b > from && d[b - 1] == '\\') --b;
+    if ((pos - b) % 2 == 0) return pos;
+    from = pos + 1;
+  }
+  return std::string::npos;
+}
+
+bool json_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
 void redact_secrets(std::string& json) {
   // "name" <ws> : <ws> "value" -> the value becomes [redacted]. Names compared without
   // case; the scan skips over string contents so a secret-looking word inside a
-  // prompt is not a field name unless it is followed by ':'.
-  std::size_t i = 0;
+  // prompt is not a field name unless it is followed by ':'. Strings are skipped with
+  // memchr: a 100 KB prompt costs a few thousand instructions, not one loop per byte.
   std::size_t n = json.size();
+  auto* first = static_cast<const char*>(std::memchr(json.data(), '"', n));
+  std::size_t i = first ? static_cast<std::size_t>(first - json.data()) : n;
   while (i < n) {
-    if (json[i] != '"') {
-      ++i;
-      continue;
-    }
-    std::size_t start = i + 1, j = start;
-    while (j < n && json[j] != '"') j += json[j] == '\\' ? 2 : 1;
-    if (j >= n) return;
+    std::size_t start = i + 1;
+    std::size_t j = string_end(json, start);
+    if (j == std::string::npos) return;
     std::string_view name(json.data() + start, j - start);
     std::size_t k = j + 1;
-    while (k < n && (json[k] == ' ' || json[k] == '\t' || json[k] == '\n' || json[k] == '\r')) ++k;
-    bool is_key = k < n && json[k] == ':';
+    while (k < n && json_space(json[k])) ++k;
     bool secret = false;
-    if (is_key)
+    if (k < n && json[k] == ':' && name.size() >= 6 && name.size() <= 21)
       for (auto f : k_secret_fields)
         if (iequals(name, f)) secret = true;
-    if (!secret) {
-      i = j + 1;
-      continue;
+    if (secret) {
+      ++k;
+      while (k < n && json_space(json[k])) ++k;
+      if (k < n && json[k] == '"') {
+        std::size_t vs = k + 1;
+        std::size_t ve = std::min(string_end(json, vs), n);
+        static constexpr std::string_view mark = "[redacted]";
+        json.replace(vs, ve - vs, mark);
+        n = json.size();
+        j = vs + mark.size();  // the value's closing quote (or the end, if it was cut)
+      } else {
+        j = k - 1;  // not a string value: go on from there
+      }
     }
-    ++k;
-    while (k < n && (json[k] == ' ' || json[k] == '\t' || json[k] == '\n' || json[k] == '\r')) ++k;
-    if (k >= n || json[k] != '"') {
-      i = k;
-      continue;
-    }
-    std::size_t vs = k + 1, ve = vs;
-    while (ve < n && json[ve] != '"') ve += json[ve] == '\\' ? 2 : 1;
-    ve = std::min(ve, n);
-    static constexpr std::string_view mark = "[redacted]";
-    json.replace(vs, ve - vs, mark);
-    n = json.size();
-    i = vs + mark.size() + 1;
+    if (j + 1 >= n) return;
+    auto* q = static_cast<const char*>(std::memchr(json.data() + j + 1, '"', n - j - 1));
+    i = q ? static_cast<std::size_t>(q - json.data()) : n;
   }
 }
-
 
 void enrich(tracing::trace_record& r) {
   if (r.request_body.empty() || r.request_truncated) return;

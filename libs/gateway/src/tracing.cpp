@@ -714,9 +714,13 @@ void trace_pipeline::flush(std::size_t io) {
     b.records.clear();
     return;
   }
+  auto n = b.records.size();
   auto* v = new std::vector<tracing::trace_record>(std::move(b.records));
   b.records.swap(b.spare);  // empty; keeps the storage of a batch already freed
   b.records.clear();
+  // Room for as many as this batch: growing by doubling would move every record (two
+  // dozen strings each) again on each step.
+  b.records.reserve(n + n / 4);
   std::shared_ptr<std::vector<tracing::trace_record>> batch(v, [bin = b.bin](std::vector<tracing::trace_record>* p) {
     std::unique_ptr<std::vector<tracing::trace_record>> owned(p);
     std::lock_guard lock(bin->mu);

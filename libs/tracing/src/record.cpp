@@ -118,16 +118,30 @@ std::optional<trace_context> parse_traceparent(std::string_view v) {
   return c;
 }
 
+void append_traceparent(std::string& out, const trace_id& t, const span_id& s, std::uint8_t flags) {
+  char buf[55];
+  char* p = buf;
+  auto hex = [&p](const auto& bytes) {
+    for (auto b : bytes) {
+      *p++ = k_hex[b >> 4];
+      *p++ = k_hex[b & 15];
+    }
+  };
+  *p++ = '0';
+  *p++ = '0';
+  *p++ = '-';
+  hex(t);
+  *p++ = '-';
+  hex(s);
+  *p++ = '-';
+  *p++ = k_hex[flags >> 4];
+  *p++ = k_hex[flags & 15];
+  out.append(buf, static_cast<std::size_t>(p - buf));
+}
+
 std::string format_traceparent(const trace_id& t, const span_id& s, std::uint8_t flags) {
   std::string out;
-  out.reserve(55);
-  out += "00-";
-  out += hex_of(t);
-  out += '-';
-  out += hex_of(s);
-  out += '-';
-  out += k_hex[flags >> 4];
-  out += k_hex[flags & 15];
+  append_traceparent(out, t, s, flags);
   return out;
 }
 

@@ -223,6 +223,32 @@ TEST(RedactSecrets, EscapesAndTruncatedInput) {
   EXPECT_EQ(nonstring, R"({"api_key":null,"password":12})");
 }
 
+TEST(RedactSecrets, BackslashRunsDecideWhereAStringEnds) {
+  // An even run of backslashes before a quote closes the string; an odd run escapes it.
+  std::string j = R"({"note":"ends with a backslash \\","api_key":"sk-1","q":"say \\\"api_key\":\"x\"","password" :"p\\"})";
+  td::redact_secrets(j);
+  EXPECT_EQ(j, R"({"note":"ends with a backslash \\","api_key":"[redacted]","q":"say \\\"api_key\":\"x\"","password" :"[redacted]"})");
+  // A key whose name holds an escaped quote is not a secret name.
+  std::string k = R"({"api\"_key":"v","x":1})";
+  td::redact_secrets(k);
+  EXPECT_EQ(k, R"({"api\"_key":"v","x":1})");
+  // Unterminated key: left as it is.
+  std::string u = R"({"api_key)";
+  td::redact_secrets(u);
+  EXPECT_EQ(u, R"({"api_key)");
+}
+
+TEST(RedactSecrets, LongPromptsKeepTheirContent) {
+  std::string content(100000, 'a');
+  // Escaped quotes in the prompt make "api_key":"v" look like a field to a careless scan.
+  const std::string fake = R"(\"api_key\":\"v\")";
+  for (std::size_t i = 0; i + fake.size() < content.size(); i += 997) content.replace(i, fake.size(), fake);
+  std::string j = R"({"messages":[{"role":"user","content":")" + content + R"("}],"metadata":{"API_KEY":"sk-zz"}})";
+  auto expected = R"({"messages":[{"role":"user","content":")" + content + R"("}],"metadata":{"API_KEY":"[redacted]"}})";
+  td::redact_secrets(j);
+  EXPECT_EQ(j, expected);
+}
+
 TEST(TraceRow, BodiesFollowTheMode) {
   gw::tracing::trace_record r;
   r.request_id = "r1";

@@ -527,6 +527,24 @@ TEST(Otlp, StringsAreEscaped) {
   EXPECT_EQ(astr(s, "http.route"), r.route);
 }
 
+TEST(Otlp, EveryEscapeAtEveryPositionRoundTrips) {
+  // Strings are checked eight bytes at a time: a character needing an escape (or UTF-8)
+  // must be caught wherever it sits in the word, and in the tail.
+  const std::string specials[] = {"\"", "\\", "\n", std::string(1, '\x01'), std::string(1, '\x1f'), "\x7f", "\xc3\xa9"};
+  for (const auto& sp : specials) {
+    for (std::size_t len = 1; len <= 20; ++len) {
+      for (std::size_t at = 0; at < len; ++at) {
+        std::string v(len, 'a');
+        v.replace(at, 1, sp);
+        trace_record r = chat_record();
+        r.route = v;
+        doc d(encode({r}, otlp_options{}));
+        ASSERT_EQ(astr(d.span(2), "http.route"), v) << "len " << len << " at " << at;
+      }
+    }
+  }
+}
+
 TEST(Otlp, RecordsAreIndependent) {
   trace_record bad = chat_record();
   bad.trace = trace_id{};  // no usable id: skipped, not an invalid span

@@ -50,6 +50,8 @@ struct trace_context {
 std::optional<trace_context> parse_traceparent(std::string_view value);
 /// "00-<trace>-<span>-<flags>".
 std::string format_traceparent(const trace_id& t, const span_id& s, std::uint8_t flags);
+/// The same, appended to `out` (no allocation of its own: the request path uses it).
+void append_traceparent(std::string& out, const trace_id& t, const span_id& s, std::uint8_t flags);
 
 /// One attempt on one deployment (a CLIENT span). A request has one per send,
 /// retries and fallbacks included.
