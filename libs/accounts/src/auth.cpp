@@ -127,7 +127,7 @@ io_accounts::lookup_status io_accounts::find(std::string_view token, auth_entry_
     out = it->second;
     return lookup_status::found;
   }
-  if (auto it = misses_.find(std::string(token)); it != misses_.end()) {
+  if (auto it = misses_.find(token); it != misses_.end()) {
     if (std::chrono::steady_clock::now() < it->second) return lookup_status::unknown;
     misses_.erase(it);
   }
@@ -158,7 +158,10 @@ void io_accounts::remember_miss(const std::string& token) {
 }
 
 void io_accounts::flush() {
-  if (charges_.empty()) return;
+  if (charges_.empty()) {
+    if (charges_.capacity()) charges_ = {};  // idle: give back the room kept for a busy tick
+    return;
+  }
   if (!svc_.ledger_actor()) {
     charges_.clear();  // stopped: the final batch has been cut already
     return;

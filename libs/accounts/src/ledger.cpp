@@ -275,7 +275,10 @@ void cut_batch(ledger_actor* self, bool return_all) {
     ++it;
   }
   auto& b = st.current;
-  if (b.entity_spend.empty() && b.logs.empty() && b.lease_returns.empty() && b.key_model_spend.empty()) return;
+  if (b.entity_spend.empty() && b.logs.empty() && b.lease_returns.empty() && b.key_model_spend.empty()) {
+    if (b.logs.capacity()) b.logs = {};  // idle: give back the room kept for a busy interval
+    return;
+  }
   auto pp = std::make_shared<pending_batch>();
   auto& p = *pp;
   p.id = st.svc->config().node_id + "-" + std::to_string(++st.batch_seq);

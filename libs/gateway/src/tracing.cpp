@@ -706,8 +706,10 @@ void trace_pipeline::add(std::size_t io, tracing::trace_record&& r) {
 void trace_pipeline::flush(std::size_t io) {
   auto& b = impl_->buffers[io];
   if (b.records.empty()) {
-    // Idle: nothing new will free what came back, so free it now.
+    // Idle: nothing new will free what came back, so free it now, and the room kept
+    // for a busy tick.
     b.reclaim(std::numeric_limits<std::size_t>::max());
+    if (b.records.capacity()) b.records = {};
     return;
   }
   if (!impl_->shipper || impl_->stopped.load(std::memory_order_relaxed)) {

@@ -247,17 +247,6 @@ class attr_writer {
 
 enum span_kind { kind_server = 2, kind_client = 3 };
 
-template <std::size_t N>
-void append_hex(std::string& out, const std::array<std::uint8_t, N>& id) {
-  static constexpr char digits[] = "0123456789abcdef";
-  char buf[2 * N];
-  for (std::size_t i = 0; i < N; ++i) {
-    buf[2 * i] = digits[id[i] >> 4];
-    buf[2 * i + 1] = digits[id[i] & 15];
-  }
-  out.append(buf, 2 * N);
-}
-
 void begin_span(std::string& out, const trace_record& r, const span_id& span, const span_id& parent,
                 std::string_view name, span_kind kind, sys_time start, sys_time end) {
   out += R"({"traceId":")";

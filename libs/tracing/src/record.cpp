@@ -9,17 +9,6 @@ namespace {
 constexpr char k_hex[] = "0123456789abcdef";
 
 template <std::size_t N>
-std::string hex_of(const std::array<std::uint8_t, N>& a) {
-  std::string s(2 * N, '0');
-  for (std::size_t i = 0; i < N; ++i) {
-    s[2 * i] = k_hex[a[i] >> 4];
-    s[2 * i + 1] = k_hex[a[i] & 15];
-  }
-  return s;
-}
-
-
-template <std::size_t N>
 std::optional<std::array<std::uint8_t, N>> from_hex(std::string_view s) {
   if (s.size() != 2 * N) return std::nullopt;
   std::array<std::uint8_t, N> a{};
@@ -78,8 +67,6 @@ void fill(std::array<std::uint8_t, N>& a) noexcept {
 
 bool is_zero(const trace_id& t) noexcept { return zero(t); }
 bool is_zero(const span_id& s) noexcept { return zero(s); }
-std::string to_hex(const trace_id& t) { return hex_of(t); }
-std::string to_hex(const span_id& s) { return hex_of(s); }
 std::optional<trace_id> trace_id_from_hex(std::string_view hex) { return from_hex<16>(hex); }
 std::optional<span_id> span_id_from_hex(std::string_view hex) { return from_hex<8>(hex); }
 
@@ -118,25 +105,43 @@ std::optional<trace_context> parse_traceparent(std::string_view v) {
   return c;
 }
 
+namespace {
+
+template <std::size_t N>
+void append_hex_of(std::string& out, const std::array<std::uint8_t, N>& a) {
+  char buf[2 * N];
+  for (std::size_t i = 0; i < N; ++i) {
+    buf[2 * i] = k_hex[a[i] >> 4];
+    buf[2 * i + 1] = k_hex[a[i] & 15];
+  }
+  out.append(buf, 2 * N);
+}
+
+}  // namespace
+
+void append_hex(std::string& out, const trace_id& t) { append_hex_of(out, t); }
+void append_hex(std::string& out, const span_id& s) { append_hex_of(out, s); }
+
+std::string to_hex(const trace_id& t) {
+  std::string out;
+  append_hex(out, t);
+  return out;
+}
+
+std::string to_hex(const span_id& s) {
+  std::string out;
+  append_hex(out, s);
+  return out;
+}
+
 void append_traceparent(std::string& out, const trace_id& t, const span_id& s, std::uint8_t flags) {
-  char buf[55];
-  char* p = buf;
-  auto hex = [&p](const auto& bytes) {
-    for (auto b : bytes) {
-      *p++ = k_hex[b >> 4];
-      *p++ = k_hex[b & 15];
-    }
-  };
-  *p++ = '0';
-  *p++ = '0';
-  *p++ = '-';
-  hex(t);
-  *p++ = '-';
-  hex(s);
-  *p++ = '-';
-  *p++ = k_hex[flags >> 4];
-  *p++ = k_hex[flags & 15];
-  out.append(buf, static_cast<std::size_t>(p - buf));
+  out += "00-";
+  append_hex(out, t);
+  out += '-';
+  append_hex(out, s);
+  out += '-';
+  out += k_hex[flags >> 4];
+  out += k_hex[flags & 15];
 }
 
 std::string format_traceparent(const trace_id& t, const span_id& s, std::uint8_t flags) {

@@ -162,7 +162,7 @@ class io_accounts {
   /// bouncing one shared counter between the io threads.
   static auth_entry_ptr local(const auth_entry_ptr& e);
   std::unordered_map<std::string, auth_entry_ptr, text_hash, std::equal_to<>> table_;
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> misses_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point, text_hash, std::equal_to<>> misses_;
   std::deque<std::string> miss_order_;
   std::vector<charge> charges_;
 };

@@ -52,6 +52,9 @@ std::optional<trace_context> parse_traceparent(std::string_view value);
 std::string format_traceparent(const trace_id& t, const span_id& s, std::uint8_t flags);
 /// The same, appended to `out` (no allocation of its own: the request path uses it).
 void append_traceparent(std::string& out, const trace_id& t, const span_id& s, std::uint8_t flags);
+/// Lower-case hex of an id, appended to `out` (no allocation of its own).
+void append_hex(std::string& out, const trace_id& t);
+void append_hex(std::string& out, const span_id& s);
 
 /// One attempt on one deployment (a CLIENT span). A request has one per send,
 /// retries and fallbacks included.
