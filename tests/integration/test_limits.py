@@ -92,6 +92,26 @@ class LimitsTest(unittest.TestCase):
         status, h, body, raw = self.call(k)
         self.assertIn("tokens", body["error"]["message"])
 
+    def test_tokens_and_slots_are_counted_before_the_answer_ends(self):
+        # The limiter is settled before the last byte leaves, so a client's next
+        # request (on a new connection, maybe another io thread) sees this one's tokens
+        # and its parallel slot given back: streamed and buffered, many times over.
+        k = self.key(key_alias="tpm-stream", tpm_limit=40)
+        statuses = []
+        for _ in range(4):
+            status, _, events, raw = self.gw.stream("/v1/chat/completions", chat(model="mock-gpt", stream=True),
+                                                    bearer(k))
+            statuses.append(status)
+        self.assertEqual(statuses, [200, 200, 200, 429])
+        k = self.key(key_alias="par1-seq", max_parallel_requests=1)
+        for i in range(20):
+            if i % 2:
+                status, _, _, raw = self.gw.stream("/v1/chat/completions", chat(model="mock-gpt", stream=True),
+                                                   bearer(k))
+            else:
+                status, _, _, raw = self.call(k)
+            self.assertEqual(status, 200, (i, raw))
+
     def test_max_parallel_requests(self):
         k = self.key(key_alias="par1", max_parallel_requests=1)
         results = run_parallel(4, lambda i: self.call(k, x_mock={"latency_ms": 400})[0])

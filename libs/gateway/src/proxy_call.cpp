@@ -1234,6 +1234,7 @@ void proxy_call::respond_buffered() {
     headers += "\r\n";
   }
   if (trace_) trace_capture(body_);
+  settle(status_);
   if (ingress_) {
     body_ = providers::openai_response_to_anthropic(body_, *ingress_);
     content_type_ = "application/json";
@@ -1246,6 +1247,7 @@ void proxy_call::respond_buffered() {
 void proxy_call::respond_buffered_error() {
   phase_ = phase::writing_client;
   if (trace_) trace_capture(body_);
+  settle(status_);
   std::string headers = timing_headers();
   if (ingress_) {
     std::string openai = body_;
@@ -1413,6 +1415,7 @@ void proxy_call::on_stream_read(error_code ec, std::size_t n, bool done) {
   }
   if (done) {
     t_upstream_done_ = clock::now();
+    settle(status_);
     // Forward the rest as is (a last event without its blank line included).
     if (relay_len_ == 0 && !head_pending_ && !ingress_) {
       session_->end_stream();
@@ -1486,6 +1489,7 @@ void proxy_call::stream_broke(std::string message) {
   event_out_ += to_openai_json(error{errc::upstream_stream_error, message, ""});
   event_out_ += "\n\n";
   relay_.swap(event_out_);  // forward() sends from relay_
+  settle(502);
   forward(
       relay_.size(),
       [self = shared_from_this()](error_code ec) {
@@ -1537,6 +1541,7 @@ void proxy_call::respond_error(const error& e, std::string_view extra) {
                         "\r\nx-litellm-attempted-fallbacks: " + std::to_string(fallbacks_) + "\r\n";
   headers += extra;
   int status = http_status(e.code);
+  settle(status);
   if (ingress_)
     return session_->respond_error(static_cast<unsigned>(status),
                                    providers::openai_error_to_anthropic(status, to_openai_json(e)), headers);
@@ -1548,27 +1553,43 @@ void proxy_call::on_deadline() {
   if (conn_) conn_->close();  // the pending upstream operation fails with operation_aborted
 }
 
+void proxy_call::settle(int status) {
+  if (settled_) return;
+  settled_ = true;
+  charge(status);
+  if (!ctx_.limiter) return;
+  std::size_t shard = session_->thread().index();
+  if (dep_acquired_) {
+    // The deployment's own limits count every token (the config's tpm).
+    limits::token_usage used;
+    if (usage_.known()) {
+      used.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
+      used.output = std::max<std::int64_t>(0, usage_.completion_tokens);
+    }
+    ctx_.limiter->release(shard, dep_->limit_scopes, used, dep_via_redis_);
+    dep_acquired_ = false;
+  }
+  limits::token_usage u;
+  if (usage_.known()) {
+    if (ctx_.token_rate_limit_type != 2) u.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
+    if (ctx_.token_rate_limit_type != 1) u.output = std::max<std::int64_t>(0, usage_.completion_tokens);
+  }
+  if (client_scopes_) ctx_.limiter->release(shard, *client_scopes_, u, client_via_redis_);
+  client_scopes_ = nullptr;
+  for (auto& [sc, via] : fallback_scopes_) ctx_.limiter->release(shard, *sc, u, via);
+  fallback_scopes_.clear();
+}
+
 void proxy_call::finish(int status, bool upstream_ok) {
   if (finished_) return;
   finished_ = true;
   phase_ = phase::done;
   clear_deadline();
   if (timer_) timer_->cancel();
-  charge(status);
+  settle(status);
   auto now = clock::now();
   std::size_t shard = session_->thread().index();
   ctx_.metrics->in_flight_add(shard, -1);
-  if (ctx_.limiter) {
-    limits::token_usage u;
-    if (usage_.known()) {
-      if (ctx_.token_rate_limit_type != 2) u.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
-      if (ctx_.token_rate_limit_type != 1) u.output = std::max<std::int64_t>(0, usage_.completion_tokens);
-    }
-    if (client_scopes_) ctx_.limiter->release(shard, *client_scopes_, u, client_via_redis_);
-    client_scopes_ = nullptr;
-    for (auto& [sc, via] : fallback_scopes_) ctx_.limiter->release(shard, *sc, u, via);
-    fallback_scopes_.clear();
-  }
   if (!attempt_open_) {
     // Refused before any attempt, or every attempt failed (each was observed on its
     // deployment when it failed).

@@ -130,6 +130,10 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   void refuse_limited(const std::vector<limits::scope>& scopes, const limits::decision& d);
   void respond_error(const error& e, std::string_view extra = {});
   void finish(int status, bool upstream_ok);
+  /// What the next request must see, done before the answer's last byte can reach the
+  /// client: the charge (spend, reservation) and the tokens and parallel slots counted
+  /// by the rate limiter. Once; finish() calls it if nothing did before.
+  void settle(int status);
   void build_client_headers();
   /// The request's cost from the usage read so far and the deployment's price.
   keys::money compute_cost() const;
@@ -181,6 +185,7 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   accounts::auth_entry_ptr entry_;  ///< null: master key or no auth
   std::uint64_t reservation_ = 0;
   bool charged_ = false;
+  bool settled_ = false;
   keys::money cost_ = 0;  ///< what charge() computed (the trace record reuses it)
   std::chrono::system_clock::time_point wall_start_;
 
