@@ -4,13 +4,15 @@ configurations in interleaved rounds (so the machine's drift hits them alike):
 
   off        no exporter, no store: the request path does no tracing work
   store      the in-memory trace store (bodies truncated)
-  otlp       OTLP/HTTP JSON to a collector (a second mock process, which reads and
-             accepts every batch), every request sampled
-  otlp-10%   the same with OTEL_TRACES_SAMPLER=traceidratio, ARG=0.1
+  otlp       OTLP/HTTP protobuf (the default) to a collector (a second mock process,
+             which reads and accepts every batch), every request sampled
+  otlp-json  the same with OTEL_EXPORTER_OTLP_PROTOCOL=http/json
+  otlp-10%   protobuf, with OTEL_TRACES_SAMPLER=traceidratio, ARG=0.1
 
 For each: closed-loop throughput (wrk -t1 -c32, small chat body) and fixed-rate latency
-(gw-loadgen at --rate req/s: p50/p99 measured from each request's due time). Prints a
-table with ratios to `off` and writes JSON.
+(gw-loadgen at --rate req/s: p50/p99 measured from each request's due time), and for
+the OTLP configurations the bytes the collector received per exported record. Prints
+a table with ratios to `off` and writes JSON.
 
   python3 benchmarks/tracing_ab.py [--build-dir build/dev] [--rounds 2] [--seconds 8] [--rate 5000]
 """
@@ -24,6 +26,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 from run import free_port, wait_port  # benchmarks/run.py: the same helpers
 
@@ -80,9 +84,21 @@ gateway_settings:
         ("off", {}, []),
         ("store", {}, ["trace_store"]),
         ("otlp", otlp, []),
+        ("otlp-json", {**otlp, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, []),
         ("otlp-10%", {**otlp, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, []),
     ]
-    results = {name: {"rps": [], "p50_us": [], "p99_us": [], "errors": 0} for name, _, _ in configs}
+    results = {name: {"rps": [], "p50_us": [], "p99_us": [], "errors": 0, "bytes_per_record": []}
+               for name, _, _ in configs}
+
+    def sink_bytes():
+        with urllib.request.urlopen(f"http://127.0.0.1:{sink_port}/_mock/stats", timeout=10) as r:
+            return json.loads(r.read())["otlp_bytes"]
+
+    def exported(port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            m = re.search(r'^llm_gateway_trace_records_total\{exporter="otlp",outcome="exported"\} (\S+)$',
+                          r.read().decode(), re.M)
+        return float(m.group(1)) if m else 0.0
     try:
         for rnd in range(a.rounds):
             order = configs[rnd % len(configs):] + configs[:rnd % len(configs)]
@@ -99,6 +115,7 @@ gateway_settings:
                                       env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 try:
                     wait_port(port, gw)
+                    bytes_before = sink_bytes()
                     url = f"http://127.0.0.1:{port}/v1/chat/completions"
                     subprocess.run(["wrk", "-t1", "-c32", "-d2s", "-s", lua, url], capture_output=True)  # warm-up
                     out = subprocess.run(["wrk", "-t1", "-c32", f"-d{a.seconds}s", "-s", lua, url],
@@ -116,6 +133,11 @@ gateway_settings:
                     results[name]["p50_us"].append(r["p50_us"])
                     results[name]["p99_us"].append(r["p99_us"])
                     results[name]["errors"] += r["errors"] + r["non2xx"] + r["unfinished"]
+                    if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_extra:
+                        time.sleep(0.5)  # the last batch
+                        n = exported(port)
+                        if n > 0:
+                            results[name]["bytes_per_record"].append((sink_bytes() - bytes_before) / n)
                     print(f"[trace-ab] round {rnd + 1} {name}: {rps:,.0f} req/s, p50 {r['p50_us']:.0f} us, "
                           f"p99 {r['p99_us']:.0f} us", file=sys.stderr, flush=True)
                 finally:
@@ -132,11 +154,12 @@ gateway_settings:
 
     base = {k: mean(results["off"][k]) for k in ("rps", "p50_us", "p99_us")}
     print(f"{'configuration':<12} {'req/s (wrk -c32)':>17} {'vs off':>7} {'p50 us @' + str(a.rate):>13} "
-          f"{'p99 us @' + str(a.rate):>13} {'errors':>7}")
+          f"{'p99 us @' + str(a.rate):>13} {'errors':>7} {'bytes/record':>13}")
     for name, _, _ in configs:
         r = results[name]
+        bpr = f"{mean(r['bytes_per_record']):,.0f}" if r["bytes_per_record"] else "-"
         print(f"{name:<12} {mean(r['rps']):>17,.0f} {mean(r['rps']) / base['rps']:>7.2f} {mean(r['p50_us']):>13.0f} "
-              f"{mean(r['p99_us']):>13.0f} {r['errors']:>7}")
+              f"{mean(r['p99_us']):>13.0f} {r['errors']:>7} {bpr:>13}")
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"rate": a.rate, "seconds": a.seconds, "rounds": a.rounds, "results": results}, f, indent=1)

@@ -384,7 +384,10 @@ class Capture:
                 n = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(n)
                 try:
-                    parsed = json.loads(body)
+                    if self.headers.get("content-type", "").startswith("application/x-protobuf"):
+                        parsed = otlp_protobuf_to_json(body)
+                    else:
+                        parsed = json.loads(body)
                 except ValueError:
                     parsed = None
                 status = cap.status
@@ -455,6 +458,130 @@ class Capture:
                 return got
             time.sleep(0.05)
         return []
+
+
+def protobuf_fields(b):
+    """A protobuf message's fields, in order: (number, wire type, int or bytes).
+    Written from the wire format (varint, fixed64, length-delimited, fixed32); raises
+    ValueError on anything malformed."""
+    out, i = [], 0
+
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            if i >= len(b) or shift > 63:
+                raise ValueError("bad varint")
+            c = b[i]
+            i += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if not c & 0x80:
+                return v
+
+    while i < len(b):
+        key = varint()
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((num, 0, varint()))
+        elif wire == 1:
+            if i + 8 > len(b):
+                raise ValueError("short fixed64")
+            out.append((num, 1, int.from_bytes(b[i:i + 8], "little")))
+            i += 8
+        elif wire == 2:
+            n = varint()
+            if i + n > len(b):
+                raise ValueError("length past the end")
+            out.append((num, 2, bytes(b[i:i + n])))
+            i += n
+        elif wire == 5:
+            out.append((num, 5, int.from_bytes(b[i:i + 4], "little")))
+            i += 4
+        else:
+            raise ValueError(f"wire type {wire}")
+    return out
+
+
+def _pb_any(b):
+    """AnyValue (opentelemetry-proto common.proto: string 1, bool 2, int 3, double 4,
+    array 5) in the OTLP/JSON shape."""
+    import struct
+
+    for num, wire, v in protobuf_fields(b):
+        if num == 1:
+            return {"stringValue": v.decode("utf-8")}  # strict: invalid UTF-8 fails the test
+        if num == 2:
+            return {"boolValue": bool(v)}
+        if num == 3:
+            return {"intValue": str(v - (1 << 64) if v >= 1 << 63 else v)}
+        if num == 4:
+            return {"doubleValue": struct.unpack("<d", v.to_bytes(8, "little"))[0]}
+        if num == 5:
+            return {"arrayValue": {"values": [_pb_any(x) for n, _, x in protobuf_fields(v) if n == 1]}}
+    return {}
+
+
+def _pb_kvs(fields, number):
+    out = []
+    for num, _, v in fields:
+        if num == number:
+            kv = dict((n, x) for n, _, x in protobuf_fields(v))
+            out.append({"key": kv.get(1, b"").decode("utf-8"), "value": _pb_any(kv.get(2, b""))})
+    return out
+
+
+def otlp_protobuf_to_json(body):
+    """An OTLP/HTTP protobuf ExportTraceServiceRequest turned into its OTLP/JSON form
+    (hex ids, int64 as strings), from the field numbers of opentelemetry-proto's
+    trace.proto, resource.proto and common.proto."""
+    rss = []
+    for num, _, rs in protobuf_fields(body):
+        if num != 1:
+            continue
+        f = protobuf_fields(rs)
+        res = {"attributes": []}
+        scopes = []
+        for n, _, v in f:
+            if n == 1:
+                res = {"attributes": _pb_kvs(protobuf_fields(v), 1)}
+            elif n == 2:
+                ss = {"scope": {}, "spans": []}
+                for sn, _, sv in protobuf_fields(v):
+                    if sn == 1:
+                        sc = dict((k, x) for k, _, x in protobuf_fields(sv))
+                        ss["scope"] = {"name": sc.get(1, b"").decode()}
+                        if 2 in sc:
+                            ss["scope"]["version"] = sc[2].decode()
+                    elif sn == 2:
+                        sf = protobuf_fields(sv)
+                        sp = {"attributes": _pb_kvs(sf, 9), "status": {"code": 0}}
+                        for k, wire, x in sf:
+                            if k == 1:
+                                sp["traceId"] = x.hex()
+                            elif k == 2:
+                                sp["spanId"] = x.hex()
+                            elif k == 3:
+                                sp["traceState"] = x.decode("utf-8")
+                            elif k == 4:
+                                sp["parentSpanId"] = x.hex()
+                            elif k == 5:
+                                sp["name"] = x.decode("utf-8")
+                            elif k == 6:
+                                sp["kind"] = x
+                            elif k in (7, 8):
+                                if wire != 1:
+                                    raise ValueError("span times are fixed64")
+                                sp["startTimeUnixNano" if k == 7 else "endTimeUnixNano"] = str(x)
+                            elif k == 15:
+                                st = dict((a, y) for a, _, y in protobuf_fields(x))
+                                sp["status"] = {"code": st.get(3, 0)}
+                                if 2 in st:
+                                    sp["status"]["message"] = st[2].decode("utf-8")
+                        ss["spans"].append(sp)
+                scopes.append(ss)
+        rss.append({"resource": res, "scopeSpans": scopes})
+    return {"resourceSpans": rss}
 
 
 def otlp_value(v):

@@ -36,8 +36,8 @@ class otlp_exporter final : public exporter {
     req.method = "POST";
     req.url = s_.url;
     req.headers = s_.headers;
-    req.headers.emplace_back("Content-Type", "application/json");
-    req.body = tracing::encode_otlp_json(records, s_.otlp);
+    req.headers.emplace_back("Content-Type", s_.otlp.protobuf ? "application/x-protobuf" : "application/json");
+    req.body = tracing::encode_otlp(records, s_.otlp);
     req.timeout = timeout_;
     req.max_body_bytes = 64 * 1024;
     boost::asio::io_context io;
@@ -50,8 +50,12 @@ class otlp_exporter final : public exporter {
       out.error = res.error;
     } else if (res.status / 100 == 2) {
       out.kind = export_result::ok;
-      if (res.body.find("rejectedSpans") != std::string::npos && res.body.find("\"rejectedSpans\":\"0\"") == std::string::npos)
-        log::warn("trace export '" + s_.name + "': the collector rejected some spans: " + res.body.substr(0, 300));
+      // A partial success: the collector says how many spans it rejected (the reply is
+      // in the request's encoding).
+      bool pb_reply = s_.otlp.protobuf && res.header("content-type").find("json") == std::string_view::npos;
+      if (auto rejected = tracing::otlp_rejected_spans(res.body, pb_reply); rejected > 0)
+        log::warn("trace export '" + s_.name + "': the collector rejected " + std::to_string(rejected) +
+                  " spans" + (pb_reply ? std::string() : ": " + res.body.substr(0, 300)));
     } else {
       bool retryable = res.status == 429 || res.status == 502 || res.status == 503 || res.status == 504;
       out.kind = retryable ? export_result::retry : export_result::fail;

@@ -4,6 +4,7 @@
 #include "gw/gateway/tracing.hpp"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -266,13 +267,23 @@ trace_settings make_trace_settings(const config::gateway_config& cfg, const std:
         hvar = "OTEL_HEADERS";
       }
       e.headers = parse_headers(hdrs, warnings, hvar);
-      std::string proto = getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
-      if (proto.empty()) proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL");
-      if (!proto.empty() && proto != "http/json")
-        warnings.push_back("OTEL_EXPORTER_OTLP_PROTOCOL=" + proto +
-                           ": the gateway exports OTLP/HTTP with JSON bodies (http/json); collectors accept it on "
-                           "the same /v1/traces endpoint");
+      const char* pvar = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+      std::string proto = getenv(pvar);
+      if (proto.empty()) {
+        pvar = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        proto = getenv(pvar);
+      }
+      proto = gw::to_lower(gw::trim(proto));
       e.otlp = base;
+      // The OpenTelemetry SDKs' default is http/protobuf; http/json on request.
+      e.otlp.protobuf = proto != "http/json";
+      if (proto == "grpc") {
+        warnings.push_back(std::string(pvar) + "=grpc: the gateway has no OTLP/gRPC exporter; it sends OTLP/HTTP " +
+                           "protobuf to " + e.url + " (a collector's HTTP receiver, port 4318 by default)");
+      } else if (!proto.empty() && proto != "http/protobuf" && proto != "http/json") {
+        warnings.push_back(std::string(pvar) + "='" + proto +
+                           "' is not a protocol (http/protobuf, http/json): sending OTLP/HTTP protobuf");
+      }
       e.otlp.capture_content =
           !no_content && (g.otel_capture_content || truthy(env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")));
       e.successes = succ;
@@ -471,6 +482,20 @@ void dispatch(shipper_actor* self, std::size_t i) {
   send_job(self, i);
 }
 
+/// The trace threads' nice value (the request path runs at 0).
+constexpr int k_background_nice = 10;
+
+/// Names the calling thread (top -H, perf) and lowers its priority: exporting is
+/// background work (encoding a batch takes a millisecond or more of CPU);
+/// on a busy node it must give way to the io threads, not preempt one and hold its
+/// requests. Linux gives each thread its own nice value; this runs on the actor's own
+/// thread (a detached actor). Failing (a sandbox that forbids it) changes nothing else.
+void become_background_thread(const char* name) {
+  ::pthread_setname_np(::pthread_self(), name);
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), k_background_nice) != 0)
+    log::debug(std::string("tracing: could not lower the priority of thread ") + name);
+}
+
 caf::behavior shipper_fn(shipper_actor* self, const trace_settings* s, std::vector<std::pair<caf::actor, exporter_counters*>> workers,
                          std::vector<record_filter> filters) {
   self->set_default_handler(caf::drop);
@@ -523,9 +548,6 @@ caf::behavior shipper_fn(shipper_actor* self, const trace_settings* s, std::vect
   };
 }
 
-/// The exporter threads' nice value (the request path runs at 0).
-constexpr int k_export_nice = 10;
-
 struct worker_state {
   std::unique_ptr<trace_detail::exporter> e;
   static inline const char* name = "gw.trace_exporter";
@@ -535,12 +557,7 @@ using worker_actor = caf::stateful_actor<worker_state>;
 caf::behavior worker_fn(worker_actor* self, std::shared_ptr<std::unique_ptr<trace_detail::exporter>> e) {
   self->set_default_handler(caf::drop);
   self->state.e = std::move(*e);
-  // Exporting is background work (encoding a batch takes a millisecond or more of CPU):
-  // on a busy node it must give way to the io threads, not preempt one and hold its
-  // requests. Linux gives each thread its own nice value; this runs on the worker's own
-  // thread (a detached actor). Failing (a sandbox that forbids it) changes nothing else.
-  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), k_export_nice) != 0)
-    log::debug("trace export: could not lower the exporter thread's priority");
+  become_background_thread("gw-trace-export");
   return {
       [=](texport_atom, export_job& job) -> export_result {
         try {

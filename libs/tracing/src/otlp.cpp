@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <charconv>
 #include <cstring>
 #include <initializer_list>
 #include <iterator>
@@ -157,10 +158,25 @@ std::string span_name(std::string_view operation, std::string_view model) {
 
 // ---- attributes ------------------------------------------------------------------------
 
-/// Writes the elements of one OTLP "attributes" array.
-class attr_writer {
+/// A content attribute (a JSON text) cut to `max` bytes at a character boundary; sets
+/// `cut`. A is json_attrs or pb_attrs.
+template <class A>
+void content_attr(A& a, std::string_view key, std::string_view v, std::size_t max, bool& cut) {
+  if (v.empty()) return;
+  if (v.size() <= max) {
+    a.str(key, v);
+    return;
+  }
+  std::string s(v.substr(0, max + 4));
+  truncate_utf8(s, max);
+  cut = true;
+  a.str(key, s);
+}
+
+/// Writes the elements of one OTLP/JSON "attributes" array.
+class json_attrs {
  public:
-  explicit attr_writer(std::string& out) : out_(out) {}
+  explicit json_attrs(std::string& out) : out_(out) {}
 
   void str(std::string_view key, std::string_view v) {
     key_(key);
@@ -211,17 +227,8 @@ class attr_writer {
     }
     out_ += "]}}}";
   }
-  /// Content (a JSON text) cut to `max` bytes at a character boundary; sets `cut`.
   void content(std::string_view key, std::string_view v, std::size_t max, bool& cut) {
-    if (v.empty()) return;
-    if (v.size() <= max) {
-      str(key, v);
-      return;
-    }
-    std::string s(v.substr(0, max + 4));
-    truncate_utf8(s, max);
-    cut = true;
-    str(key, s);
+    content_attr(*this, key, v, max, cut);
   }
 
  private:
@@ -243,50 +250,301 @@ class attr_writer {
   bool first_ = true;
 };
 
+// ---- protobuf wire format -------------------------------------------------------------
+//
+// OTLP/HTTP protobuf (opentelemetry-proto's ExportTraceServiceRequest), written
+// directly: the schema is fixed and small, so no generated code. Field numbers:
+//   ExportTraceServiceRequest: resource_spans 1
+//   ResourceSpans: resource 1, scope_spans 2        Resource: attributes 1
+//   ScopeSpans: scope 1, spans 2                     InstrumentationScope: name 1, version 2
+//   Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6,
+//         start_time_unix_nano 7 (fixed64), end_time_unix_nano 8 (fixed64),
+//         attributes 9, status 15                    Status: message 2, code 3
+//   KeyValue: key 1, value 2                         ArrayValue: values 1
+//   AnyValue: string_value 1, bool_value 2, int_value 3, double_value 4 (fixed64),
+//             array_value 5
+
+namespace pb {
+
+enum wire : unsigned { varint_type = 0, fixed64_type = 1, len_type = 2 };
+
+constexpr std::size_t varint_size(std::uint64_t v) noexcept {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+/// Every field number here is below 16: a tag is one byte.
+constexpr char tag_byte(unsigned field, wire w) noexcept { return static_cast<char>((field << 3) | w); }
+
+/// Size of a length-delimited field holding `n` bytes.
+constexpr std::size_t len_field_size(std::size_t n) noexcept { return 1 + varint_size(n) + n; }
+
+/// Writes into room already made (grow()): no capacity check per byte.
+struct cursor {
+  char* p;
+  void byte(char c) noexcept { *p++ = c; }
+  void varint(std::uint64_t v) noexcept {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  }
+  void bytes(std::string_view s) noexcept {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  void len_field(unsigned field, std::string_view s) noexcept {
+    byte(tag_byte(field, len_type));
+    varint(s.size());
+    bytes(s);
+  }
+  void fixed64(unsigned field, std::uint64_t v) noexcept {
+    byte(tag_byte(field, fixed64_type));
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(v >> (8 * i));
+  }
+};
+
+/// Makes `n` more bytes at the end of `out` and points a cursor at them.
+cursor grow(std::string& out, std::size_t n) {
+  const std::size_t at = out.size();
+  out.resize(at + n);
+  return cursor{out.data() + at};
+}
+
+void len_field(std::string& out, unsigned field, std::string_view s) {
+  grow(out, len_field_size(s.size())).len_field(field, s);
+}
+
+/// Starts a length-delimited field whose size is known only at its end: one byte is
+/// kept for the length; close() widens it when the message is 128 bytes or more.
+std::size_t open(std::string& out, unsigned field) {
+  out += tag_byte(field, len_type);
+  out += '\0';
+  return out.size();
+}
+
+void close(std::string& out, std::size_t start) {
+  const std::size_t n = out.size() - start;
+  const std::size_t w = varint_size(n);
+  if (w > 1) out.insert(start, w - 1, '\0');
+  cursor{out.data() + start - 1}.varint(n);
+}
+
+/// True if every byte is below 0x80. Eight bytes at a time.
+bool ascii(std::string_view s) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, s.data() + i, 8);
+    if (x & 0x8080808080808080ull) return false;
+  }
+  for (; i < s.size(); ++i)
+    if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
+  return true;
+}
+
+/// Protobuf strings must be UTF-8 (receivers reject the export otherwise): `s` as it is
+/// when valid, else a repaired copy in `scratch`.
+std::string_view utf8(std::string_view s, std::string& scratch) {
+  if (ascii(s) || simdjson::validate_utf8(s.data(), s.size())) return s;
+  scratch = sanitize_utf8(s);
+  return scratch;
+}
+
+}  // namespace pb
+
+/// Writes repeated KeyValue fields (number `field` of the enclosing message): each
+/// KeyValue{key 1, value 2: AnyValue} sized first, then written in one go.
+class pb_attrs {
+ public:
+  pb_attrs(std::string& out, unsigned field) : out_(out), field_(field) {}
+
+  void str(std::string_view key, std::string_view v) {
+    v = pb::utf8(v, scratch_);
+    auto c = head(key, pb::len_field_size(v.size()));
+    c.len_field(1, v);
+  }
+  void str_any_key(std::string_view key, std::string_view v) {
+    std::string k(pb::utf8(key, scratch_));
+    str(k, v);
+  }
+  void str_if(std::string_view key, std::string_view v) {
+    if (!v.empty()) str(key, v);
+  }
+  void i64(std::string_view key, std::int64_t v) {
+    const auto u = static_cast<std::uint64_t>(v);
+    const std::size_t any = 1 + pb::varint_size(u);
+    auto c = head(key, any);
+    c.byte(pb::tag_byte(3, pb::varint_type));
+    c.varint(u);
+  }
+  void i64_if_known(std::string_view key, std::int64_t v) {
+    if (v >= 0) i64(key, v);
+  }
+  void dbl(std::string_view key, double v) {
+    if (!std::isfinite(v)) return;  // as the JSON encoding does
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, 8);
+    head(key, 9).fixed64(4, bits);
+  }
+  void boolean(std::string_view key, bool v) {
+    auto c = head(key, 2);
+    c.byte(pb::tag_byte(2, pb::varint_type));
+    c.byte(v ? '\1' : '\0');
+  }
+  void strings(std::string_view key, const std::vector<std::string>& vs) {
+    if (vs.empty()) return;
+    for (const auto& s : vs) {
+      if (pb::ascii(s) || simdjson::validate_utf8(s.data(), s.size())) continue;
+      // Rare: some value is not UTF-8; write repaired copies.
+      std::vector<std::string> fixed;
+      for (const auto& v : vs) fixed.emplace_back(pb::utf8(v, scratch_));
+      return write_strings(key, fixed);
+    }
+    write_strings(key, vs);
+  }
+  void content(std::string_view key, std::string_view v, std::size_t max, bool& cut) {
+    content_attr(*this, key, v, max, cut);
+  }
+
+ private:
+  /// AnyValue{array_value 5: ArrayValue{values 1: AnyValue{string_value 1}...}} of
+  /// valid UTF-8 strings.
+  void write_strings(std::string_view key, const std::vector<std::string>& vs) {
+    std::size_t array = 0;
+    for (const auto& s : vs) array += pb::len_field_size(pb::len_field_size(s.size()));
+    const std::size_t any = pb::len_field_size(array);
+    auto c = head(key, any);
+    c.byte(pb::tag_byte(5, pb::len_type));
+    c.varint(array);
+    for (const auto& s : vs) {
+      c.byte(pb::tag_byte(1, pb::len_type));
+      c.varint(pb::len_field_size(s.size()));
+      c.len_field(1, s);
+    }
+  }
+
+  /// Makes room for the whole KeyValue (its AnyValue is `any` bytes, which the caller
+  /// writes through the cursor returned) and writes its head: the field's tag and
+  /// length, the key, and the AnyValue's tag and length.
+  pb::cursor head(std::string_view key, std::size_t any) {
+    const std::size_t kv = pb::len_field_size(key.size()) + pb::len_field_size(any);
+    auto c = pb::grow(out_, 1 + pb::varint_size(kv) + kv);
+    c.byte(pb::tag_byte(field_, pb::len_type));
+    c.varint(kv);
+    c.len_field(1, key);
+    c.byte(pb::tag_byte(2, pb::len_type));
+    c.varint(any);
+    return c;
+  }
+
+  std::string& out_;
+  unsigned field_;
+  std::string scratch_;
+};
+
 // ---- spans -----------------------------------------------------------------------------
 
 enum span_kind { kind_server = 2, kind_client = 3 };
 
-void begin_span(std::string& out, const trace_record& r, const span_id& span, const span_id& parent,
-                std::string_view name, span_kind kind, sys_time start, sys_time end) {
-  out += R"({"traceId":")";
-  append_hex(out, r.trace);
-  out += R"(","spanId":")";
-  append_hex(out, span);
-  out += '"';
-  if (!is_zero(parent)) {
-    out += R"(,"parentSpanId":")";
-    append_hex(out, parent);
+/// OTLP/JSON framing of spans.
+struct json_format {
+  using attrs = json_attrs;
+  static attrs span_attrs(std::string& out) { return attrs(out); }
+  static void separator(std::string& out, bool first) {
+    if (!first) out += ',';
+  }
+  static std::size_t begin_span(std::string& out, const trace_record& r, const span_id& span, const span_id& parent,
+                                std::string_view name, span_kind kind, sys_time start, sys_time end) {
+    out += R"({"traceId":")";
+    append_hex(out, r.trace);
+    out += R"(","spanId":")";
+    append_hex(out, span);
     out += '"';
-  }
-  if (!r.tracestate.empty()) {
-    out += R"(,"traceState":)";
-    append_str(out, r.tracestate);
-  }
-  out += R"(,"name":)";
-  append_str(out, name);
-  out += R"(,"kind":)";
-  out += kind == kind_server ? '2' : '3';
-  out += R"(,"startTimeUnixNano":")";
-  append_dec(out, unix_nanos(start));
-  out += R"(","endTimeUnixNano":")";
-  append_dec(out, unix_nanos(end));
-  out += R"(","attributes":[)";
-}
-
-void end_span(std::string& out, bool error, std::string_view message) {
-  out += R"(],"status":{"code":)";
-  if (error) {
-    out += '2';
-    if (!message.empty()) {
-      out += R"(,"message":)";
-      append_str(out, message);
+    if (!is_zero(parent)) {
+      out += R"(,"parentSpanId":")";
+      append_hex(out, parent);
+      out += '"';
     }
-  } else {
-    out += '0';
+    if (!r.tracestate.empty()) {
+      out += R"(,"traceState":)";
+      append_str(out, r.tracestate);
+    }
+    out += R"(,"name":)";
+    append_str(out, name);
+    out += R"(,"kind":)";
+    out += kind == kind_server ? '2' : '3';
+    out += R"(,"startTimeUnixNano":")";
+    append_dec(out, unix_nanos(start));
+    out += R"(","endTimeUnixNano":")";
+    append_dec(out, unix_nanos(end));
+    out += R"(","attributes":[)";
+    return 0;
   }
-  out += "}}";
-}
+  static void end_span(std::string& out, std::size_t, bool error, std::string_view message) {
+    out += R"(],"status":{"code":)";
+    if (error) {
+      out += '2';
+      if (!message.empty()) {
+        out += R"(,"message":)";
+        append_str(out, message);
+      }
+    } else {
+      out += '0';
+    }
+    out += "}}";
+  }
+};
+
+/// OTLP protobuf framing of spans (each a ScopeSpans.spans field).
+struct pb_format {
+  using attrs = pb_attrs;
+  static attrs span_attrs(std::string& out) { return attrs(out, 9); }
+  static void separator(std::string&, bool) {}
+  static std::size_t begin_span(std::string& out, const trace_record& r, const span_id& span, const span_id& parent,
+                                std::string_view name, span_kind kind, sys_time start, sys_time end) {
+    const std::size_t mark = pb::open(out, 2);
+    std::string scratch_state, scratch_name;
+    auto state = pb::utf8(r.tracestate, scratch_state);
+    auto nm = pb::utf8(name, scratch_name);
+    const bool has_parent = !is_zero(parent);
+    const std::size_t n = pb::len_field_size(r.trace.size()) + pb::len_field_size(span.size()) +
+                          (state.empty() ? 0 : pb::len_field_size(state.size())) +
+                          (has_parent ? pb::len_field_size(parent.size()) : 0) + pb::len_field_size(nm.size()) + 2 +
+                          9 + 9;
+    auto c = pb::grow(out, n);
+    c.len_field(1, std::string_view(reinterpret_cast<const char*>(r.trace.data()), r.trace.size()));
+    c.len_field(2, std::string_view(reinterpret_cast<const char*>(span.data()), span.size()));
+    if (!state.empty()) c.len_field(3, state);
+    if (has_parent) c.len_field(4, std::string_view(reinterpret_cast<const char*>(parent.data()), parent.size()));
+    c.len_field(5, nm);
+    c.byte(pb::tag_byte(6, pb::varint_type));
+    c.byte(static_cast<char>(kind));
+    c.fixed64(7, static_cast<std::uint64_t>(unix_nanos(start)));
+    c.fixed64(8, static_cast<std::uint64_t>(unix_nanos(end)));
+    return mark;
+  }
+  static void end_span(std::string& out, std::size_t mark, bool error, std::string_view message) {
+    if (error) {
+      // Status{message 2, code 3: STATUS_CODE_ERROR}; unset (0) is the default: no field.
+      std::string scratch;
+      auto m = pb::utf8(message, scratch);
+      const std::size_t status = (m.empty() ? 0 : pb::len_field_size(m.size())) + 2;
+      auto c = pb::grow(out, 1 + pb::varint_size(status) + status);
+      c.byte(pb::tag_byte(15, pb::len_type));
+      c.varint(status);
+      if (!m.empty()) c.len_field(2, m);
+      c.byte(pb::tag_byte(3, pb::varint_type));
+      c.byte('\2');
+    }
+    pb::close(out, mark);
+  }
+};
 
 /// Everything read from a record's bodies and metadata, once per record.
 struct parsed_record {
@@ -295,7 +553,8 @@ struct parsed_record {
   trace_metadata meta;
 };
 
-void usage_attributes(attr_writer& a, const trace_record& r, const parsed_record& p) {
+template <class A>
+void usage_attributes(A& a, const trace_record& r, const parsed_record& p) {
   a.str_if("gen_ai.response.model", r.response_model);
   a.i64_if_known("gen_ai.usage.input_tokens", r.input_tokens);
   a.i64_if_known("gen_ai.usage.output_tokens", r.output_tokens);
@@ -393,11 +652,12 @@ std::string langfuse_trace_metadata(const trace_record& r, const trace_metadata&
   return j;
 }
 
+template <class F>
 void server_span(std::string& out, const trace_record& r, const parsed_record& p, const otlp_options& opt) {
   const std::string name = span_name(r.operation, r.model_group);
   const bool failed = !r.error_type.empty();
-  begin_span(out, r, r.span, r.parent, name, kind_server, r.start, r.end);
-  attr_writer a(out);
+  const auto mark = F::begin_span(out, r, r.span, r.parent, name, kind_server, r.start, r.end);
+  auto a = F::span_attrs(out);
   a.str_if("gen_ai.operation.name", r.operation);
   a.str_if("gen_ai.provider.name", r.provider);
   a.str_if("gen_ai.request.model", r.model_group);
@@ -458,17 +718,18 @@ void server_span(std::string& out, const trace_record& r, const parsed_record& p
     }
     if (cut || r.request_truncated || r.response_truncated) a.boolean("llm_gateway.content_truncated", true);
   }
-  end_span(out, failed, failed ? std::string_view(r.error_message) : std::string_view());
+  F::end_span(out, mark, failed, failed ? std::string_view(r.error_message) : std::string_view());
 }
 
+template <class F>
 void client_span(std::string& out, const trace_record& r, const attempt_record& at, bool last,
                  const parsed_record& p, const otlp_options& opt) {
   const bool failed = !at.error_type.empty();
   const bool generation = opt.langfuse && last;
   std::string name = span_name(r.operation, at.upstream_model);
   if (generation && !p.meta.generation_name.empty()) name = p.meta.generation_name;
-  begin_span(out, r, at.span, r.span, name, kind_client, at.start, at.end);
-  attr_writer a(out);
+  const auto mark = F::begin_span(out, r, at.span, r.span, name, kind_client, at.start, at.end);
+  auto a = F::span_attrs(out);
   a.str_if("gen_ai.operation.name", r.operation);
   a.str_if("gen_ai.provider.name", at.provider);
   a.str_if("gen_ai.request.model", at.upstream_model);
@@ -508,11 +769,12 @@ void client_span(std::string& out, const trace_record& r, const attempt_record& 
       a.str("langfuse.observation.status_message", at.error_type);
     }
   }
-  end_span(out, failed, at.error_type);
+  F::end_span(out, mark, failed, at.error_type);
 }
 
 /// Appends the record's spans (each preceded by a comma unless `first`); false if the
 /// record has no usable ids (receivers reject a whole export for one such span).
+template <class F>
 bool encode_record(std::string& out, const trace_record& r, const otlp_options& opt, bool first) {
   if (is_zero(r.trace) || is_zero(r.span)) return false;
   parsed_record p;
@@ -520,15 +782,39 @@ bool encode_record(std::string& out, const trace_record& r, const otlp_options& 
   p.resp = detail::read_response(r.response_body, r.stream, opt.capture_content);
   if (opt.langfuse && !r.metadata.empty()) p.meta = read_metadata(r.metadata);
 
-  if (!first) out += ',';
-  server_span(out, r, p, opt);
+  F::separator(out, first);
+  server_span<F>(out, r, p, opt);
   for (std::size_t i = 0; i < r.attempts.size(); ++i) {
     const auto& at = r.attempts[i];
     if (is_zero(at.span)) continue;
-    out += ',';
-    client_span(out, r, at, i + 1 == r.attempts.size(), p, opt);
+    F::separator(out, false);
+    client_span<F>(out, r, at, i + 1 == r.attempts.size(), p, opt);
   }
   return true;
+}
+
+template <class F>
+void encode_records(std::string& out, const std::vector<const trace_record*>& records, const otlp_options& opt) {
+  bool first = true;
+  for (const auto* r : records) {
+    if (!r) continue;
+    const std::size_t mark = out.size();
+    try {
+      if (encode_record<F>(out, *r, opt, first)) first = false;
+    } catch (...) {
+      out.resize(mark);  // one record that cannot be encoded does not take the export down
+    }
+  }
+}
+
+template <class A>
+void resource_attributes(A& a, const otlp_options& opt) {
+  a.str("service.name", opt.service_name);
+  a.str_if("service.version", opt.service_version);
+  a.str("telemetry.sdk.name", "llm-gateway");
+  a.str("telemetry.sdk.language", "cpp");
+  for (const auto& [k, v] : opt.resource_attributes)
+    if (!k.empty()) a.str_any_key(k, v);
 }
 
 }  // namespace
@@ -542,13 +828,8 @@ std::string encode_otlp_json(const std::vector<const trace_record*>& records, co
 
   out += R"({"resourceSpans":[{"resource":{"attributes":[)";
   {
-    attr_writer a(out);
-    a.str("service.name", opt.service_name);
-    a.str_if("service.version", opt.service_version);
-    a.str("telemetry.sdk.name", "llm-gateway");
-    a.str("telemetry.sdk.language", "cpp");
-    for (const auto& [k, v] : opt.resource_attributes)
-      if (!k.empty()) a.str_any_key(k, v);
+    json_attrs a(out);
+    resource_attributes(a, opt);
   }
   out += R"(]},"scopeSpans":[{"scope":{"name":"llm-gateway")";
   if (!opt.service_version.empty()) {
@@ -556,18 +837,112 @@ std::string encode_otlp_json(const std::vector<const trace_record*>& records, co
     append_str(out, opt.service_version);
   }
   out += R"(},"spans":[)";
-  bool first = true;
-  for (const auto* r : records) {
-    if (!r) continue;
-    const std::size_t mark = out.size();
-    try {
-      if (encode_record(out, *r, opt, first)) first = false;
-    } catch (...) {
-      out.resize(mark);  // one record that cannot be encoded does not take the export down
-    }
-  }
+  encode_records<json_format>(out, records, opt);
   out += "]}]}]}";
   return out;
+}
+
+std::string encode_otlp_protobuf(const std::vector<const trace_record*>& records, const otlp_options& opt) {
+  std::string out;
+  std::size_t estimate = 256;
+  for (const auto* r : records)
+    if (r) estimate += 1280 + (opt.capture_content ? 2 * (r->request_body.size() + r->response_body.size()) : 0);
+  out.reserve(estimate);
+  const auto resource_spans = pb::open(out, 1);
+  {
+    const auto resource = pb::open(out, 1);
+    pb_attrs a(out, 1);
+    resource_attributes(a, opt);
+    pb::close(out, resource);
+  }
+  const auto scope_spans = pb::open(out, 2);
+  {
+    const auto scope = pb::open(out, 1);
+    pb::len_field(out, 1, "llm-gateway");
+    std::string scratch;
+    if (!opt.service_version.empty()) pb::len_field(out, 2, pb::utf8(opt.service_version, scratch));
+    pb::close(out, scope);
+  }
+  encode_records<pb_format>(out, records, opt);
+  pb::close(out, scope_spans);
+  pb::close(out, resource_spans);
+  return out;
+}
+
+std::string encode_otlp(const std::vector<const trace_record*>& records, const otlp_options& opt) {
+  return opt.protobuf ? encode_otlp_protobuf(records, opt) : encode_otlp_json(records, opt);
+}
+
+std::int64_t otlp_rejected_spans(std::string_view body, bool protobuf) {
+  if (body.empty()) return 0;
+  if (!protobuf) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (parser.parse(body.data(), body.size()).get(root)) return -1;
+    simdjson::dom::element n;
+    if (root.at_pointer("/partialSuccess/rejectedSpans").get(n)) return 0;
+    std::int64_t v = 0;
+    std::string_view text;
+    if (!n.get_int64().get(v)) return v;
+    if (!n.get_string().get(text)) {
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      return ec == std::errc() && p == text.data() + text.size() ? v : -1;
+    }
+    return -1;
+  }
+  // ExportTraceServiceResponse{partial_success 1: {rejected_spans 1 (int64)}}
+  auto read_varint = [](std::string_view& b, std::uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64 && !b.empty(); shift += 7) {
+      auto c = static_cast<unsigned char>(b.front());
+      b.remove_prefix(1);
+      v |= static_cast<std::uint64_t>(c & 0x7f) << shift;
+      if (!(c & 0x80)) return true;
+    }
+    return false;
+  };
+  auto find = [&](std::string_view b, unsigned want, std::string_view* len_out, std::uint64_t* int_out) -> int {
+    while (!b.empty()) {
+      std::uint64_t key = 0, v = 0;
+      if (!read_varint(b, key)) return -1;
+      const auto field = key >> 3;
+      switch (key & 7) {
+        case 0:
+          if (!read_varint(b, v)) return -1;
+          if (field == want && int_out) {
+            *int_out = v;
+            return 1;
+          }
+          break;
+        case 1:
+          if (b.size() < 8) return -1;
+          b.remove_prefix(8);
+          break;
+        case 2:
+          if (!read_varint(b, v) || v > b.size()) return -1;
+          if (field == want && len_out) {
+            *len_out = b.substr(0, v);
+            return 1;
+          }
+          b.remove_prefix(v);
+          break;
+        case 5:
+          if (b.size() < 4) return -1;
+          b.remove_prefix(4);
+          break;
+        default:
+          return -1;
+      }
+    }
+    return 0;
+  };
+  std::string_view partial;
+  int f = find(body, 1, &partial, nullptr);
+  if (f <= 0) return f;
+  std::uint64_t rejected = 0;
+  f = find(partial, 1, nullptr, &rejected);
+  if (f <= 0) return f;
+  return static_cast<std::int64_t>(rejected);
 }
 
 }  // namespace gw::tracing

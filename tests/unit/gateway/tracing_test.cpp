@@ -58,6 +58,36 @@ TEST(TraceSettings, OtlpFromEnvironment) {
   EXPECT_EQ(s.capture_bytes, 64u * 1024u) << "no content shown: only what finish reasons need";
 }
 
+TEST(TraceSettings, OtlpProtocolDefaultsToProtobuf) {
+  gw::config::gateway_config c;
+  std::vector<std::string> w;
+  env_map e{{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"}}};
+  EXPECT_TRUE(settings(c, e, w).otlp.at(0).otlp.protobuf) << "the OpenTelemetry SDKs' default";
+  e.v["OTEL_EXPORTER_OTLP_PROTOCOL"] = " HTTP/JSON ";
+  EXPECT_FALSE(settings(c, e, w).otlp.at(0).otlp.protobuf);
+  e.v["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf";  // the traces variable wins
+  EXPECT_TRUE(settings(c, e, w).otlp.at(0).otlp.protobuf);
+  EXPECT_TRUE(w.empty());
+  e.v["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "grpc";
+  EXPECT_TRUE(settings(c, e, w).otlp.at(0).otlp.protobuf);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("no OTLP/gRPC exporter"), std::string::npos) << w[0];
+  w.clear();
+  e.v["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "carrier-pigeon";
+  EXPECT_TRUE(settings(c, e, w).otlp.at(0).otlp.protobuf);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL='carrier-pigeon'"), std::string::npos) << w[0];
+  // Langfuse's endpoint gets JSON whatever the OTLP variables say.
+  c.litellm.callbacks = {"langfuse"};
+  e.v["LANGFUSE_PUBLIC_KEY"] = "pk";
+  e.v["LANGFUSE_SECRET_KEY"] = "sk";
+  w.clear();
+  auto s = settings(c, e, w);
+  ASSERT_EQ(s.otlp.size(), 2u);
+  EXPECT_EQ(s.otlp[1].name, "langfuse");
+  EXPECT_FALSE(s.otlp[1].otlp.protobuf);
+}
+
 TEST(TraceSettings, TracesEndpointIsTakenAsIsAndSdkDisabledWins) {
   gw::config::gateway_config c;
   std::vector<std::string> w;

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -726,6 +729,374 @@ TEST(Langfuse, ContentOnTraceAndGeneration) {
   EXPECT_NE(astr(c, "langfuse.observation.input").find(prompt_marker), std::string::npos);
   EXPECT_NE(astr(c, "langfuse.observation.output").find(answer_marker), std::string::npos);
   EXPECT_NE(astr(s, "gen_ai.input.messages").find(prompt_marker), std::string::npos);
+}
+
+// ---- OTLP protobuf ------------------------------------------------------------------------
+//
+// The protobuf export is checked against the JSON one: a reader written here from the
+// opentelemetry-proto field numbers (not from the encoder) turns both into the same
+// flat list of facts, which must be equal for every fixture and option set.
+
+/// A protobuf message read by field: (number, wire type, varint/fixed value, bytes).
+struct pb_field {
+  std::uint32_t number = 0;
+  int wire = 0;
+  std::uint64_t value = 0;
+  std::string_view bytes;
+};
+
+std::vector<pb_field> pb_read(std::string_view b) {
+  std::vector<pb_field> out;
+  auto varint = [&](std::uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (b.empty()) return false;
+      auto c = static_cast<unsigned char>(b.front());
+      b.remove_prefix(1);
+      v |= static_cast<std::uint64_t>(c & 0x7f) << shift;
+      if (!(c & 0x80)) return true;
+    }
+    return false;
+  };
+  while (!b.empty()) {
+    std::uint64_t key = 0;
+    if (!varint(key)) {
+      ADD_FAILURE() << "bad key varint";
+      return out;
+    }
+    pb_field f;
+    f.number = static_cast<std::uint32_t>(key >> 3);
+    f.wire = static_cast<int>(key & 7);
+    if (f.wire == 0) {
+      EXPECT_TRUE(varint(f.value));
+    } else if (f.wire == 1) {
+      if (b.size() < 8) {
+        ADD_FAILURE() << "short fixed64";
+        return out;
+      }
+      for (int i = 0; i < 8; ++i) f.value |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+      b.remove_prefix(8);
+    } else if (f.wire == 2) {
+      std::uint64_t n = 0;
+      if (!varint(n) || n > b.size()) {
+        ADD_FAILURE() << "bad length";
+        return out;
+      }
+      f.bytes = b.substr(0, n);
+      b.remove_prefix(n);
+    } else {
+      ADD_FAILURE() << "unexpected wire type " << f.wire;
+      return out;
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
+std::string hex_of(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string h;
+  for (unsigned char c : bytes) {
+    h += digits[c >> 4];
+    h += digits[c & 15];
+  }
+  return h;
+}
+
+std::string dbl_text(double d) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", d);
+  return b;
+}
+
+/// AnyValue (common.proto): string 1, bool 2, int 3, double 4, array 5.
+std::string pb_any(std::string_view m) {
+  std::string out;
+  for (const auto& f : pb_read(m)) {
+    switch (f.number) {
+      case 1: out += "str:" + std::string(f.bytes); break;
+      case 2: out += f.value ? "bool:true" : "bool:false"; break;
+      case 3: out += "int:" + std::to_string(static_cast<std::int64_t>(f.value)); break;
+      case 4: {
+        double d;
+        std::memcpy(&d, &f.value, 8);
+        out += "dbl:" + dbl_text(d);
+        break;
+      }
+      case 5:
+        out += "array:[";
+        for (const auto& v : pb_read(f.bytes))
+          if (v.number == 1) out += pb_any(v.bytes) + ";";
+        out += "]";
+        break;
+      default: out += "field" + std::to_string(f.number);
+    }
+  }
+  return out;
+}
+
+std::string json_any(dom::object v) {
+  std::string_view s;
+  bool b;
+  double d;
+  dom::element e;
+  if (!v["stringValue"].get(e) && !e.get_string().get(s)) return "str:" + std::string(s);
+  if (!v["boolValue"].get(e) && !e.get_bool().get(b)) return b ? "bool:true" : "bool:false";
+  if (!v["intValue"].get(e) && !e.get_string().get(s)) return "int:" + std::string(s);
+  if (!v["doubleValue"].get(e) && !e.get_double().get(d)) return "dbl:" + dbl_text(d);
+  dom::object av;
+  dom::array arr;
+  if (!v["arrayValue"].get(e) && !e.get_object().get(av) && !av["values"].get(e) && !e.get_array().get(arr)) {
+    std::string out = "array:[";
+    for (dom::element x : arr) {
+      dom::object o;
+      if (!x.get_object().get(o)) out += json_any(o) + ";";
+    }
+    return out + "]";
+  }
+  return "?";
+}
+
+/// KeyValue (key 1, value 2) -> "key=value".
+std::string pb_kv(std::string_view m) {
+  std::string key, value;
+  for (const auto& f : pb_read(m)) {
+    if (f.number == 1) key = f.bytes;
+    if (f.number == 2) value = pb_any(f.bytes);
+  }
+  return key + "=" + value;
+}
+
+/// The facts of a protobuf ExportTraceServiceRequest.
+std::vector<std::string> pb_facts(const std::string& body) {
+  std::vector<std::string> facts;
+  for (const auto& rs : pb_read(body)) {
+    EXPECT_EQ(rs.number, 1u);  // resource_spans
+    for (const auto& f : pb_read(rs.bytes)) {
+      if (f.number == 1) {  // resource
+        for (const auto& a : pb_read(f.bytes))
+          if (a.number == 1) facts.push_back("resource " + pb_kv(a.bytes));
+      } else if (f.number == 2) {  // scope_spans
+        int n = 0;
+        for (const auto& ss : pb_read(f.bytes)) {
+          if (ss.number == 1) {
+            for (const auto& sc : pb_read(ss.bytes)) {
+              if (sc.number == 1) facts.push_back("scope.name=" + std::string(sc.bytes));
+              if (sc.number == 2) facts.push_back("scope.version=" + std::string(sc.bytes));
+            }
+            continue;
+          }
+          EXPECT_EQ(ss.number, 2u);  // spans
+          const std::string p = "span" + std::to_string(n++) + ".";
+          bool status = false;
+          for (const auto& sp : pb_read(ss.bytes)) {
+            switch (sp.number) {
+              case 1: facts.push_back(p + "traceId=" + hex_of(sp.bytes)); break;
+              case 2: facts.push_back(p + "spanId=" + hex_of(sp.bytes)); break;
+              case 3: facts.push_back(p + "traceState=" + std::string(sp.bytes)); break;
+              case 4: facts.push_back(p + "parentSpanId=" + hex_of(sp.bytes)); break;
+              case 5: facts.push_back(p + "name=" + std::string(sp.bytes)); break;
+              case 6: facts.push_back(p + "kind=" + std::to_string(sp.value)); break;
+              case 7:
+                EXPECT_EQ(sp.wire, 1);
+                facts.push_back(p + "start=" + std::to_string(sp.value));
+                break;
+              case 8:
+                EXPECT_EQ(sp.wire, 1);
+                facts.push_back(p + "end=" + std::to_string(sp.value));
+                break;
+              case 9: facts.push_back(p + "attr " + pb_kv(sp.bytes)); break;
+              case 15: {
+                status = true;
+                std::uint64_t code = 0;
+                std::string message;
+                for (const auto& st : pb_read(sp.bytes)) {
+                  if (st.number == 2) message = st.bytes;
+                  if (st.number == 3) code = st.value;
+                }
+                facts.push_back(p + "status.code=" + std::to_string(code));
+                if (!message.empty()) facts.push_back(p + "status.message=" + message);
+                break;
+              }
+              default: facts.push_back(p + "unknown field " + std::to_string(sp.number));
+            }
+          }
+          if (!status) facts.push_back(p + "status.code=0");
+        }
+      }
+    }
+  }
+  std::sort(facts.begin(), facts.end());
+  return facts;
+}
+
+/// The same facts of an OTLP/JSON export.
+std::vector<std::string> json_facts(const std::string& body) {
+  std::vector<std::string> facts;
+  dom::parser parser;
+  dom::element root;
+  EXPECT_FALSE(parser.parse(body).get(root));
+  auto arr = [](dom::element e) {
+    dom::array a;
+    EXPECT_FALSE(e.get_array().get(a));
+    return a;
+  };
+  auto obj = [](dom::element e) {
+    dom::object o;
+    EXPECT_FALSE(e.get_object().get(o));
+    return o;
+  };
+  auto key_of = [](dom::object kv) {
+    std::string_view k;
+    EXPECT_FALSE(kv["key"].get_string().get(k));
+    return std::string(k);
+  };
+  auto int_of = [](dom::element e) {
+    std::int64_t v = -1;
+    EXPECT_FALSE(e.get_int64().get(v));
+    return v;
+  };
+  dom::array resource_spans = arr(root["resourceSpans"].value());
+  for (dom::element rs_e : resource_spans) {
+    dom::object rs = obj(rs_e);
+    dom::array resource_attrs = arr(obj(rs["resource"].value())["attributes"].value());
+    for (dom::element a : resource_attrs) {
+      dom::object kv = obj(a);
+      facts.push_back("resource " + key_of(kv) + "=" + json_any(obj(kv["value"].value())));
+    }
+    dom::array scope_spans = arr(rs["scopeSpans"].value());
+    for (dom::element ss_e : scope_spans) {
+      dom::object ss = obj(ss_e);
+      dom::object scope = obj(ss["scope"].value());
+      facts.push_back("scope.name=" + sfield(scope, "name"));
+      if (sfield(scope, "version") != "<missing>") facts.push_back("scope.version=" + sfield(scope, "version"));
+      int n = 0;
+      dom::array spans = arr(ss["spans"].value());
+      for (dom::element e : spans) {
+        dom::object sp = obj(e);
+        const std::string p = "span" + std::to_string(n++) + ".";
+        facts.push_back(p + "traceId=" + sfield(sp, "traceId"));
+        facts.push_back(p + "spanId=" + sfield(sp, "spanId"));
+        if (sfield(sp, "traceState") != "<missing>") facts.push_back(p + "traceState=" + sfield(sp, "traceState"));
+        if (sfield(sp, "parentSpanId") != "<missing>") facts.push_back(p + "parentSpanId=" + sfield(sp, "parentSpanId"));
+        facts.push_back(p + "name=" + sfield(sp, "name"));
+        facts.push_back(p + "kind=" + std::to_string(int_of(sp["kind"].value())));
+        facts.push_back(p + "start=" + sfield(sp, "startTimeUnixNano"));
+        facts.push_back(p + "end=" + sfield(sp, "endTimeUnixNano"));
+        dom::array attrs = arr(sp["attributes"].value());
+        for (dom::element a : attrs) {
+          dom::object kv = obj(a);
+          facts.push_back(p + "attr " + key_of(kv) + "=" + json_any(obj(kv["value"].value())));
+        }
+        dom::object st = obj(sp["status"].value());
+        facts.push_back(p + "status.code=" + std::to_string(int_of(st["code"].value())));
+        if (sfield(st, "message") != "<missing>") facts.push_back(p + "status.message=" + sfield(st, "message"));
+      }
+    }
+  }
+  std::sort(facts.begin(), facts.end());
+  return facts;
+}
+
+std::string encode_pb(const std::vector<trace_record>& rs, const otlp_options& opt) {
+  std::vector<const trace_record*> ptrs;
+  for (const auto& r : rs) ptrs.push_back(&r);
+  return encode_otlp_protobuf(ptrs, opt);
+}
+
+TEST(OtlpProtobuf, SameFactsAsJsonForEveryFixtureAndOption) {
+  trace_record long_content = chat_record();
+  // Bodies past 127 and 16,383 bytes: lengths of two and three varint bytes.
+  long_content.request_body = R"({"model":"gpt-4o","messages":[{"role":"user","content":")" + std::string(20000, 'x') +
+                              R"("}]})";
+  trace_record state = chat_record();
+  state.tracestate = "vendor=abc,other=1";
+  trace_record no_attempts = chat_record();
+  no_attempts.attempts.clear();
+  const std::vector<std::vector<trace_record>> fixtures = {
+      {chat_record()}, {streamed_record()}, {failed_retried_record()}, {long_content}, {state}, {no_attempts},
+      {chat_record(), streamed_record(), failed_retried_record()}, {}};
+  std::vector<otlp_options> options(4);
+  options[0].service_name = "gw-test";
+  options[0].service_version = "0.9.1";
+  options[0].resource_attributes = {{"deployment.environment", "prod"}, {"k8s.pod.name", "gw-7"}};
+  options[1].capture_content = true;
+  options[2] = langfuse_opts();
+  options[3] = langfuse_opts();
+  options[3].capture_content = true;
+  options[3].max_content_bytes = 1024;
+  for (std::size_t o = 0; o < options.size(); ++o) {
+    for (std::size_t f = 0; f < fixtures.size(); ++f) {
+      auto pb = pb_facts(encode_pb(fixtures[f], options[o]));
+      auto js = json_facts(encode(fixtures[f], options[o]));
+      EXPECT_EQ(pb, js) << "options " << o << ", fixture " << f;
+      if (!fixtures[f].empty()) {
+        EXPECT_GT(pb.size(), 30u);
+      }
+    }
+  }
+}
+
+TEST(OtlpProtobuf, IdsAreRawBytesAndTimesFixed64) {
+  auto body = encode_pb({failed_retried_record()}, otlp_options{});
+  auto facts = pb_facts(body);
+  auto has = [&](const std::string& f) { return std::find(facts.begin(), facts.end(), f) != facts.end(); };
+  EXPECT_TRUE(has("span0.traceId=4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b"));
+  EXPECT_TRUE(has("span0.spanId=1111111111111111"));
+  EXPECT_TRUE(has("span0.parentSpanId=9999999999999999"));
+  EXPECT_TRUE(has("span0.start=" + nanos(t0)));
+  EXPECT_TRUE(has("span0.status.code=2"));
+  EXPECT_TRUE(has("span0.status.message=All deployments are rate limited"));
+  EXPECT_TRUE(has("span1.parentSpanId=1111111111111111"));
+  EXPECT_TRUE(has("span2.attr error.type=str:timeout"));
+  // Much smaller than JSON for the same spans.
+  EXPECT_LT(body.size() * 2, encode({failed_retried_record()}, otlp_options{}).size());
+}
+
+TEST(OtlpProtobuf, InvalidUtf8IsRepaired) {
+  trace_record r = chat_record();
+  r.error_type = "upstream_error";
+  r.error_message = "broken \xe2\x82 message \xed\xa0\x80 end";
+  r.key_alias = "alias\x80";
+  r.tracestate = "k=\xff";
+  otlp_options opt;
+  opt.resource_attributes = {{"bad\xc0key", "v\xff"}};
+  auto body = encode_pb({r}, opt);
+  auto facts = pb_facts(body);
+  for (const auto& f : facts) EXPECT_TRUE(simdjson::validate_utf8(f.data(), f.size())) << f;
+  auto has = [&](const std::string& f) { return std::find(facts.begin(), facts.end(), f) != facts.end(); };
+  EXPECT_TRUE(has("span0.attr llm_gateway.key_alias=str:alias\xef\xbf\xbd"));
+  EXPECT_TRUE(has("resource bad\xef\xbf\xbdkey=str:v\xef\xbf\xbd"));
+  EXPECT_TRUE(has("span0.traceState=k=\xef\xbf\xbd"));
+}
+
+TEST(OtlpProtobuf, EmptyExportIsValid) {
+  auto facts = pb_facts(encode_pb({}, otlp_options{}));
+  EXPECT_NE(std::find(facts.begin(), facts.end(), "scope.name=llm-gateway"), facts.end());
+  EXPECT_EQ(std::count_if(facts.begin(), facts.end(), [](const std::string& f) { return f.rfind("span", 0) == 0; }), 0);
+}
+
+TEST(OtlpProtobuf, EncodeChoosesByOption) {
+  std::vector<const trace_record*> none;
+  otlp_options opt;
+  EXPECT_EQ(encode_otlp(none, opt).front(), '{');
+  opt.protobuf = true;
+  EXPECT_EQ(encode_otlp(none, opt).front(), '\x0a');  // field 1, length-delimited
+}
+
+TEST(OtlpProtobuf, RejectedSpansOfAPartialSuccess) {
+  EXPECT_EQ(otlp_rejected_spans("", true), 0);
+  EXPECT_EQ(otlp_rejected_spans("", false), 0);
+  EXPECT_EQ(otlp_rejected_spans("{}", false), 0);
+  EXPECT_EQ(otlp_rejected_spans(R"({"partialSuccess":{}})", false), 0);
+  EXPECT_EQ(otlp_rejected_spans(R"({"partialSuccess":{"rejectedSpans":"3","errorMessage":"x"}})", false), 3);
+  EXPECT_EQ(otlp_rejected_spans(R"({"partialSuccess":{"rejectedSpans":7}})", false), 7);
+  EXPECT_EQ(otlp_rejected_spans("not json", false), -1);
+  // ExportTraceServiceResponse{partial_success{rejected_spans: 300, error_message: "no"}}
+  const std::string pb = std::string("\x0a\x07\x08\xac\x02\x12\x02no", 9);
+  EXPECT_EQ(otlp_rejected_spans(pb, true), 300);
+  EXPECT_EQ(otlp_rejected_spans(std::string("\x0a\x00", 2), true), 0);
+  EXPECT_EQ(otlp_rejected_spans(std::string("\x0a\x09\x08", 3), true), -1);  // length past the end
 }
 
 }  // namespace

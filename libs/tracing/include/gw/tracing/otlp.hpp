@@ -10,6 +10,8 @@
 /// in traceparent).
 
 #include <cstddef>
+#include <cstdint>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,9 +35,22 @@ struct otlp_options {
   bool langfuse = false;
   std::string environment;  ///< langfuse.environment (LANGFUSE_TRACING_ENVIRONMENT); "" = none
   std::string release;      ///< langfuse.release (LANGFUSE_RELEASE); "" = none
+  /// OTLP/HTTP protobuf (application/x-protobuf) instead of JSON.
+  bool protobuf = false;
 };
 
 /// One ExportTraceServiceRequest body (application/json) for these records.
 std::string encode_otlp_json(const std::vector<const trace_record*>& records, const otlp_options& opt);
+
+/// The same request as protobuf (application/x-protobuf): the same spans and
+/// attributes; ids as bytes, times as fixed64, strings repaired to UTF-8.
+std::string encode_otlp_protobuf(const std::vector<const trace_record*>& records, const otlp_options& opt);
+
+/// encode_otlp_json or encode_otlp_protobuf, as `opt.protobuf` says.
+std::string encode_otlp(const std::vector<const trace_record*>& records, const otlp_options& opt);
+
+/// The rejected_spans of a collector's ExportTraceServiceResponse (partial success), in
+/// either encoding: 0 when none or the body is empty, -1 when it cannot be read.
+std::int64_t otlp_rejected_spans(std::string_view body, bool protobuf);
 
 }  // namespace gw::tracing
