@@ -450,7 +450,7 @@ class pb_attrs {
 
 // ---- spans -----------------------------------------------------------------------------
 
-enum span_kind { kind_server = 2, kind_client = 3 };
+enum span_kind { kind_internal = 1, kind_server = 2, kind_client = 3 };
 
 /// OTLP/JSON framing of spans.
 struct json_format {
@@ -478,7 +478,7 @@ struct json_format {
     out += R"(,"name":)";
     append_str(out, name);
     out += R"(,"kind":)";
-    out += kind == kind_server ? '2' : '3';
+    out += static_cast<char>('0' + kind);
     out += R"(,"startTimeUnixNano":")";
     append_dec(out, unix_nanos(start));
     out += R"(","endTimeUnixNano":")";
@@ -772,6 +772,37 @@ void client_span(std::string& out, const trace_record& r, const attempt_record& 
   F::end_span(out, mark, failed, at.error_type);
 }
 
+/// A guardrail or cache step: an INTERNAL span under the server span.
+template <class F>
+void step_span(std::string& out, const trace_record& r, const step_record& st, const otlp_options& opt) {
+  const bool guardrail = st.type == step_record::kind::guardrail;
+  const bool failed = !st.error_type.empty();
+  std::string name = guardrail ? "guardrail" : "cache";
+  if (!st.name.empty()) {
+    name += ' ';
+    name += st.name;
+  }
+  const auto mark = F::begin_span(out, r, st.span, r.span, name, kind_internal, st.start, st.end);
+  auto a = F::span_attrs(out);
+  a.str("llm_gateway.step", guardrail ? "guardrail" : "cache");
+  if (guardrail) {
+    a.str_if("llm_gateway.guardrail.name", st.name);
+    a.str_if("llm_gateway.guardrail.outcome", st.outcome);
+  } else {
+    a.str_if("llm_gateway.cache.type", st.name);
+    a.str_if("llm_gateway.cache.outcome", st.outcome);
+  }
+  a.str_if("error.type", st.error_type);
+  if (opt.langfuse) {
+    a.str("langfuse.observation.type", guardrail ? "guardrail" : "span");
+    if (failed) {
+      a.str("langfuse.observation.level", "WARNING");
+      a.str("langfuse.observation.status_message", st.error_message.empty() ? st.error_type : st.error_message);
+    }
+  }
+  F::end_span(out, mark, failed, st.error_message.empty() ? std::string_view(st.error_type) : st.error_message);
+}
+
 /// Appends the record's spans (each preceded by a comma unless `first`); false if the
 /// record has no usable ids (receivers reject a whole export for one such span).
 template <class F>
@@ -789,6 +820,11 @@ bool encode_record(std::string& out, const trace_record& r, const otlp_options& 
     if (is_zero(at.span)) continue;
     F::separator(out, false);
     client_span<F>(out, r, at, i + 1 == r.attempts.size(), p, opt);
+  }
+  for (const auto& st : r.steps) {
+    if (is_zero(st.span)) continue;
+    F::separator(out, false);
+    step_span<F>(out, r, st, opt);
   }
   return true;
 }

@@ -118,6 +118,36 @@ trace_record failed_retried_record() {
   return r;
 }
 
+/// A request that went through a masking guardrail, missed the cache, and whose second
+/// guardrail failed (its service down).
+trace_record stepped_record() {
+  trace_record r = chat_record();
+  r.guardrail = "masked";
+  r.cache = "miss";
+  step_record g;
+  g.type = step_record::kind::guardrail;
+  g.span = sid(0x31);
+  g.name = "presidio";
+  g.outcome = "masked";
+  g.start = t0 + 1ms;
+  g.end = t0 + 3ms;
+  step_record c;
+  c.type = step_record::kind::cache;
+  c.span = sid(0x32);
+  c.name = "semantic";
+  c.outcome = "miss";
+  c.start = t0 + 3ms;
+  c.end = t0 + 4ms;
+  step_record down = g;
+  down.span = sid(0x33);
+  down.name = "toxicity";
+  down.outcome = "passed";
+  down.error_type = "guardrail_unavailable";
+  down.error_message = "connection refused";
+  r.steps = {g, c, down};
+  return r;
+}
+
 /// The parsed export, with lookups.
 struct doc {
   dom::parser parser;
@@ -466,6 +496,37 @@ TEST(Otlp, ContentCutAtMaxBytesOnCharacterBoundary) {
   EXPECT_LE(astr(s, "gen_ai.output.messages").size(), 40u);
 }
 
+TEST(Otlp, GuardrailAndCacheStepsAreInternalChildSpans) {
+  doc d(encode({stepped_record()}, otlp_options{}));
+  ASSERT_EQ(d.spans.size(), 5u);  // server, one attempt, three steps
+  auto server = d.span(2);
+  EXPECT_EQ(astr(server, "llm_gateway.guardrail"), "masked");
+  EXPECT_EQ(astr(server, "llm_gateway.cache"), "miss");
+  auto g = d.span(1, 0), c = d.span(1, 1), down = d.span(1, 2);
+  for (auto s : {g, c, down}) {
+    EXPECT_EQ(sfield(s, "parentSpanId"), sfield(server, "spanId"));
+    EXPECT_EQ(sfield(s, "traceId"), sfield(server, "traceId"));
+  }
+  EXPECT_EQ(sfield(g, "name"), "guardrail presidio");
+  EXPECT_EQ(sfield(g, "spanId"), "3131313131313131");
+  EXPECT_EQ(astr(g, "llm_gateway.step"), "guardrail");
+  EXPECT_EQ(astr(g, "llm_gateway.guardrail.name"), "presidio");
+  EXPECT_EQ(astr(g, "llm_gateway.guardrail.outcome"), "masked");
+  EXPECT_EQ(sfield(g, "startTimeUnixNano"), nanos(t0 + 1ms));
+  EXPECT_EQ(sfield(g, "endTimeUnixNano"), nanos(t0 + 3ms));
+  EXPECT_EQ(status_code(g), 0);
+  EXPECT_EQ(sfield(c, "name"), "cache semantic");
+  EXPECT_EQ(astr(c, "llm_gateway.step"), "cache");
+  EXPECT_EQ(astr(c, "llm_gateway.cache.type"), "semantic");
+  EXPECT_EQ(astr(c, "llm_gateway.cache.outcome"), "miss");
+  EXPECT_FALSE(has_attr(c, "llm_gateway.guardrail.name"));
+  EXPECT_EQ(sfield(down, "name"), "guardrail toxicity");
+  EXPECT_EQ(astr(down, "error.type"), "guardrail_unavailable");
+  EXPECT_EQ(status_code(down), 2);
+  EXPECT_EQ(sfield(down["status"].get_object().value(), "message"), "connection refused");
+  EXPECT_FALSE(has_attr(g, "langfuse.observation.type"));
+}
+
 TEST(Otlp, KeyHashNeverExported) {
   for (bool lf : {false, true}) {
     otlp_options opt = lf ? langfuse_opts() : otlp_options{};
@@ -703,6 +764,20 @@ TEST(Langfuse, FailedAttemptsAndFailedRecord) {
   EXPECT_EQ(astr(c2, "langfuse.observation.status_message"), "All deployments are rate limited");
   EXPECT_FALSE(has_attr(c2, "langfuse.observation.usage_details"));  // tokens unknown
   EXPECT_FALSE(has_attr(c2, "langfuse.observation.completion_start_time"));
+}
+
+TEST(Langfuse, StepsAreGuardrailAndSpanObservations) {
+  doc d(encode({stepped_record()}, langfuse_opts()));
+  ASSERT_EQ(d.spans.size(), 5u);
+  auto g = d.span(1, 0), c = d.span(1, 1), down = d.span(1, 2);
+  EXPECT_EQ(astr(g, "langfuse.observation.type"), "guardrail");
+  EXPECT_FALSE(has_attr(g, "langfuse.observation.level"));
+  EXPECT_EQ(astr(c, "langfuse.observation.type"), "span");
+  EXPECT_EQ(astr(down, "langfuse.observation.type"), "guardrail");
+  EXPECT_EQ(astr(down, "langfuse.observation.level"), "WARNING");
+  EXPECT_EQ(astr(down, "langfuse.observation.status_message"), "connection refused");
+  // The generation is still the last attempt.
+  EXPECT_EQ(astr(d.span(3), "langfuse.observation.type"), "generation");
 }
 
 TEST(Langfuse, NoAttemptsNoGeneration) {
@@ -1015,6 +1090,7 @@ TEST(OtlpProtobuf, SameFactsAsJsonForEveryFixtureAndOption) {
   no_attempts.attempts.clear();
   const std::vector<std::vector<trace_record>> fixtures = {
       {chat_record()}, {streamed_record()}, {failed_retried_record()}, {long_content}, {state}, {no_attempts},
+      {stepped_record()},
       {chat_record(), streamed_record(), failed_retried_record()}, {}};
   std::vector<otlp_options> options(4);
   options[0].service_name = "gw-test";

@@ -7,7 +7,8 @@
 /// Per record: one SERVER span for the request (name "{operation} {model group}",
 /// parent: the client's span from traceparent, if any) and one CLIENT child span per
 /// attempt (name "{operation} {upstream model}"; its span id is the one sent upstream
-/// in traceparent).
+/// in traceparent), and one INTERNAL child span per guardrail or cache step (name
+/// "guardrail {name}" / "cache {name}").
 
 #include <cstddef>
 #include <cstdint>

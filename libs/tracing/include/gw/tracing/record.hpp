@@ -72,6 +72,20 @@ struct attempt_record {
   std::string error_type;         ///< empty on success; else "timeout", "connection_error", "429", ...
 };
 
+/// One guardrail or cache step of a request (an INTERNAL span, child of the server
+/// span). The exporters encode them; the features that make them (caching, guardrails)
+/// add one per step they run.
+struct step_record {
+  enum class kind : std::uint8_t { guardrail, cache };
+  kind type = kind::guardrail;
+  span_id span{};
+  std::string name;        ///< the guardrail ("presidio", "pii") or the cache ("exact", "semantic")
+  std::string outcome;     ///< guardrail: passed, masked, blocked; cache: hit, miss
+  sys_time start{}, end{};
+  std::string error_type;  ///< empty unless the step itself failed (a guardrail service down, ...)
+  std::string error_message;
+};
+
 /// One request as the client saw it (the SERVER span, and the trace store's row).
 struct trace_record {
   // identity
@@ -107,8 +121,8 @@ struct trace_record {
   std::int64_t input_tokens = -1, output_tokens = -1, cache_read_tokens = -1, cache_creation_tokens = -1,
                reasoning_tokens = -1;
   std::int64_t cost_pico = 0;    ///< cost in picodollars (1e-12 USD), exact
-  std::string cache;             ///< "", "hit", "miss" (no cache yet: "")
-  std::string guardrail;         ///< "", "passed", "masked", "blocked" (no guardrails yet: "")
+  std::string cache;             ///< "", "hit", "miss": the request's cache outcome
+  std::string guardrail;         ///< "", "passed", "masked", "blocked": its guardrails' outcome
 
   /// Bodies as captured, already bounded by the capture limit (the encoder and the
   /// store decide what to show). The request body is the client's JSON; the response
@@ -123,6 +137,7 @@ struct trace_record {
   std::string metadata;
 
   std::vector<attempt_record> attempts;
+  std::vector<step_record> steps;  ///< guardrail and cache steps, in the order they ran
 };
 
 }  // namespace gw::tracing
