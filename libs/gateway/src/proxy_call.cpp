@@ -738,13 +738,7 @@ void proxy_call::end_attempt(int status, bool upstream_ok, bool failure) {
   attempt_open_ = false;
   if (trace_) trace_attempt_end(status, upstream_ok);
   std::size_t shard = session_->thread().index();
-  limits::token_usage used;
-  if (usage_.known()) {
-    used.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
-    used.output = std::max<std::int64_t>(0, usage_.completion_tokens);
-  }
-  if (dep_acquired_ && ctx_.limiter) ctx_.limiter->release(shard, dep_->limit_scopes, used, dep_via_redis_);
-  dep_acquired_ = false;
+  release_deployment_limits();
   if (in_flight_counted_) dep_->in_flight.fetch_sub(1, std::memory_order_relaxed);
   in_flight_counted_ = false;
   auto now = clock::now();
@@ -756,7 +750,9 @@ void proxy_call::end_attempt(int status, bool upstream_ok, bool failure) {
   o.error_class = failure ? static_cast<std::int8_t>(failure_class_) : static_cast<std::int8_t>(config::error_class::none);
   failure_class_ = config::error_class::none;
   o.probe = probe_;
-  o.tokens = usage_.known() ? used.input + used.output : -1;
+  o.tokens = usage_.known() ? std::max<std::int64_t>(0, usage_.prompt_tokens) +
+                                  std::max<std::int64_t>(0, usage_.completion_tokens)
+                            : -1;
   o.upstream_seconds = seconds(done - t_attempt_start_);
   probe_ = false;
   if (!ctx_.batchers.empty())
@@ -1553,22 +1549,26 @@ void proxy_call::on_deadline() {
   if (conn_) conn_->close();  // the pending upstream operation fails with operation_aborted
 }
 
+void proxy_call::release_deployment_limits() {
+  if (!dep_acquired_) return;
+  dep_acquired_ = false;
+  if (!ctx_.limiter) return;
+  // The deployment's own limits (the config's rpm/tpm) count every token.
+  limits::token_usage used;
+  if (usage_.known()) {
+    used.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
+    used.output = std::max<std::int64_t>(0, usage_.completion_tokens);
+  }
+  ctx_.limiter->release(session_->thread().index(), dep_->limit_scopes, used, dep_via_redis_);
+}
+
 void proxy_call::settle(int status) {
   if (settled_) return;
   settled_ = true;
   charge(status);
   if (!ctx_.limiter) return;
   std::size_t shard = session_->thread().index();
-  if (dep_acquired_) {
-    // The deployment's own limits count every token (the config's tpm).
-    limits::token_usage used;
-    if (usage_.known()) {
-      used.input = std::max<std::int64_t>(0, usage_.prompt_tokens);
-      used.output = std::max<std::int64_t>(0, usage_.completion_tokens);
-    }
-    ctx_.limiter->release(shard, dep_->limit_scopes, used, dep_via_redis_);
-    dep_acquired_ = false;
-  }
+  release_deployment_limits();
   limits::token_usage u;
   if (usage_.known()) {
     if (ctx_.token_rate_limit_type != 2) u.input = std::max<std::int64_t>(0, usage_.prompt_tokens);

@@ -134,6 +134,9 @@ class proxy_call : public http::deadline_target, public std::enable_shared_from_
   /// client: the charge (spend, reservation) and the tokens and parallel slots counted
   /// by the rate limiter. Once; finish() calls it if nothing did before.
   void settle(int status);
+  /// Gives back the attempt's slot in its deployment's limits and counts its tokens. Once
+  /// per attempt (end_attempt, or settle() before the answer's last byte).
+  void release_deployment_limits();
   void build_client_headers();
   /// The request's cost from the usage read so far and the deployment's price.
   keys::money compute_cost() const;
