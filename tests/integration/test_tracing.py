@@ -176,6 +176,17 @@ class OtlpTest(unittest.TestCase):
         self.assertGreater(a["gen_ai.usage.output_tokens"], 0)
         self.assertEqual(len(clients), 1)
 
+    def test_stream_longer_than_the_capture_limit_keeps_its_finish_reason(self):
+        # 3,000 chunks (~400 KB) against a 64 KB capture: the finish reason comes in the
+        # last events, which the record keeps past the limit.
+        status, hdrs, events, _ = self.gw.stream(
+            "/v1/chat/completions", chat("long stream", model="gpt", stream=True, x_mock={"tokens": 3000}), ADMIN)
+        self.assertEqual(status, 200)
+        self.assertGreater(len(events), 3000)
+        s, _ = self.spans_of(hdrs["x-litellm-call-id"])
+        self.assertEqual(s["attrs"]["gen_ai.response.finish_reasons"], ["stop"])
+        self.assertTrue(s["attrs"]["gen_ai.response.id"])
+
     def test_failed_request(self):
         mock_post(self.mock, "/_mock/faults", {"model": "model-f", "count": -1, "x_mock": {"status": 400}})
         status, hdrs, _, raw = self.gw.post_json("/v1/chat/completions", chat("fail", model="flaky"), ADMIN)

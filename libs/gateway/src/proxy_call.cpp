@@ -1688,8 +1688,18 @@ void proxy_call::trace_capture(std::string_view bytes) {
   if (!s.capture_response || !trace_bodies_) return;
   auto& out = trace_->response_body;
   std::size_t room = s.capture_bytes > out.size() ? s.capture_bytes - out.size() : 0;
-  if (bytes.size() > room) trace_->response_truncated = true;
   out.append(bytes.data(), std::min(room, bytes.size()));
+  if (bytes.size() <= room) return;
+  trace_->response_truncated = true;
+  if (!req_.stream) return;
+  // Past the limit a stream keeps its last events: the finish reasons come at the end.
+  constexpr std::size_t k_tail = 4096;
+  auto& tail = trace_->response_tail;
+  tail.append(bytes.substr(room));
+  if (tail.size() > 2 * k_tail) {
+    auto cut = tail.find("\n\n", tail.size() - k_tail);
+    tail.erase(0, cut == std::string::npos ? tail.size() - k_tail : cut + 2);
+  }
 }
 
 void proxy_call::trace_emit(int status) {

@@ -126,6 +126,9 @@ struct stream_assembler {
   bool with_content;
   response_view out;
   std::map<std::int64_t, choice_acc> choices;
+  /// Reading the tail of a cut stream: finish reasons and ids only (the content between
+  /// the head and the tail is gone).
+  bool tail = false;
 
   void take_id_model(dom::object o) {
     if (out.id.empty()) out.id = std::string(string_member(o, "id"));
@@ -156,7 +159,7 @@ struct stream_assembler {
       auto& acc = choices[idx];
       auto finish = string_member(c, "finish_reason");
       if (!finish.empty()) acc.finish_reason = std::string(finish);
-      if (!with_content) continue;
+      if (!with_content || tail) continue;
       if (auto d = object_member(c, "delta")) {
         auto role = string_member(*d, "role");
         if (!role.empty() && acc.role.empty()) acc.role = std::string(role);
@@ -215,7 +218,7 @@ struct stream_assembler {
       }
       return;
     }
-    if (!with_content) return;
+    if (!with_content || tail) return;
     std::int64_t idx = int_member(o, "index").value_or(0);
     if (idx < 0 || idx > max_index) return;
     auto& acc = choices[0];
@@ -279,8 +282,8 @@ struct stream_assembler {
   }
 };
 
-response_view read_stream(std::string_view sse, bool with_content) {
-  stream_assembler a{with_content, {}, {}};
+/// Feeds the complete events of `sse` to the assembler.
+void feed_events(stream_assembler& a, std::string_view sse) {
   std::string data;
   bool has_data = false;
   std::size_t pos = 0;
@@ -307,6 +310,17 @@ response_view read_stream(std::string_view sse, bool with_content) {
     if (has_data) data += '\n';
     data.append(value);
     has_data = true;
+  }
+}
+
+response_view read_stream(std::string_view sse, bool with_content, std::string_view tail) {
+  stream_assembler a{with_content, {}, {}};
+  feed_events(a, sse);
+  if (!tail.empty()) {
+    // The tail starts at an event boundary or inside a cut event, whose rest is not a
+    // "data:" line and is skipped.
+    a.tail = true;
+    feed_events(a, tail);
   }
   return a.finish();
 }
@@ -469,8 +483,8 @@ request_view read_request(std::string_view body, bool with_content) {
   return v;
 }
 
-response_view read_response(std::string_view body, bool stream, bool with_content) {
-  return stream ? read_stream(body, with_content) : read_body(body, with_content);
+response_view read_response(std::string_view body, bool stream, bool with_content, std::string_view tail) {
+  return stream ? read_stream(body, with_content, tail) : read_body(body, with_content);
 }
 
 }  // namespace detail

@@ -387,6 +387,38 @@ TEST(Otlp, StreamedRecordHasTimeToFirstChunk) {
   EXPECT_NEAR(adbl(c, "gen_ai.response.time_to_first_chunk").value_or(-1), 0.235, 1e-9);
 }
 
+TEST(Otlp, CutStreamTakesItsFinishReasonFromTheTail) {
+  otlp_options opt;
+  opt.capture_content = true;
+  trace_record r = streamed_record();
+  // The capture kept the first event and part of the second; the tail starts inside a
+  // later event (its rest is not a data line), then the last events.
+  r.response_body =
+      "data: {\"id\":\"chatcmpl-s1\",\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":"
+      "{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n"
+      "data: {\"id\":\"chatcmpl-s1\",\"choices\":[{\"index\":0,\"del";
+  r.response_truncated = true;
+  r.response_tail =
+      "ta\":{\"content\":\"middle\"}}]}\n\n"
+      "data: {\"id\":\"chatcmpl-s1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"end\"},"
+      "\"finish_reason\":\"length\"}]}\n\n"
+      "data: [DONE]\n\n";
+  doc d(encode({r}, opt));
+  auto s = d.span(2);
+  EXPECT_EQ(astrings(s, "gen_ai.response.finish_reasons"), std::vector<std::string>{"length"});
+  EXPECT_EQ(astr(s, "gen_ai.response.id"), "chatcmpl-s1");
+  // The content is what the capture kept: nothing from the tail is glued to it.
+  auto out = astr(s, "gen_ai.output.messages");
+  EXPECT_NE(out.find("Hel"), std::string::npos) << out;
+  EXPECT_EQ(out.find("end"), std::string::npos) << out;
+  EXPECT_EQ(out.find("middle"), std::string::npos) << out;
+  EXPECT_TRUE(abool(s, "llm_gateway.content_truncated").value_or(false));
+  // Without the tail, the finish reason is unknown.
+  r.response_tail.clear();
+  doc d2(encode({r}, opt));
+  EXPECT_EQ(astrings(d2.span(2), "gen_ai.response.finish_reasons"), std::vector<std::string>{"<absent>"});
+}
+
 TEST(Otlp, FailedAndRetriedRecord) {
   doc d(encode({failed_retried_record()}, otlp_options{}));
   ASSERT_EQ(d.spans.size(), 3u);

@@ -131,6 +131,9 @@ struct trace_record {
   /// and the gateway removes credential fields from the request body it captures.
   std::string request_body, response_body;
   bool request_truncated = false, response_truncated = false;
+  /// A stream cut by the capture limit: its last events (4 to 8 KB, from an event
+  /// boundary on), so that its finish reasons and id are still known.
+  std::string response_tail;
   /// The request's "metadata" object as the client sent it (raw JSON, "" if none):
   /// trace_name, trace_id, session_id, trace_user_id, tags, generation_name, … as
   /// LiteLLM reads them for Langfuse.
