@@ -36,6 +36,31 @@ KEY = "sk-bench-master"
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hello to the benchmark."}]})
 
 
+def start_mock(mock_bin):
+    """A one-threaded mock provider on a free port: (port, process)."""
+    port = free_port()
+    p = subprocess.Popen([mock_bin, "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, p)
+    return port, p
+
+
+def write_config(tmp, mock_port):
+    """The gateway config both tracing benchmarks use: one deployment on the mock, the
+    master key, a 0.2 s trace flush. Returns its path."""
+    cfg = os.path.join(tmp, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""model_list:
+  - model_name: bench
+    litellm_params: {{model: openai/bench, api_base: "http://127.0.0.1:{mock_port}/v1", api_key: x}}
+general_settings:
+  master_key: {KEY}
+gateway_settings:
+  trace_flush_interval: 0.2
+""")
+    return cfg
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default="build/dev")
@@ -59,26 +84,11 @@ def main():
         f.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                 f'wrk.headers["Authorization"] = "Bearer {KEY}"\nwrk.body = [[{BODY}]]\n')
 
-    mock_port = free_port()
-    mock = subprocess.Popen([mock_bin, "--host", "127.0.0.1", "--port", str(mock_port), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(mock_port, mock)
+    mock_port, mock = start_mock(mock_bin)
     # The collector is its own process (a second mock, whose /v1/traces accepts and
     # counts batches): exports must not queue behind the upstream's requests.
-    sink_port = free_port()
-    sink = subprocess.Popen([mock_bin, "--host", "127.0.0.1", "--port", str(sink_port), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(sink_port, sink)
-    cfg = os.path.join(tmp, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""model_list:
-  - model_name: bench
-    litellm_params: {{model: openai/bench, api_base: "http://127.0.0.1:{mock_port}/v1", api_key: x}}
-general_settings:
-  master_key: {KEY}
-gateway_settings:
-  trace_flush_interval: 0.2
-""")
+    sink_port, sink = start_mock(mock_bin)
+    cfg = write_config(tmp, mock_port)
     otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
     configs = [
         ("off", {}, []),

@@ -20,10 +20,7 @@ import sys
 import tempfile
 
 from run import free_port, wait_port
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-KEY = "sk-bench-master"
-BODY = '{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}]}'
+from tracing_ab import BODY, KEY, ROOT, start_mock, write_config
 
 
 def threads(pid):
@@ -51,26 +48,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gw-trace-prio-")
     procs = []
 
-    def start_mock():
-        port = free_port()
-        p = subprocess.Popen([mock_bin, "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(p)
-        wait_port(port, p)
-        return port, p
-
-    mock_port, _ = start_mock()
-    sink_port, sink = start_mock()  # the collector: POST /v1/traces read and accepted
-    cfg = os.path.join(tmp, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""model_list:
-  - model_name: bench
-    litellm_params: {{model: openai/bench, api_base: "http://127.0.0.1:{mock_port}/v1", api_key: x}}
-general_settings:
-  master_key: {KEY}
-gateway_settings:
-  trace_flush_interval: 0.2
-""")
+    mock_port, mock = start_mock(mock_bin)
+    sink_port, sink = start_mock(mock_bin)  # the collector: POST /v1/traces read and accepted
+    procs += [mock, sink]
+    cfg = write_config(tmp, mock_port)
     body = os.path.join(tmp, "body.json")
     with open(body, "w") as f:
         f.write(BODY)

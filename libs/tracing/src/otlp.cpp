@@ -370,8 +370,8 @@ class pb_attrs {
     c.len_field(1, v);
   }
   void str_any_key(std::string_view key, std::string_view v) {
-    std::string k(pb::utf8(key, scratch_));
-    str(k, v);
+    std::string key_scratch;
+    str(pb::utf8(key, key_scratch), v);
   }
   void str_if(std::string_view key, std::string_view v) {
     if (!v.empty()) str(key, v);
@@ -843,6 +843,16 @@ void encode_records(std::string& out, const std::vector<const trace_record*>& re
   }
 }
 
+/// Room for an export: `per_record` bytes of spans per record, plus its bodies when
+/// content is shown.
+std::size_t size_estimate(const std::vector<const trace_record*>& records, const otlp_options& opt,
+                          std::size_t per_record) {
+  std::size_t n = 512;
+  for (const auto* r : records)
+    if (r) n += per_record + (opt.capture_content ? 2 * (r->request_body.size() + r->response_body.size()) : 0);
+  return n;
+}
+
 template <class A>
 void resource_attributes(A& a, const otlp_options& opt) {
   a.str("service.name", opt.service_name);
@@ -857,10 +867,7 @@ void resource_attributes(A& a, const otlp_options& opt) {
 
 std::string encode_otlp_json(const std::vector<const trace_record*>& records, const otlp_options& opt) {
   std::string out;
-  std::size_t estimate = 512;
-  for (const auto* r : records)
-    if (r) estimate += 3072 + (opt.capture_content ? 2 * (r->request_body.size() + r->response_body.size()) : 0);
-  out.reserve(estimate);
+  out.reserve(size_estimate(records, opt, 3072));
 
   out += R"({"resourceSpans":[{"resource":{"attributes":[)";
   {
@@ -880,10 +887,7 @@ std::string encode_otlp_json(const std::vector<const trace_record*>& records, co
 
 std::string encode_otlp_protobuf(const std::vector<const trace_record*>& records, const otlp_options& opt) {
   std::string out;
-  std::size_t estimate = 256;
-  for (const auto* r : records)
-    if (r) estimate += 1280 + (opt.capture_content ? 2 * (r->request_body.size() + r->response_body.size()) : 0);
-  out.reserve(estimate);
+  out.reserve(size_estimate(records, opt, 1280));
   const auto resource_spans = pb::open(out, 1);
   {
     const auto resource = pb::open(out, 1);
@@ -912,9 +916,8 @@ std::string encode_otlp(const std::vector<const trace_record*>& records, const o
 std::int64_t otlp_rejected_spans(std::string_view body, bool protobuf) {
   if (body.empty()) return 0;
   if (!protobuf) {
-    simdjson::dom::parser parser;
     simdjson::dom::element root;
-    if (parser.parse(body.data(), body.size()).get(root)) return -1;
+    if (!detail::parse_padded(body, root)) return -1;
     simdjson::dom::element n;
     if (root.at_pointer("/partialSuccess/rejectedSpans").get(n)) return 0;
     std::int64_t v = 0;
