@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The gateway benchmark: the same load, in one run on one machine, straight to the
 mock provider ("direct"), through nginx as a plain keep-alive reverse proxy ("nginx"),
-and through llm-gateway with a master key and metrics ("gateway").
+and through llm-gateway with a master key and metrics ("gateway"). The `full` scenario
+adds a second gateway with everything on (a virtual key with a budget and rpm/tpm
+limits, spend log, metrics, OTLP export to a local collector) and compares it with the
+master-key gateway ("bare") and nginx in paired rounds.
 
 Prints one table (each figure, and the ratios gateway/nginx and gateway/direct), writes
 the same as JSON, and checks the targets of docs/PERFORMANCE.md.
@@ -60,6 +63,22 @@ def rss_kb(pids):
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of the processes so far (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def median(vals):
+    vals = sorted(vals)
+    n = len(vals)
+    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
 
 
 def nginx_worker_pids(master):
@@ -147,8 +166,9 @@ gateway_settings:
 litellm_settings:
   callbacks: ["prometheus"]
 """)
+        plain = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LANGFUSE_"))}  # no tracing
         self.gw = self.spawn("gateway", [gw, "--config", cfg, "--host", "127.0.0.1", "--port", str(self.gw_port)],
-                             env={**os.environ, "LITELLM_LOG": "WARNING"})
+                             env={**plain, "LITELLM_LOG": "WARNING"})
         wait_port(self.gw_port, self.gw)
         # Virtual keys for the auth comparison: one plain, one with a (large) budget.
         self.vkey = self.make_key({"key_alias": "bench"})
@@ -164,9 +184,9 @@ litellm_settings:
             "gateway": (self.gw_port, "/v1/chat/completions"),
         }
 
-    def make_key(self, fields):
+    def make_key(self, fields, port=None):
         import http.client
-        c = http.client.HTTPConnection("127.0.0.1", self.gw_port, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", port or self.gw_port, timeout=10)
         c.request("POST", "/key/generate", body=json.dumps(fields),
                   headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
         r = c.getresponse()
@@ -224,9 +244,9 @@ litellm_settings:
         scale = {"us": 1, "ms": 1000, "s": 1e6}
         return {"rps": rps, "errors": errs, "p50_us": float(p50.group(1)) * scale[p50.group(2)] if p50 else None}
 
-    def loadgen(self, port, path, body_file, mode="rate", rate=1000, seconds=5, conns=32, warmup=1):
+    def loadgen(self, port, path, body_file, mode="rate", rate=1000, seconds=5, conns=32, warmup=1, key=KEY):
         argv = [os.path.join(self.bin, "benchmarks/gw-loadgen"), "--mode", mode, "--url",
-                f"http://127.0.0.1:{port}{path}", "--body-file", body_file, "--header", f"Authorization: Bearer {KEY}",
+                f"http://127.0.0.1:{port}{path}", "--body-file", body_file, "--header", f"Authorization: Bearer {key}",
                 "--rate", str(rate), "--duration", str(seconds), "--connections", str(conns), "--warmup", str(warmup)]
         out = subprocess.run(argv, capture_output=True, text=True)
         if out.returncode != 0:
@@ -265,12 +285,14 @@ litellm_settings:
         return out
 
     # -------------------------------------------------------------- recording
-    def row(self, scenario, metric, unit, values, better="higher"):
+    def row(self, scenario, metric, unit, values, better="higher", gw_nginx=None):
+        """One line of the table. gw_nginx, if given, replaces gateway / nginx (e.g. by the
+        median of paired rounds' ratios)."""
         d, n, g = values.get("direct"), values.get("nginx"), values.get("gateway")
         self.rows.append({
             "scenario": scenario, "metric": metric, "unit": unit, "better": better,
             "direct": d, "nginx": n, "gateway": g,
-            "gw_nginx": (g / n) if (g is not None and n) else None,
+            "gw_nginx": gw_nginx if gw_nginx is not None else ((g / n) if (g is not None and n) else None),
             "gw_direct": (g / d) if (g is not None and d) else None,
         })
 
@@ -323,6 +345,187 @@ litellm_settings:
         self.auth_ratio = paired("virtual key")
         self.auth_budget_ratio = paired("virtual key with budget")
         self.raw["auth_ratios"] = {"virtual key": self.auth_ratio, "virtual key with budget": self.auth_budget_ratio}
+
+    # The "everything on" gateway of the full scenario: what its virtual key and its
+    # deployment get. Budget and limits are far out of reach (a 429 would be a bug in the
+    # set-up) but checked and counted on every request.
+    FULL_KEY = {"key_alias": "bench-full", "max_budget": 1000000, "rpm_limit": 100000000, "tpm_limit": 100000000}
+    FULL_PRICE = ("0.0000025", "0.00001")  # USD per input / output token (gpt-4o's list price)
+
+    def full_setup(self, rounds, secs, rate_secs):
+        w = self.args.workers
+        return [
+            f"nginx: nginx-light, {w} workers, keep-alive upstream pool to the mock, proxy_buffering off, "
+            "no access log",
+            f"bare:  llm-gateway, {w} io threads, master key, Prometheus metrics, every request costed and logged "
+            "to the in-memory spend log (no database), tracing off (deployment unpriced: cost 0)",
+            f"full:  a second llm-gateway process, {w} io threads, the same mock upstream; a virtual key made with "
+            f"POST /key/generate (master key) with max_budget {self.FULL_KEY['max_budget']} USD, "
+            f"rpm_limit {self.FULL_KEY['rpm_limit']} and tpm_limit {self.FULL_KEY['tpm_limit']} (in-process "
+            "limiter, no Redis): each request reserves its worst-case cost with the ledger and counts against both "
+            f"limits; the deployment is priced ({self.FULL_PRICE[0]} / {self.FULL_PRICE[1]} USD per input / output "
+            "token) so every request is charged a non-zero cost; spend logged to the in-memory spend log (no "
+            "database); Prometheus metrics; OTLP/HTTP export of every request (protobuf, the default; no sampling; "
+            "default batch and flush settings) to OTEL_EXPORTER_OTLP_ENDPOINT, a second mock-provider process "
+            "(one thread) as the collector (benchmarks/tracing_ab.py's start_mock)",
+            f"load:  wrk -t1 -c32, small chat body (20-byte prompt), {rounds} round{'s' if rounds != 1 else ''} "
+            f"of {secs} s, each round running nginx, bare and full back to back (the order rotates); ratios are "
+            "the median of each round's ratio, "
+            f"req/s the median over rounds; then gw-loadgen at a fixed 5000 req/s, {rate_secs} s per target "
+            "(latency from each request's due time)",
+            "the mock upstream: one thread, zero latency, 16 completion tokens; all on the same cores",
+        ]
+
+    def full(self):
+        """The issue's goal, "everything on": a second gateway with a virtual key that has a
+        budget and rpm/tpm limits, spend log, metrics and OTLP export to a local collector,
+        against the master-key gateway ("bare") and nginx, in paired rounds on the same
+        upstream. Reports full/nginx, bare/nginx and full/bare (medians of the per-round
+        ratios), the req/s, and p50/p99 at a fixed 5000 req/s."""
+        import http.client
+        from tracing_ab import otlp_env, sink_bytes, start_mock, trace_records  # the collector, as tracing_ab.py
+        rounds = 1 if self.quick else self.args.full_rounds
+        secs = 1 if self.quick else self.args.full_seconds
+        rate_secs = 1 if self.quick else 5
+        self.full_config = self.full_setup(rounds, secs, rate_secs)
+        for line in self.full_config:
+            log(line)
+
+        sink_port, sink = start_mock(os.path.join(self.bin, "apps/mock-provider/mock-provider"))
+        self.procs.append(sink)
+        port = free_port()
+        cfg = os.path.join(self.tmp, "gateway-full.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""
+model_list:
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: "http://127.0.0.1:{self.mock_port}/v1"}}
+    model_info: {{input_cost_per_token: {self.FULL_PRICE[0]}, output_cost_per_token: {self.FULL_PRICE[1]}}}
+general_settings:
+  master_key: {KEY}
+gateway_settings:
+  io_threads: {self.args.workers}
+litellm_settings:
+  callbacks: ["prometheus"]
+""")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LANGFUSE_"))}
+        env.update(otlp_env(sink_port))
+        env["LITELLM_LOG"] = "WARNING"
+        gw = self.spawn("gateway-full", [os.path.join(self.bin, "apps/gateway/llm-gateway"), "--config", cfg,
+                                         "--host", "127.0.0.1", "--port", str(port)], env=env)
+        wait_port(port, gw)
+        vkey = self.make_key(self.FULL_KEY, port=port)
+
+        def call(method, path, key, body=None):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request(method, path, body=body, headers={"authorization": f"Bearer {key}",
+                                                        "content-type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            c.close()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+        # One request first: the answer must show the limits and a non-zero cost.
+        st, hdrs, _ = call("POST", "/v1/chat/completions", vkey,
+                           json.dumps({"model": "mock-gpt", "messages": [{"role": "user", "content": "Hello"}]}))
+        probe = {k: v for k, v in hdrs.items() if k.startswith(("x-ratelimit-", "x-litellm-response-cost"))}
+        if st != 200:
+            self.errors.append(f"full: the first request answered {st}")
+        if "x-ratelimit-remaining-requests" not in probe:
+            self.errors.append("full: no x-ratelimit-remaining-requests on the virtual key's answer (limits off?)")
+        log(f"full: first answer {st}, " + ", ".join(f"{k}: {v}" for k, v in sorted(probe.items())))
+
+        body = self.body(20)
+        path = "/v1/chat/completions"
+        who = {"nginx": (self.nginx_port, KEY, lambda: nginx_worker_pids(self.nginx.pid) + [self.nginx.pid]),
+               "bare": (self.gw_port, KEY, lambda: [self.gw.pid]),
+               "full": (port, vkey, lambda: [gw.pid])}
+        self.wrk(port, path, body, 32, 1 if self.quick else 2, key=vkey)  # warm the new gateway and the collector
+        names = list(who)
+        got = {t: [] for t in names}
+        cpu = {t: [] for t in names}  # cores used per run: the target, the mock, the collector
+        for r in range(rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for t in order:
+                tport, key, pids = who[t]
+                watched = {"target": pids(), "mock": [self.mock.pid], "collector": [sink.pid]}
+                before = {k: cpu_seconds(v) for k, v in watched.items()}
+                t0 = time.time()
+                x = self.wrk(tport, path, body, 32, secs, key=key)
+                wall = time.time() - t0
+                cpu[t].append({k: (cpu_seconds(v) - before[k]) / wall for k, v in watched.items()})
+                self.check_errors(f"full scenario wrk -c32 round {r + 1}", t, x["errors"])
+                got[t].append(x["rps"])
+                self.raw.setdefault("full/wrk", []).append({"round": r + 1, "target": t, **x})
+            last = {t: got[t][-1] for t in names}
+            log(f"full round {r + 1}: " + ", ".join(f"{t} {last[t]:,.0f}" for t in names) + " req/s; "
+                f"full/nginx {last['full'] / last['nginx']:.2f}, bare/nginx {last['bare'] / last['nginx']:.2f}, "
+                f"full/bare {last['full'] / last['bare']:.2f}; collector {cpu['full'][-1]['collector']:.2f} cores")
+
+        def paired(a, b):
+            return median([x / y for x, y in zip(got[a], got[b])])
+        ratios = {"full/nginx": paired("full", "nginx"), "bare/nginx": paired("bare", "nginx"),
+                  "full/bare": paired("full", "bare")}
+        rps = {t: median(v) for t, v in got.items()}
+
+        # Fixed rate: one run per target, the order rotated once more.
+        lat = {}
+        for t in names[rounds % len(names):] + names[:rounds % len(names)]:
+            tport, key, _ = who[t]
+            res = self.loadgen(tport, path, body, rate=5000, seconds=rate_secs, conns=32,
+                               warmup=0.5 if self.quick else 1, key=key)
+            self.check_errors("full scenario fixed rate 5000/s", t, res["bad"])
+            lat[t] = res
+        self.raw["full/fixed rate 5000/s"] = lat
+
+        # What the everything-on gateway did: the key's spend, refusals, trace records.
+        time.sleep(1.5)  # the last trace batch (1 s flush) and spend flush
+        st, _, data = call("GET", f"/key/info?key={vkey}", KEY)
+        info = json.loads(data) if st == 200 else {"status": st}
+        st, _, data = call("GET", "/metrics", KEY)
+        counters = {}
+        for line in data.decode().splitlines():
+            if line.startswith(("llm_gateway_rate_limited_total", "llm_gateway_budget_refusals_total",
+                                "llm_gateway_trace_records_total", "llm_gateway_trace_export_batches_total",
+                                "llm_gateway_spend_batches_written_total")):
+                name, _, value = line.rpartition(" ")
+                counters[name] = float(value)
+        exported, dropped = trace_records(port, "exported"), trace_records(port, "dropped")
+        facts = {"key_spend_usd": info.get("info", {}).get("spend"), "exported_records": exported,
+                 "dropped_records": dropped, "collector_bytes": sink_bytes(sink_port),
+                 "rss_mb": {"bare": rss_kb([self.gw.pid]) / 1024, "full": rss_kb([gw.pid]) / 1024}}
+        log("full: " + json.dumps(facts))
+        if not exported:
+            self.errors.append("full: the gateway exported no trace record")
+        if not facts["key_spend_usd"]:
+            self.errors.append("full: the virtual key shows no spend")
+        refused = sum(v for k, v in counters.items() if k.startswith(("llm_gateway_rate_limited_total",
+                                                                      "llm_gateway_budget_refusals_total")))
+        if refused:
+            self.errors.append(f"full: {refused:.0f} requests refused by a limit or the budget")
+        gw.send_signal(signal.SIGTERM)
+        sink.terminate()
+        for p in (gw, sink):
+            p.wait(timeout=30)
+        if gw.returncode != 0:
+            self.errors.append(f"full gateway exited with {gw.returncode}")
+
+        label = f"everything on, wrk -c32, {rounds} paired round{'s' if rounds != 1 else ''}"
+        self.row(label, "throughput, bare (master key)", "req/s", {"nginx": rps["nginx"], "gateway": rps["bare"]},
+                 gw_nginx=ratios["bare/nginx"])
+        self.row(label, "throughput, full (everything on)", "req/s", {"nginx": rps["nginx"], "gateway": rps["full"]},
+                 gw_nginx=ratios["full/nginx"])
+        self.row(label, "full / bare", "x", {"gateway": ratios["full/bare"]})
+        for t in ("bare", "full"):
+            for k, name in (("p50_us", "p50"), ("p99_us", "p99")):
+                self.row("everything on, fixed rate 5000/s", f"{name} latency, {t}", "us",
+                         {"nginx": lat["nginx"]["latency"][k], "gateway": lat[t]["latency"][k]}, "lower")
+        self.full_ratios = ratios
+        med_cpu = {t: {k: median([c[k] for c in cpu[t]]) for k in cpu[t][0]} for t in names}
+        self.raw["full"] = {"rps": got, "ratios": ratios, "rps_median": rps, "cores_used": med_cpu,
+                            "cores_per_run": cpu, "probe_headers": probe, "counters": counters,
+                            "key_info": info, **facts, "setup": self.full_config}
+        log("full: cores used (median over runs): " + json.dumps(med_cpu))
 
     def auth_cost(self):
         """The same three keys, counted instead of timed: instructions per request of a
@@ -435,12 +638,7 @@ litellm_settings:
         main_port = self.gw_port
 
         def key(port, fields):
-            saved = self.gw_port
-            self.gw_port = port
-            try:
-                return self.make_key(fields)
-            finally:
-                self.gw_port = saved
+            return self.make_key(fields, port=port)
 
         big = {"rpm_limit": 1_000_000_000}
         cases = {
@@ -609,6 +807,10 @@ litellm_settings:
         if hasattr(self, "auth_instr_ratio"):
             checks.append(("virtual-key instructions per request <= 1.02 x master-key (callgrind)",
                            self.auth_instr_ratio, "<= 1.02", self.auth_instr_ratio <= 1.02))
+        if hasattr(self, "full_ratios"):
+            v = self.full_ratios["full/nginx"]
+            checks.append(("everything on (virtual key with budget and rpm/tpm limits, spend log, metrics, OTLP): "
+                           "throughput >= 0.9 x nginx (median of paired rounds)", v, ">= 0.9", v >= 0.9))
         if hasattr(self, "leak_growth_mb"):
             checks.append(("no RSS growth over the leak run (< 5 MB)", self.leak_growth_mb, "< 5 MB",
                            self.leak_growth_mb < 5))
@@ -623,12 +825,21 @@ litellm_settings:
                 return f"{v:,.0f}"
             if unit == "MB":
                 return f"{v:.1f}"
+            if unit == "x":
+                return f"{v:.2f}"
             return f"{v:,.0f}"
 
         def ratio(v):
             return "-" if v is None else f"{v:.2f}"
 
         lines = []
+        if hasattr(self, "full_config"):
+            lines.append("everything on (scenario full):")
+            lines += [f"  {line}" for line in self.full_config]
+            r = self.full_ratios
+            lines.append(f"  => full/nginx {r['full/nginx']:.2f}, bare/nginx {r['bare/nginx']:.2f}, "
+                         f"full/bare {r['full/bare']:.2f} (medians of the per-round ratios)")
+            lines.append("")
         head = f"{'scenario':<44} {'metric':<32} {'unit':<6} {'direct':>10} {'nginx':>10} {'gateway':>10} {'gw/nginx':>9} {'gw/direct':>9}"
         lines.append(head)
         lines.append("-" * len(head))
@@ -652,7 +863,8 @@ litellm_settings:
             "mode": "quick" if self.quick else "full",
             "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
             "setup": {"gateway_io_threads": self.args.workers, "nginx_workers": self.args.workers,
-                      "mock_threads": 1, "load_generators": "wrk -t1 (closed loop), gw-loadgen (open loop)"},
+                      "mock_threads": 1, "load_generators": "wrk -t1 (closed loop), gw-loadgen (open loop)",
+                      **({"full_scenario": self.full_config} if hasattr(self, "full_config") else {})},
             "rows": self.rows, "targets": checks, "errors": self.errors, "raw": self.raw,
         }
         if self.args.out:
@@ -671,12 +883,18 @@ def markdown(path):
     def fmt(v, unit):
         if v is None:
             return "–"
-        return f"{v:.1f}" if unit == "MB" else f"{v:,.0f}"
+        return f"{v:.1f}" if unit == "MB" else f"{v:.2f}" if unit == "x" else f"{v:,.0f}"
 
     def ratio(v):
         return "–" if v is None else f"{v:.2f}"
 
     print(f"Run {doc['when']} on {doc['machine']['cpus']} cores, kernel {doc['machine']['kernel']}.\n")
+    if doc["setup"].get("full_scenario"):
+        print("Everything on (`full`):\n")
+        for line in doc["setup"]["full_scenario"]:
+            name, _, rest = line.partition(":")
+            print(f"- **{name}**: {rest.strip()}")
+        print()
     print("| scenario | metric | unit | direct | nginx | gateway | gw/nginx | gw/direct |")
     print("|---|---|---|--:|--:|--:|--:|--:|")
     for r in doc["rows"]:
@@ -704,7 +922,10 @@ def main():
     ap.add_argument("--max-streams", type=int, default=9900,
                     help="largest number of open streams (2 fds each in a proxy; 20000-fd limit here)")
     ap.add_argument("--leak-minutes", type=float, default=5)
-    ap.add_argument("--only", default="", help="comma list: closed,auth,authcost,limits,rate,stream,memory,leak")
+    ap.add_argument("--full-rounds", type=int, default=8, help="paired rounds of the full scenario")
+    ap.add_argument("--full-seconds", type=int, default=5, help="seconds per target and round (full scenario)")
+    ap.add_argument("--only", default="",
+                    help="comma list: closed,auth,full,authcost,limits,rate,stream,memory,leak")
     args = ap.parse_args()
     if args.out is None:
         args.out = os.path.join(ROOT, "benchmarks/results", "latest-quick.json" if args.quick else "latest.json")
@@ -716,8 +937,9 @@ def main():
         warm = b.body(20)
         for t, (port, path) in b.targets.items():
             b.wrk(port, path, warm, 32, 1)
-        for name, fn in (("closed", b.closed_loop), ("auth", b.auth), ("authcost", b.auth_cost), ("limits", b.limits), ("rate", b.fixed_rate),
-                         ("stream", b.streaming), ("memory", b.memory), ("leak", b.leak)):
+        for name, fn in (("closed", b.closed_loop), ("auth", b.auth), ("full", b.full), ("authcost", b.auth_cost),
+                         ("limits", b.limits), ("rate", b.fixed_rate), ("stream", b.streaming), ("memory", b.memory),
+                         ("leak", b.leak)):
             if not only or name in only:
                 log(f"running {name}")
                 fn()

@@ -61,6 +61,26 @@ gateway_settings:
     return cfg
 
 
+def otlp_env(sink_port):
+    """The environment that turns OTLP export on (protobuf, the default protocol) to a
+    collector at 127.0.0.1:sink_port, e.g. a second mock from start_mock()."""
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+
+
+def sink_bytes(sink_port):
+    """Bytes of OTLP batches (POST /v1/traces) the mock collector has received so far."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{sink_port}/_mock/stats", timeout=10) as r:
+        return json.loads(r.read())["otlp_bytes"]
+
+
+def trace_records(gw_port, outcome="exported"):
+    """The gateway's OTLP trace records by outcome ("exported" or "dropped"), from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/metrics", timeout=10) as r:
+        m = re.search(r'^llm_gateway_trace_records_total\{exporter="otlp",outcome="%s"\} (\S+)$' % outcome,
+                      r.read().decode(), re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default="build/dev")
@@ -89,7 +109,7 @@ def main():
     # counts batches): exports must not queue behind the upstream's requests.
     sink_port, sink = start_mock(mock_bin)
     cfg = write_config(tmp, mock_port)
-    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+    otlp = otlp_env(sink_port)
     configs = [
         ("off", {}, []),
         ("store", {}, ["trace_store"]),
@@ -100,15 +120,6 @@ def main():
     results = {name: {"rps": [], "p50_us": [], "p99_us": [], "errors": 0, "bytes_per_record": []}
                for name, _, _ in configs}
 
-    def sink_bytes():
-        with urllib.request.urlopen(f"http://127.0.0.1:{sink_port}/_mock/stats", timeout=10) as r:
-            return json.loads(r.read())["otlp_bytes"]
-
-    def exported(port):
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-            m = re.search(r'^llm_gateway_trace_records_total\{exporter="otlp",outcome="exported"\} (\S+)$',
-                          r.read().decode(), re.M)
-        return float(m.group(1)) if m else 0.0
     try:
         for rnd in range(a.rounds):
             order = configs[rnd % len(configs):] + configs[:rnd % len(configs)]
@@ -125,7 +136,7 @@ def main():
                                       env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 try:
                     wait_port(port, gw)
-                    bytes_before = sink_bytes()
+                    bytes_before = sink_bytes(sink_port)
                     url = f"http://127.0.0.1:{port}/v1/chat/completions"
                     subprocess.run(["wrk", "-t1", "-c32", "-d2s", "-s", lua, url], capture_output=True)  # warm-up
                     out = subprocess.run(["wrk", "-t1", "-c32", f"-d{a.seconds}s", "-s", lua, url],
@@ -145,9 +156,9 @@ def main():
                     results[name]["errors"] += r["errors"] + r["non2xx"] + r["unfinished"]
                     if "OTEL_EXPORTER_OTLP_ENDPOINT" in env_extra:
                         time.sleep(0.5)  # the last batch
-                        n = exported(port)
+                        n = trace_records(port)
                         if n > 0:
-                            results[name]["bytes_per_record"].append((sink_bytes() - bytes_before) / n)
+                            results[name]["bytes_per_record"].append((sink_bytes(sink_port) - bytes_before) / n)
                     print(f"[trace-ab] round {rnd + 1} {name}: {rps:,.0f} req/s, p50 {r['p50_us']:.0f} us, "
                           f"p99 {r['p99_us']:.0f} us", file=sys.stderr, flush=True)
                 finally:
