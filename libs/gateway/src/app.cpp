@@ -13,13 +13,13 @@
 #include "gw/core/log.hpp"
 #include "gw/keys/model.hpp"
 #include "gw/pricing/prices.hpp"
-#include "gw/gateway/actors.hpp"
-#include "gw/gateway/context.hpp"
 #include "gw/gateway/handler.hpp"
-#include "gw/gateway/limiter.hpp"
-#include "gw/gateway/runtime.hpp"
-#include "gw/gateway/tracing.hpp"
 #include "gw/http/client.hpp"
+#include "gw/limits/rate_limiter.hpp"
+#include "gw/pipeline/services.hpp"
+#include "gw/routing/deployment_actor.hpp"
+#include "gw/routing/registry.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
 #include "gw/http/io_threads.hpp"
@@ -59,7 +59,7 @@ caf::actor_system_config& make_caf_config(caf::actor_system_config& c, std::size
 /// Each deployment's price: the built-in table (or price file) by model_info.base_model
 /// or litellm_params.model, overridden by model_info's *_cost_per_token. A group's
 /// worst price is the highest of its deployments'.
-void assign_prices(model_registry& reg, const pricing::price_table& table, std::vector<std::string>& warnings) {
+void assign_prices(routing::model_registry& reg, const pricing::price_table& table, std::vector<std::string>& warnings) {
   for (auto& d : reg.deployments()) {
     const auto& info = d->cfg->model_info;
     const pricing::model_price* base = nullptr;
@@ -98,14 +98,14 @@ struct app::impl {
   http::io_threads threads;
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
-  std::unique_ptr<model_registry> registry;
+  std::unique_ptr<routing::model_registry> registry;
   pricing::price_table prices;
   std::unique_ptr<accounts::service> accounts;
-  gateway_context ctx;
-  std::vector<std::unique_ptr<outcome_batcher>> batchers;
-  std::unique_ptr<rate_limiter> limiter;
-  std::unique_ptr<trace_pipeline> tracing;  // after the actor system is gone: see shutdown()
-  routing_counters routing;
+  pipeline::services ctx;
+  std::vector<std::unique_ptr<routing::outcome_batcher>> batchers;
+  std::unique_ptr<limits::rate_limiter> limiter;
+  std::unique_ptr<tracing::trace_pipeline> tracing;  // after the actor system is gone: see shutdown()
+  pipeline::routing_counters routing;
   std::unique_ptr<gateway_handler> handler;
   std::unique_ptr<http::server> server;
   bool stopped = false;
@@ -125,7 +125,7 @@ struct app::impl {
         throw std::runtime_error("litellm_settings.timezone: " + err);
     }
     system = std::make_unique<caf::actor_system>(make_caf_config(caf_cfg, actor_count));
-    registry = std::make_unique<model_registry>(cfg, metrics, warnings);
+    registry = std::make_unique<routing::model_registry>(cfg, metrics, warnings);
     if (!cfg.gateway.price_file.empty()) {
       std::string err;
       if (!prices.load_file(cfg.gateway.price_file, err))
@@ -151,23 +151,24 @@ struct app::impl {
         d->entra = credentials::entra_token_provider::create(std::move(c), io);
       }
     }
-    cooldown_policy cp;
+    routing::cooldown_policy cp;
     cp.allowed_fails = cfg.router.allowed_fails;
     cp.allowed_fails_policy = cfg.router.allowed_fails_policy;
     cp.cooldown_seconds = cfg.router.cooldown_time;
     cp.disabled = cfg.router.disable_cooldowns;
     for (auto& g : registry->groups())
-      for (auto* d : g->deployments) d->actor = spawn_deployment(*system, d, cp, g->deployments.size());
+      for (auto* d : g->deployments) d->actor = routing::spawn_deployment(*system, d, cp, g->deployments.size());
     ctx.cfg = &cfg;
     ctx.registry = registry.get();
     ctx.metrics = &metrics;
     ctx.master_key = cfg.general.master_key;
     ctx.connect_timeout = ms(cfg.gateway.connect_timeout);
-    ctx.retry_backoff_base = ms(cfg.gateway.retry_backoff_base);
-    ctx.retry_backoff_max = ms(cfg.gateway.retry_backoff_max);
-    ctx.retry_after_min = ms(cfg.router.retry_after);
-    ctx.retry_after_max = ms(cfg.gateway.retry_after_max);
-    ctx.max_fallbacks = cfg.router.max_fallbacks;
+    ctx.retry.backoff_base = ms(cfg.gateway.retry_backoff_base);
+    ctx.retry.backoff_max = ms(cfg.gateway.retry_backoff_max);
+    ctx.retry.retry_after_min = ms(cfg.router.retry_after);
+    ctx.retry.retry_after_max = ms(cfg.gateway.retry_after_max);
+    ctx.retry.max_fallbacks = cfg.router.max_fallbacks;
+    ctx.retry.router = &cfg.router;
     ctx.fetch_image_urls = cfg.gateway.fetch_image_urls;
     ctx.image_fetch_allow_private = cfg.gateway.image_fetch_allow_private;
     ctx.token_rate_limit_type = cfg.general.token_rate_limit_type == "total"   ? 0
@@ -196,7 +197,7 @@ struct app::impl {
     {
       std::vector<asio::io_context*> ios;
       for (std::size_t i = 0; i < threads.size(); ++i) ios.push_back(&threads[i].io());
-      limiter = std::make_unique<rate_limiter>(cfg, ios, accounts->config().node_id);
+      limiter = std::make_unique<limits::rate_limiter>(cfg, ios, accounts->config().node_id);
       ctx.limiter = limiter.get();
       if (cfg.router.redis.configured())
         log::info("rate limits: cluster-wide through Redis at " + cfg.router.redis.host + ":" +
@@ -209,9 +210,9 @@ struct app::impl {
       accounts->ensure_key(k, alias && *alias ? alias : "default");
     }
     {
-      auto ts = make_trace_settings(cfg, as.database_url, [](const char* k) { return std::getenv(k); }, warnings);
+      auto ts = tracing::make_trace_settings(cfg, as.database_url, [](const char* k) { return std::getenv(k); }, warnings);
       if (ts.any()) {
-        tracing = std::make_unique<trace_pipeline>(*system, std::move(ts), threads.size());
+        tracing = std::make_unique<tracing::trace_pipeline>(*system, std::move(ts), threads.size());
         ctx.tracing = tracing.get();
         const auto& t = tracing->settings();
         for (const auto& e : t.otlp)
@@ -224,7 +225,7 @@ struct app::impl {
     }
     ctx.node_id = accounts->config().node_id;
     for (std::size_t i = 0; i < threads.size(); ++i) {
-      batchers.push_back(std::make_unique<outcome_batcher>(*registry));
+      batchers.push_back(std::make_unique<routing::outcome_batcher>(*registry));
       ctx.batchers.push_back(batchers.back().get());
       threads[i].add_tick_hook([b = batchers.back().get(), a = &accounts->io(i), t = tracing.get(), i] {
         b->flush();

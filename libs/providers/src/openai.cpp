@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include "controls.hpp"
 #include "gw/core/json_writer.hpp"
 
 #include <cstring>
@@ -195,6 +196,26 @@ check check_number(od::value v, std::string_view name) {
 
 namespace {
 
+/// The raw JSON text of a value (an array or object whole; a scalar's token trimmed).
+simdjson::error_code raw_value(od::value v, std::string_view& out) {
+  od::json_type t;
+  if (auto ec = v.type().get(t)) return ec;
+  if (t == od::json_type::array) {
+    od::array a;
+    if (auto ec = v.get_array().get(a)) return ec;
+    return a.raw_json().get(out);
+  }
+  if (t == od::json_type::object) {
+    od::object o;
+    if (auto ec = v.get_object().get(o)) return ec;
+    return o.raw_json().get(out);
+  }
+  out = v.raw_json_token();
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\n' || out.back() == '\r' || out.back() == '\t'))
+    out.remove_suffix(1);
+  return simdjson::SUCCESS;
+}
+
 std::optional<error> inspect_document(operation op, const std::string& body, od::document& doc,
                                       inspected_request& out) {
   od::object root;
@@ -206,6 +227,7 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
     if (auto ec = doc.get_object().get(root)) return json_error(ec);
   }
   bool has_model = false, has_main = false;
+  std::shared_ptr<request_controls> controls;
   std::string_view main_field = op == operation::chat         ? "messages"
                                 : op == operation::completion ? "prompt"
                                                               : "input";
@@ -291,6 +313,12 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
         return error{errc::invalid_request, "Invalid 'num_retries': expected an integer from 0 to 10.", "num_retries"};
       out.num_retries = static_cast<int>(n);
       out.has_gateway_fields = true;
+    } else if (is_control_field(key)) {
+      std::string_view raw;
+      if (auto ec = raw_value(v, raw)) return json_error(ec);
+      if (!controls) controls = std::make_shared<request_controls>();
+      if (auto e = read_control(key, raw, *controls)) return e;
+      out.has_gateway_fields = true;
     } else if (key == "temperature" || key == "top_p" || key == "presence_penalty" ||
                key == "frequency_penalty" || key == "dimensions") {
       if (auto c = check_number(v, key)) return c;
@@ -307,6 +335,7 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
                  std::string(main_field)};
   if (out.stream && op == operation::embedding)
     return error{errc::invalid_request, "Embeddings cannot be streamed.", "stream"};
+  out.controls = std::move(controls);
   return std::nullopt;
 }
 
@@ -369,7 +398,7 @@ std::string strip_gateway_fields(std::string_view body) {
     if (field.key().get(rk) || field.unescaped_key().get(key)) return std::string(body);
     const char* raw = rk.raw();  // just after the key's opening quote
     members.push_back({static_cast<std::size_t>(raw - data) - 1,
-                       key == "timeout" || key == "stream_timeout" || key == "num_retries"});
+                       is_gateway_field(key)});
     od::value v;
     if (field.value().get(v) || walk(v, 1, nullptr)) return std::string(body);
   }

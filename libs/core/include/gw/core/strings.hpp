@@ -9,6 +9,8 @@
 namespace gw {
 
 bool iequals(std::string_view a, std::string_view b) noexcept;
+/// True if `s` begins with `prefix`, ASCII case ignored.
+bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept;
 std::string_view trim(std::string_view s) noexcept;
 std::string to_lower(std::string_view s);
 std::vector<std::string_view> split(std::string_view s, char sep);

@@ -5,9 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gw/core/error.hpp"
 
@@ -18,6 +21,37 @@ enum class operation { chat, completion, embedding };
 
 std::string_view operation_name(operation op) noexcept;  // "chat", "text_completion", "embeddings"
 std::string_view operation_path(operation op) noexcept;  // "/chat/completions", ...
+
+/// A fallback named in a request (LiteLLM's client-side fallbacks): a model group, and
+/// top-level body members to replace for it (`{"model": "b", "messages": [...]}`).
+struct fallback_target {
+  std::string model;
+  std::string overrides;  ///< a JSON object without "model"; empty: none
+};
+
+/// Fallback lists, keyed by the model group they apply to: "" for a plain list (any
+/// group), else the name from the `[{"group": ["b", "c"]}]` form ("*": every group).
+using keyed_fallbacks = std::vector<std::pair<std::string, std::vector<fallback_target>>>;
+
+/// The gateway's own per-request controls (LiteLLM's), read from the body. None of them
+/// reaches the provider: strip_gateway_fields() removes them.
+struct request_controls {
+  std::optional<keyed_fallbacks> fallbacks, context_window_fallbacks, content_policy_fallbacks;
+  std::optional<int> max_fallbacks;
+  bool disable_fallbacks = false;
+  /// mock_response: answered by the gateway, not the provider ("litellm.RateLimitError"
+  /// and the like stand for that failure).
+  std::optional<std::string> mock_response;
+  bool mock_testing_fallbacks = false;                 ///< fail as a 500, straight to fallbacks
+  bool mock_testing_context_fallbacks = false;         ///< fail as a context-window error
+  bool mock_testing_content_policy_fallbacks = false;  ///< fail as a content-policy refusal
+  bool mock_testing_rate_limit_error = false;          ///< the first attempt fails with a 429
+  bool mock_timeout = false;                           ///< wait the timeout, then fail with a 408
+  bool any_mock() const noexcept {
+    return mock_response || mock_testing_fallbacks || mock_testing_context_fallbacks ||
+           mock_testing_content_policy_fallbacks || mock_testing_rate_limit_error || mock_timeout;
+  }
+};
 
 /// What the gateway needs from a request body, found in one pass.
 struct inspected_request {
@@ -36,6 +70,8 @@ struct inspected_request {
   double timeout_s = 0, stream_timeout_s = 0;
   int num_retries = -1;
   bool has_gateway_fields = false;
+  /// Fallbacks and testing controls; null when the request has none (the common case).
+  std::shared_ptr<const request_controls> controls;
   std::int64_t estimated_input_tokens() const noexcept {
     return static_cast<std::int64_t>(text_bytes / 4 + 1);
   }
@@ -45,9 +81,17 @@ struct inspected_request {
 /// a request for `op`. On failure returns the error to send (400, with `param`).
 std::optional<error> inspect_request(operation op, const std::string& body, inspected_request& out);
 
-/// `body` (a JSON object) without its top-level "timeout", "stream_timeout" and
-/// "num_retries" members; the rest byte for byte (whitespace between members aside).
+/// The top-level members that are the gateway's, not the provider's: timeout,
+/// stream_timeout, num_retries and the request_controls.
+bool is_gateway_field(std::string_view key) noexcept;
+
+/// `body` (a JSON object) without its top-level gateway fields (is_gateway_field); the
+/// rest byte for byte (whitespace between members aside).
 std::string strip_gateway_fields(std::string_view body);
+
+/// `body` (a JSON object) with the members of `overrides` (a JSON object) replacing or
+/// added to its top-level members. Returns `body` unchanged if either is not an object.
+std::string with_overrides(std::string_view body, std::string_view overrides);
 
 /// `body` (a JSON object) with its top-level "model" set to `model` (replaced, or
 /// added first when absent): Azure-style routes name the model in the path. Returns

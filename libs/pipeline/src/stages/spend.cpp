@@ -1,0 +1,170 @@
+// The spend stage: budget admission before the call, and the charge after it.
+//
+// Admission: a virtual key with a budget (its own, its user's, its team's, or a model
+// budget) reserves the request's cost against each of them; without room the request is
+// refused with 429 naming the budget. How much is reserved is the enforcement mode's
+// choice (services::budgets): the estimate (spend mode, LiteLLM's rule made exact
+// across nodes) or the worst case (strict). A fallback to another group reserves anew.
+//
+// Settle (before the answer's last byte): the request's cost from the usage read and
+// the deployment's price goes to the ledger with the reservation it replaces and a
+// spend-log row; every request is charged, the master key's too (spend logs).
+
+#include <atomic>
+
+#include "gw/core/log.hpp"
+#include "gw/pipeline/stages.hpp"
+
+namespace gw::pipeline {
+namespace {
+
+/// Gives a reservation back (a charge of nothing, without a spend-log row).
+void release(request_context& ctx, std::uint64_t reservation) {
+  if (reservation == 0) return;
+  accounts::charge back;
+  back.reservation = reservation;
+  ctx.svc.accounts->io(ctx.shard).add_charge(std::move(back));
+}
+
+keys::money amount_for(const request_context& ctx, const routing::model_group& g) {
+  return worst_case_cost(g, ctx.view, ctx.op, ctx.svc.accounts->config().default_max_output_tokens);
+}
+
+}  // namespace
+
+keys::money response_cost(const request_context& ctx) {
+  const auto* d = ctx.out.deployment;
+  const auto& u = ctx.out.usage;
+  if (!d || !d->price || !u.known()) return 0;
+  pricing::token_usage t;
+  t.prompt_tokens = std::max<std::int64_t>(0, u.prompt_tokens);
+  t.completion_tokens = std::max<std::int64_t>(0, u.completion_tokens);
+  // Cached parts are part of prompt_tokens; a provider reporting more is not trusted.
+  t.cache_read_tokens = std::min(u.cached_tokens, t.prompt_tokens);
+  t.cache_creation_tokens = std::min(u.cache_creation_tokens, t.prompt_tokens - t.cache_read_tokens);
+  return pricing::cost_of(*d->price, t);
+}
+
+keys::money worst_case_cost(const routing::model_group& g, const providers::inspected_request& r,
+                            providers::operation op, std::int64_t default_max_output) {
+  const auto& p = g.worst_price;
+  std::int64_t in_tokens = static_cast<std::int64_t>(r.text_bytes / 3) + 16;
+  std::int64_t out_tokens = 0;
+  if (op != providers::operation::embedding) {
+    out_tokens = r.max_tokens >= 0 ? r.max_tokens : (p.max_output_tokens > 0 ? p.max_output_tokens : default_max_output);
+    out_tokens *= std::max<std::int64_t>(1, r.n);
+  }
+  pricing::token_usage u;
+  u.prompt_tokens = in_tokens;
+  u.completion_tokens = out_tokens;
+  return pricing::cost_of(p, u);
+}
+
+keys::money estimated_cost(const routing::model_group& g, const providers::inspected_request& r,
+                           providers::operation op) {
+  const auto& p = g.worst_price;
+  pricing::token_usage u;
+  u.prompt_tokens = static_cast<std::int64_t>(r.text_bytes / 3) + 16;
+  if (op != providers::operation::embedding && r.max_tokens >= 0)
+    u.completion_tokens = r.max_tokens * std::max<std::int64_t>(1, r.n);
+  return pricing::cost_of(p, u);
+}
+
+namespace {
+
+/// Reserves the request's amount for group `g` against the key's budgets; the answer
+/// comes back on the request's io thread: `admitted()` or `refused(error)`.
+template <class Admitted, class Refused>
+void reserve(request_context& ctx, const routing::model_group& g, Admitted admitted, Refused refused) {
+  auto amount = amount_for(ctx, g);
+  ctx.svc.accounts->reserve(
+      ctx.entry, g.name, amount,
+      [c = ctx.shared_from_this(), amount, admitted, refused](accounts::reserve_result res) {
+        boost::asio::post(c->thread.io(), [c, amount, admitted, refused, res = std::move(res)]() mutable {
+          if (c->finished()) return release(*c, res.reservation);
+          if (res.refusal) return refused(*c, *res.refusal);
+          // A new reservation (a fallback's) replaces the old one.
+          release(*c, c->reservation);
+          c->reservation = res.reservation;
+          c->reserved = amount;
+          admitted(*c);
+        });
+      });
+}
+
+}  // namespace
+
+flow spend_stage::on_request(request_context& ctx) const {
+  const auto& g = *ctx.group;
+  if (!ctx.entry || !ctx.svc.accounts || !ctx.entry->budgeted_for(g.name)) return flow::next;
+  reserve(
+      ctx, g, [](request_context& c) { c.resume(); }, [](request_context& c, const error& e) { c.fail(e); });
+  return flow::pending;
+}
+
+flow spend_stage::on_reroute(request_context& ctx) const {
+  const auto& g = *ctx.group;
+  if (!ctx.entry || !ctx.svc.accounts || !ctx.entry->budgeted_for(g.name)) return flow::next;
+  reserve(
+      ctx, g, [](request_context& c) { c.resume_reroute(); },
+      [](request_context& c, const error& e) { c.refuse_reroute(e); });
+  return flow::pending;
+}
+
+void spend_stage::on_settle(request_context& ctx) const {
+  if (ctx.charged || !ctx.svc.accounts || !ctx.group) return;
+  if (!ctx.passed(this)) {
+    // Refused here (no spend, no spend-log row); a reservation that came too late goes back.
+    release(ctx, ctx.reservation);
+    ctx.reservation = 0;
+    return;
+  }
+  ctx.charged = true;
+  auto& out = ctx.out;
+  int status = out.status;
+  if (ctx.view.stream && !out.usage.known() && out.stream_events > 0 && status / 100 == 2) {
+    // A provider that ignored stream_options: estimate rather than charge nothing
+    // (prompt from its size, one token per content chunk; the role chunk and [DONE]
+    // are not tokens).
+    out.usage.prompt_tokens = ctx.view.estimated_input_tokens();
+    out.usage.completion_tokens = std::max<std::int64_t>(0, out.stream_events - 2);
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      log::warn("deployment '" + (out.deployment ? out.deployment->cfg->model_name : std::string("?")) +
+                "' streamed without usage: its cost is estimated from the stream (once-only warning)");
+  }
+  accounts::charge c;
+  c.reservation = ctx.reservation;
+  ctx.reservation = 0;
+  c.cost = ctx.cost = response_cost(ctx);
+  if (ctx.entry && c.cost != 0) c.entities = ctx.entry->spend_entities(ctx.group->name);
+  auto& l = c.log;
+  l.request_id = ctx.call_id;
+  l.call_type = providers::operation_name(ctx.op);
+  if (ctx.entry) {
+    l.api_key = ctx.entry->token;
+    l.key_alias = ctx.entry->key_alias;
+    l.user_id = ctx.entry->user_id;
+    l.team_id = ctx.entry->team_id;
+  }
+  l.model_group = ctx.group->name;
+  if (const auto* d = out.deployment) {
+    l.model_id = d->cfg->id;
+    l.model = d->cfg->model;
+    l.api_base = d->target.base_url;
+  }
+  if (out.usage.known()) {
+    l.prompt_tokens = std::max<std::int64_t>(0, out.usage.prompt_tokens);
+    l.completion_tokens = std::max<std::int64_t>(0, out.usage.completion_tokens);
+    l.total_tokens = out.usage.total_tokens >= 0 ? out.usage.total_tokens : l.prompt_tokens + l.completion_tokens;
+  }
+  l.spend = c.cost;
+  l.start_time = ctx.wall_start;
+  l.end_time = ctx.wall(request_context::clock::now());
+  if (out.first_byte != request_context::clock::time_point{}) l.completion_start_time = ctx.wall(out.first_byte);
+  l.status = status / 100 == 2 ? "success" : "failure";
+  l.http_status = status;
+  ctx.svc.accounts->io(ctx.shard).add_charge(std::move(c));
+}
+
+}  // namespace gw::pipeline
