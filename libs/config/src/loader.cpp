@@ -51,7 +51,7 @@ const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_para
 
 const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb",
                                     "database_connection_pool_limit", "maximum_spend_logs_retention_period",
-                                    "token_rate_limit_type"};
+                                    "token_rate_limit_type", "dangerously_allow_mock_testing_request_params"};
 const key_set k_general_later{
     "completion_model", "disable_spend_logs", "disable_master_key_return",
     "disable_retry_on_max_parallel_request_limit_error", "disable_reset_budget",
@@ -88,7 +88,8 @@ const key_set k_gateway_keys{"io_threads",        "actor_threads",           "ma
                              "budget_reset_calendar", "rate_limit_window", "rate_limit_buckets",
                              "redis_timeout", "rate_limit_local_share", "rate_limit_precheck",
                              "retry_backoff_base", "retry_backoff_max", "retry_after_max",
-                             "fetch_image_urls", "image_fetch_allow_private"};
+                             "fetch_image_urls", "image_fetch_allow_private", "budget_enforcement",
+                             "allow_client_mock_params"};
 
 const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
                                                  "usage-based-routing",   "usage-based-routing-v2",
@@ -462,6 +463,8 @@ class loader {
           if (!ok || days <= 0) fail(v, kp, "expected a retention such as '30d' or '12h', got '" + t + "'");
           g.spend_logs_retention_days = days;
         }
+      } else if (k == "dangerously_allow_mock_testing_request_params") {
+        if (auto x = boolean(v, kp)) cfg_.gateway.allow_client_mock_params = *x;
       } else if (k == "token_rate_limit_type") {
         auto t = scalar(v, kp).value_or("output");
         if (t != "output" && t != "input" && t != "total")
@@ -631,6 +634,12 @@ class loader {
         if (auto x = boolean(v, kp)) g.fetch_image_urls = *x;
       } else if (k == "image_fetch_allow_private") {
         if (auto x = boolean(v, kp)) g.image_fetch_allow_private = *x;
+      } else if (k == "allow_client_mock_params") {
+        if (auto x = boolean(v, kp)) g.allow_client_mock_params = *x;
+      } else if (k == "budget_enforcement") {
+        auto x = scalar(v, kp).value_or("");
+        if (x != "spend" && x != "strict") fail(v, kp, "expected spend or strict, got '" + x + "'");
+        g.budget_enforcement = x;
       } else if (k == "retry_backoff_base") {
         if (auto x = number(v, kp)) g.retry_backoff_base = *x;
       } else if (k == "retry_backoff_max") {

@@ -175,6 +175,9 @@ struct app::impl {
                                 : cfg.general.token_rate_limit_type == "input" ? 1
                                                                                : 2;
     ctx.routing = &routing;
+    ctx.allow_mock_params = cfg.gateway.allow_client_mock_params;
+    ctx.budgets = cfg.gateway.budget_enforcement == "strict" ? pipeline::budget_enforcement::strict
+                                                              : pipeline::budget_enforcement::spend;
 
     accounts::settings as;
     as.database_url = opts.offline ? std::string() : cfg.general.database_url;

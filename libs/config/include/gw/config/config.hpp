@@ -200,6 +200,13 @@ struct gateway_settings {
   /// such URLs are refused, so that a client cannot reach instance metadata or
   /// internal services through the gateway).
   bool image_fetch_allow_private = false;
+  /// How budgets admit a request: "spend" (LiteLLM's rule made exact across the cluster:
+  /// admitted while spend plus what is in flight, each request at its estimate, is below
+  /// the budget) or "strict" (a hard ceiling: the request's worst case must fit).
+  std::string budget_enforcement = "spend";
+  /// Clients may send the testing controls (mock_response, mock_testing_*, mock_timeout);
+  /// general_settings.dangerously_allow_mock_testing_request_params (LiteLLM's) sets it too.
+  bool allow_client_mock_params = true;
 
   // Tracing (docs/tracing.md). Exporters come from litellm_settings callbacks and the
   // OTEL_* / LANGFUSE_* environment.
