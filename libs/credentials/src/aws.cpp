@@ -12,6 +12,7 @@
 
 #include "gw/core/strings.hpp"
 #include "gw/credentials/parse.hpp"
+#include "gw/http/client.hpp"
 #include "gw/http/upstream.hpp"
 #include "gw/providers/sigv4.hpp"
 #include "process.hpp"
@@ -20,6 +21,11 @@
 
 namespace gw::credentials {
 
+using http::fetch;
+using http::fetch_request;
+using http::fetch_result;
+using http::url_origin;
+using http::url_request_target;
 using providers::aws_credentials;
 
 namespace detail {

@@ -4,10 +4,17 @@
 
 #include "gw/core/strings.hpp"
 #include "gw/credentials/parse.hpp"
+#include "gw/http/client.hpp"
 #include "refresher.hpp"
 #include "util.hpp"
 
 namespace gw::credentials {
+
+using http::fetch;
+using http::fetch_request;
+using http::fetch_result;
+using http::url_origin;
+
 namespace detail {
 namespace {
 

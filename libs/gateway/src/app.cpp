@@ -19,7 +19,7 @@
 #include "gw/gateway/limiter.hpp"
 #include "gw/gateway/runtime.hpp"
 #include "gw/gateway/tracing.hpp"
-#include "gw/credentials/fetch.hpp"
+#include "gw/http/client.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
 #include "gw/http/io_threads.hpp"
@@ -215,7 +215,7 @@ struct app::impl {
         ctx.tracing = tracing.get();
         const auto& t = tracing->settings();
         for (const auto& e : t.otlp)
-          log::info("tracing: " + e.name + " -> " + credentials::url_origin(e.url) +
+          log::info("tracing: " + e.name + " -> " + http::url_origin(e.url) +
                     (e.otlp.capture_content ? " (with content)" : " (no content)"));
         if (t.store)
           log::info(std::string("tracing: trace store in ") + (t.database_url.empty() ? "memory (last " +

@@ -21,7 +21,7 @@
 #include "gw/providers/sigv4.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
-#include "gw/credentials/fetch.hpp"
+#include "gw/http/client.hpp"
 #include "gw/gateway/handler.hpp"
 #include "gw/gateway/limiter.hpp"
 
@@ -519,7 +519,7 @@ void proxy_call::fetch_images(std::vector<std::string> urls, const std::string& 
   images_pending_ = urls.size();
   auto attempt = attempts_total_;
   for (auto& u : urls) {
-    credentials::fetch_request fr;
+    http::fetch_request fr;
     fr.method = "GET";
     fr.url = u;
     fr.timeout = std::chrono::seconds(10);
@@ -529,8 +529,8 @@ void proxy_call::fetch_images(std::vector<std::string> urls, const std::string& 
       fr.refused_what = "loopback, private or link-local addresses, which the gateway does not fetch from "
                         "(gateway_settings.image_fetch_allow_private)";
     }
-    credentials::fetch(session_->io(), std::move(fr),
-                       [self = shared_from_this(), u, attempt, upstream_model](credentials::fetch_result r) {
+    http::fetch(session_->io(), std::move(fr),
+                       [self = shared_from_this(), u, attempt, upstream_model](http::fetch_result r) {
                          auto& s = *self;
                          if (s.finished_ || attempt != s.attempts_total_) return;
                          std::string_view type = sniff_image(r.body);

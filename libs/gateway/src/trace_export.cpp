@@ -14,7 +14,7 @@
 #include "gw/core/json_writer.hpp"
 #include "gw/core/log.hpp"
 #include "gw/core/strings.hpp"
-#include "gw/credentials/fetch.hpp"
+#include "gw/http/client.hpp"
 #include "gw/keys/admin_json.hpp"
 #include "gw/keys/model.hpp"
 #include "gw/tracing/content.hpp"
@@ -32,7 +32,7 @@ class otlp_exporter final : public exporter {
   otlp_exporter(otlp_exporter_settings s, milliseconds timeout) : s_(std::move(s)), timeout_(timeout) {}
 
   export_result send(const record_list& records) override {
-    credentials::fetch_request req;
+    http::fetch_request req;
     req.method = "POST";
     req.url = s_.url;
     req.headers = s_.headers;
@@ -41,8 +41,8 @@ class otlp_exporter final : public exporter {
     req.timeout = timeout_;
     req.max_body_bytes = 64 * 1024;
     boost::asio::io_context io;
-    credentials::fetch_result res;
-    credentials::fetch(io, std::move(req), [&](credentials::fetch_result r) { res = std::move(r); });
+    http::fetch_result res;
+    http::fetch(io, std::move(req), [&](http::fetch_result r) { res = std::move(r); });
     io.run();
     export_result out;
     if (!res.error.empty()) {

@@ -1,7 +1,7 @@
 #pragma once
-// What the credentials tests share: a temporary directory, stand-in servers (silent,
-// one-shot, capturing), and the fixture (an io_context thread, the mock server, sync
-// wrappers around the providers' callbacks).
+// What the credentials tests share: the HTTP client tests' temporary directory,
+// stand-in servers and fixture (client_fixture.hpp), a capturing server, and sync
+// wrappers around the providers' callbacks.
 
 #include <utility>  // before Asio (Boost 1.74 + GCC 12)
 
@@ -24,8 +24,8 @@
 #include <thread>
 
 #include "gw/credentials/aws.hpp"
-#include "gw/credentials/fetch.hpp"
 #include "gw/mock/mock_server.hpp"
+#include "client_fixture.hpp"  // tests/unit/http
 
 namespace gw::credentials::test {
 
@@ -34,77 +34,16 @@ namespace fs = std::filesystem;
 using tcp = boost::asio::ip::tcp;
 using env_map = std::map<std::string, std::string, std::less<>>;
 
-/// A temporary directory, removed at the end.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "gw-creds-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, std::string_view content) const {
-    auto p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p.string();
-  }
-};
+using http::fetch_request;
+using http::test::closed_port;
+using http::test::one_shot_server;
+using http::test::silent_server;
+using http::test::temp_dir;
 
-/// A TCP listener that accepts connections (the kernel does) but never answers: a
-/// stand-in for an endpoint that hangs.
-struct silent_server {
-  boost::asio::io_context io;
-  tcp::acceptor acceptor{io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)};
-  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
-};
-
-/// A port nothing listens on (bound, then closed).
-inline std::uint16_t closed_port() {
-  boost::asio::io_context io;
-  tcp::acceptor a(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  auto p = a.local_endpoint().port();
-  a.close();
-  return p;
-}
-
-/// The fixture of the credentials tests: an io_context on its own thread (the providers'
-/// callbacks run there), an optional mock server, a temporary directory.
-struct credentials_fixture : ::testing::Test {
-  boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{io.get_executor()};
-  std::thread thread{[this] { io.run(); }};
-  std::unique_ptr<mock::server> mock;
-  temp_dir dir;
-
-  void start_mock(mock::options o = {}) {
-    o.port = 0;
-    mock = std::make_unique<mock::server>(o);
-    mock->start();
-  }
-  std::string mock_url() const { return "http://127.0.0.1:" + std::to_string(mock->port()); }
-
-  void TearDown() override {
-    guard.reset();
-    io.stop();
-    thread.join();
-    if (mock) mock->stop();
-  }
-
-  fetch_result fetch_sync(fetch_request r) {
-    std::promise<fetch_result> p;
-    auto f = p.get_future();
-    fetch(io, std::move(r), [&p](fetch_result res) { p.set_value(std::move(res)); });
-    if (f.wait_for(20s) != std::future_status::ready) {
-      ADD_FAILURE() << "fetch callback never ran";
-      return {};
-    }
-    return f.get();
-  }
-
+/// The fixture of the credentials tests: the HTTP client's (an io_context on its own
+/// thread, where the providers' callbacks run, an optional mock server, a temporary
+/// directory) and sync wrappers around the providers' callbacks.
+struct credentials_fixture : http::test::client_fixture {
   /// A counter from the mock's /_mock/stats.
   long long mock_stat(const std::string& name) {
     fetch_request r;
@@ -136,27 +75,6 @@ struct credentials_fixture : ::testing::Test {
     c.imds_timeout = 300ms;
     return c;
   }
-};
-
-/// Answers one connection on 127.0.0.1 with `response` (raw bytes), then closes.
-struct one_shot_server {
-  boost::asio::io_context io;
-  tcp::acceptor acceptor{io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)};
-  std::thread thread;
-  explicit one_shot_server(std::string response) {
-    thread = std::thread([this, response = std::move(response)] {
-      tcp::socket s(io);
-      boost::system::error_code ec;
-      acceptor.accept(s, ec);
-      if (ec) return;
-      char buf[4096];
-      s.read_some(boost::asio::buffer(buf), ec);
-      boost::asio::write(s, boost::asio::buffer(response), ec);
-      s.shutdown(tcp::socket::shutdown_both, ec);
-    });
-  }
-  ~one_shot_server() { thread.join(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/"; }
 };
 
 /// Answers one connection on 127.0.0.1 with `response` (raw bytes) once it has read the

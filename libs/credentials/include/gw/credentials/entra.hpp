@@ -18,10 +18,12 @@
 #include <string>
 
 #include "gw/credentials/environment.hpp"
-#include "gw/credentials/fetch.hpp"
 #include "gw/credentials/refresh.hpp"
+#include "gw/http/asio.hpp"
 
 namespace gw::credentials {
+
+namespace asio = boost::asio;
 
 namespace detail {
 template <class V>

@@ -1,7 +1,7 @@
 #pragma once
-/// A one-shot asynchronous HTTP(S) client for identity endpoints (token services,
-/// metadata services): its own connection per call (no pooling, "Connection: close"),
-/// a deadline over the whole exchange, a bounded response. Not for the data plane.
+/// A one-shot asynchronous HTTP(S) client for calls off the data plane (token and
+/// metadata services, image URLs, trace exporters): its own connection per call (no
+/// pooling, "Connection: close"), a deadline over the whole exchange, a bounded response.
 
 #include <chrono>
 #include <cstddef>
@@ -12,9 +12,7 @@
 
 #include "gw/http/asio.hpp"
 
-namespace gw::credentials {
-
-namespace asio = boost::asio;
+namespace gw::http {
 
 struct fetch_request {
   std::string method = "GET";   ///< any token: GET, PUT, POST, ...
@@ -56,7 +54,7 @@ using fetch_callback = std::function<void(fetch_result)>;
 
 /// Starts the exchange; `cb` runs exactly once, on a thread running `io` (never inside
 /// this call), unless `io` is stopped or destroyed first. Callable from any thread.
-/// TLS uses gw::http::client_tls_context() (system trust store, host verification).
+/// TLS uses client_tls_context() (system trust store, host verification).
 void fetch(asio::io_context& io, fetch_request req, fetch_callback cb);
 
 /// The request target fetch() sends for `url`: path and query verbatim ("/" when
@@ -69,4 +67,4 @@ std::string url_request_target(std::string_view url);
 /// secrets, e.g. a container credentials URI).
 std::string url_origin(std::string_view url);
 
-}  // namespace gw::credentials
+}  // namespace gw::http

@@ -1,4 +1,4 @@
-#include "gw/credentials/fetch.hpp"
+#include "gw/http/client.hpp"
 
 #include <openssl/ssl.h>
 
@@ -14,13 +14,8 @@
 #include "gw/core/strings.hpp"
 #include "gw/http/upstream.hpp"
 
-namespace gw::credentials {
+namespace gw::http {
 namespace {
-
-namespace http = gw::http;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-using error_code = boost::system::error_code;
 
 constexpr std::uint32_t header_limit = 16 * 1024;
 
@@ -68,7 +63,7 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
   void start() {
     started_ = std::chrono::steady_clock::now();
     std::string err;
-    if (!http::parse_url(req_.url, ep_, err)) return finish_error("invalid URL: " + err);
+    if (!parse_url(req_.url, ep_, err)) return finish_error("invalid URL: " + err);
     target_ = url_request_target(req_.url);
     for (char c : target_)
       if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return finish_error("invalid URL: bad character in path");
@@ -101,33 +96,33 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
     }));
     stage_ = "resolve";
     resolver_.async_resolve(ep_.host, std::to_string(ep_.port),
-                            on_strand([self = shared_from_this()](error_code ec, http::resolver_type::results_type r) {
+                            on_strand([self = shared_from_this()](error_code ec, resolver_type::results_type r) {
                               self->on_resolve(ec, std::move(r));
                             }));
   }
 
  private:
-  void on_resolve(error_code ec, http::resolver_type::results_type results) {
+  void on_resolve(error_code ec, resolver_type::results_type results) {
     if (ec) return fail(ec);
     stage_ = "connect";
     if (ep_.tls)
-      tls_.emplace(io_.get_executor(), http::client_tls_context());
+      tls_.emplace(io_.get_executor(), client_tls_context());
     else
       plain_.emplace(io_.get_executor());
     if (timed_out_) return fail(boost::asio::error::operation_aborted);
     if (req_.allow_address) {
-      std::vector<http::tcp::endpoint> allowed;
+      std::vector<tcp::endpoint> allowed;
       for (const auto& e : results)
         if (req_.allow_address(e.endpoint().address())) allowed.push_back(e.endpoint());
       if (allowed.empty()) return finish_error(ep_.host + " resolves only to " + req_.refused_what);
       asio::async_connect(socket(), allowed,
-                          on_strand([self = shared_from_this()](error_code ec, const http::tcp::endpoint&) {
+                          on_strand([self = shared_from_this()](error_code ec, const tcp::endpoint&) {
                             self->on_connect(ec);
                           }));
       return;
     }
     asio::async_connect(socket(), results,
-                        on_strand([self = shared_from_this()](error_code ec, const http::tcp::endpoint&) {
+                        on_strand([self = shared_from_this()](error_code ec, const tcp::endpoint&) {
                           self->on_connect(ec);
                         }));
   }
@@ -135,7 +130,7 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
   void on_connect(error_code ec) {
     if (ec) return fail(ec);
     error_code ignored;
-    socket().set_option(http::tcp::no_delay(true), ignored);
+    socket().set_option(tcp::no_delay(true), ignored);
     if (!tls_) return write();
     stage_ = "TLS handshake";
     // SNI only for names: RFC 6066 forbids IP literals in server_name.
@@ -211,7 +206,7 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
     finish(std::move(r));
   }
 
-  http::socket_type& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+  socket_type& socket() { return tls_ ? tls_->next_layer() : *plain_; }
 
   void abort_io() {
     error_code ignored;
@@ -250,11 +245,11 @@ class fetch_op : public std::enable_shared_from_this<fetch_op> {
   asio::strand<asio::io_context::executor_type> strand_;
   fetch_request req_;
   fetch_callback cb_;
-  http::endpoint ep_;
+  endpoint ep_;
   std::string target_;
-  http::resolver_type resolver_;
-  std::optional<http::socket_type> plain_;
-  std::optional<asio::ssl::stream<http::socket_type>> tls_;
+  resolver_type resolver_;
+  std::optional<socket_type> plain_;
+  std::optional<asio::ssl::stream<socket_type>> tls_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   bhttp::request<bhttp::string_body> request_;
@@ -292,10 +287,10 @@ std::string url_request_target(std::string_view url) {
 }
 
 std::string url_origin(std::string_view url) {
-  http::endpoint ep;
+  endpoint ep;
   std::string err;
-  if (!http::parse_url(url, ep, err)) return "<invalid URL>";
+  if (!parse_url(url, ep, err)) return "<invalid URL>";
   return std::string(ep.tls ? "https://" : "http://") + ep.authority;
 }
 
-}  // namespace gw::credentials
+}  // namespace gw::http
