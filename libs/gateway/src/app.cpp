@@ -16,7 +16,7 @@
 #include "gw/gateway/actors.hpp"
 #include "gw/gateway/context.hpp"
 #include "gw/gateway/handler.hpp"
-#include "gw/gateway/limiter.hpp"
+#include "gw/limits/rate_limiter.hpp"
 #include "gw/gateway/runtime.hpp"
 #include "gw/gateway/tracing.hpp"
 #include "gw/http/client.hpp"
@@ -103,7 +103,7 @@ struct app::impl {
   std::unique_ptr<accounts::service> accounts;
   gateway_context ctx;
   std::vector<std::unique_ptr<outcome_batcher>> batchers;
-  std::unique_ptr<rate_limiter> limiter;
+  std::unique_ptr<limits::rate_limiter> limiter;
   std::unique_ptr<trace_pipeline> tracing;  // after the actor system is gone: see shutdown()
   routing_counters routing;
   std::unique_ptr<gateway_handler> handler;
@@ -196,7 +196,7 @@ struct app::impl {
     {
       std::vector<asio::io_context*> ios;
       for (std::size_t i = 0; i < threads.size(); ++i) ios.push_back(&threads[i].io());
-      limiter = std::make_unique<rate_limiter>(cfg, ios, accounts->config().node_id);
+      limiter = std::make_unique<limits::rate_limiter>(cfg, ios, accounts->config().node_id);
       ctx.limiter = limiter.get();
       if (cfg.router.redis.configured())
         log::info("rate limits: cluster-wide through Redis at " + cfg.router.redis.host + ":" +

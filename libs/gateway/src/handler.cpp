@@ -3,7 +3,7 @@
 #include "gw/core/ids.hpp"
 #include "gw/core/json_writer.hpp"
 #include "gw/core/strings.hpp"
-#include "gw/gateway/limiter.hpp"
+#include "gw/limits/rate_limiter.hpp"
 #include "gw/gateway/proxy_call.hpp"
 #include "gw/http/asio.hpp"
 #include "gw/keys/admin_json.hpp"

@@ -23,7 +23,7 @@
 #include "gw/credentials/entra.hpp"
 #include "gw/http/client.hpp"
 #include "gw/gateway/handler.hpp"
-#include "gw/gateway/limiter.hpp"
+#include "gw/limits/rate_limiter.hpp"
 
 namespace gw::gateway {
 namespace {

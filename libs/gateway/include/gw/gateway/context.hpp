@@ -16,11 +16,13 @@
 namespace gw::http {
 class server;
 }
+namespace gw::limits {
+class rate_limiter;
+}
 
 namespace gw::gateway {
 
 class outcome_batcher;
-class rate_limiter;
 class trace_pipeline;
 
 /// Counters of the routing layer (all io threads).
@@ -47,7 +49,7 @@ struct gateway_context {
   /// Virtual keys, budgets and spend (always set in the running gateway).
   accounts::service* accounts = nullptr;
   /// Rate limits (always set in the running gateway; null in unit tests).
-  rate_limiter* limiter = nullptr;
+  limits::rate_limiter* limiter = nullptr;
   routing_counters* routing = nullptr;
   // Retries (gateway_settings / router_settings).
   std::chrono::milliseconds retry_backoff_base{250};
