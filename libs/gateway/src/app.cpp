@@ -18,7 +18,7 @@
 #include "gw/gateway/handler.hpp"
 #include "gw/limits/rate_limiter.hpp"
 #include "gw/gateway/runtime.hpp"
-#include "gw/gateway/tracing.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 #include "gw/http/client.hpp"
 #include "gw/credentials/aws.hpp"
 #include "gw/credentials/entra.hpp"
@@ -104,7 +104,7 @@ struct app::impl {
   gateway_context ctx;
   std::vector<std::unique_ptr<outcome_batcher>> batchers;
   std::unique_ptr<limits::rate_limiter> limiter;
-  std::unique_ptr<trace_pipeline> tracing;  // after the actor system is gone: see shutdown()
+  std::unique_ptr<tracing::trace_pipeline> tracing;  // after the actor system is gone: see shutdown()
   routing_counters routing;
   std::unique_ptr<gateway_handler> handler;
   std::unique_ptr<http::server> server;
@@ -209,9 +209,9 @@ struct app::impl {
       accounts->ensure_key(k, alias && *alias ? alias : "default");
     }
     {
-      auto ts = make_trace_settings(cfg, as.database_url, [](const char* k) { return std::getenv(k); }, warnings);
+      auto ts = tracing::make_trace_settings(cfg, as.database_url, [](const char* k) { return std::getenv(k); }, warnings);
       if (ts.any()) {
-        tracing = std::make_unique<trace_pipeline>(*system, std::move(ts), threads.size());
+        tracing = std::make_unique<tracing::trace_pipeline>(*system, std::move(ts), threads.size());
         ctx.tracing = tracing.get();
         const auto& t = tracing->settings();
         for (const auto& e : t.otlp)

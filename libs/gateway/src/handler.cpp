@@ -7,7 +7,7 @@
 #include "gw/gateway/proxy_call.hpp"
 #include "gw/http/asio.hpp"
 #include "gw/keys/admin_json.hpp"
-#include "gw/gateway/tracing.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 #include "gw/providers/anthropic_ingress.hpp"
 #include "gw/providers/openai.hpp"
 

@@ -1,5 +1,5 @@
 #include "gw/gateway/proxy_call.hpp"
-#include "gw/gateway/tracing.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 
 #include <caf/send.hpp>
 

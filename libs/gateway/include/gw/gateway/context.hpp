@@ -19,11 +19,13 @@ class server;
 namespace gw::limits {
 class rate_limiter;
 }
+namespace gw::tracing {
+class trace_pipeline;
+}
 
 namespace gw::gateway {
 
 class outcome_batcher;
-class trace_pipeline;
 
 /// Counters of the routing layer (all io threads).
 struct routing_counters {
@@ -62,7 +64,7 @@ struct gateway_context {
   /// token_rate_limit_type for key, user and team tpm: 0 total, 1 input, 2 output.
   int token_rate_limit_type = 2;
   /// Traces (null: tracing off; no record is built).
-  trace_pipeline* tracing = nullptr;
+  tracing::trace_pipeline* tracing = nullptr;
   std::string node_id;
 };
 

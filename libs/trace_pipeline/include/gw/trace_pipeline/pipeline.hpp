@@ -27,7 +27,7 @@
 #include "gw/tracing/otlp.hpp"
 #include "gw/tracing/record.hpp"
 
-namespace gw::gateway {
+namespace gw::tracing {
 
 /// OpenTelemetry's sampler (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG): which requests
 /// are sampled, decided once per request from its trace id and the client's traceparent,
@@ -165,4 +165,4 @@ class trace_pipeline {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace gw::gateway
+}  // namespace gw::tracing

@@ -1,7 +1,7 @@
 // The trace pipeline: settings from the config and environment, the shipper actor,
 // the exporters' worker actors, the io threads' buffers, and the /traces API.
 
-#include "gw/gateway/tracing.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -20,9 +20,9 @@
 #include "gw/core/error.hpp"
 #include "gw/core/log.hpp"
 #include "gw/core/strings.hpp"
-#include "trace_internal.hpp"
+#include "internal.hpp"
 
-namespace gw::gateway {
+namespace gw::tracing {
 
 using trace_batch = std::shared_ptr<const std::vector<tracing::trace_record>>;
 
@@ -32,14 +32,14 @@ struct export_job {
   trace_detail::record_list records;
 };
 
-}  // namespace gw::gateway
+}  // namespace gw::tracing
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::trace_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::tracing::trace_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<std::vector<gw::tracing::trace_record>>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::export_job)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::trace_detail::export_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::tracing::export_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::tracing::trace_detail::export_result)
 
-namespace gw::gateway {
+namespace gw::tracing {
 namespace {
 
 using namespace std::chrono;
@@ -602,12 +602,12 @@ using reader_actor = caf::stateful_actor<reader_state>;
 using query_callback = std::shared_ptr<std::function<void(int, std::string)>>;
 
 }  // namespace
-}  // namespace gw::gateway
+}  // namespace gw::tracing
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::gateway::query_callback)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<std::unique_ptr<gw::gateway::trace_detail::exporter>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::tracing::query_callback)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<std::unique_ptr<gw::tracing::trace_detail::exporter>>)
 
-namespace gw::gateway {
+namespace gw::tracing {
 namespace {
 
 caf::behavior reader_fn(reader_actor* self, std::string url) {
@@ -821,4 +821,4 @@ void trace_pipeline::shutdown(milliseconds timeout) {
   }
 }
 
-}  // namespace gw::gateway
+}  // namespace gw::tracing

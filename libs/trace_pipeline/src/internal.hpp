@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "gw/gateway/tracing.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 #include "gw/store/pg_store.hpp"
 #include "gw/tracing/record.hpp"
 
-namespace gw::gateway::trace_detail {
+namespace gw::tracing::trace_detail {
 
 /// What an export call came to.
 struct export_result {
@@ -81,4 +81,4 @@ struct trace_reader {
 };
 std::pair<int, std::string> serve_traces(trace_reader& r, const std::string& path, const std::string& query);
 
-}  // namespace gw::gateway::trace_detail
+}  // namespace gw::tracing::trace_detail

@@ -18,9 +18,9 @@
 #include "gw/keys/admin_json.hpp"
 #include "gw/keys/model.hpp"
 #include "gw/tracing/content.hpp"
-#include "trace_internal.hpp"
+#include "internal.hpp"
 
-namespace gw::gateway::trace_detail {
+namespace gw::tracing::trace_detail {
 namespace {
 
 using namespace std::chrono;
@@ -580,4 +580,4 @@ std::pair<int, std::string> serve_traces(trace_reader& reader, const std::string
   }
 }
 
-}  // namespace gw::gateway::trace_detail
+}  // namespace gw::tracing::trace_detail
