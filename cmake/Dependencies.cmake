@@ -35,5 +35,5 @@ endif()
 # libpqxx 6.4 (and libpq) ship pkg-config files only.
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 
-# hiredis 0.14 ships a pkg-config file only (and no Asio adapter: libs/limits has one).
+# hiredis 0.14 ships a pkg-config file only (and no Asio adapter: libs/redis has one).
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)

@@ -19,7 +19,7 @@
 #include "gw/core/log.hpp"
 #include "gw/gateway/app.hpp"
 #include "gw/store/pg_store.hpp"
-#include "gw/mock/mock_server.hpp"
+#include "gw/mock/embedded.hpp"
 
 namespace {
 
@@ -108,19 +108,14 @@ int main(int argc, char** argv) {
   apply_log_level(opts.debug);
 
   // No --config: the embedded default, served by the built-in mock provider.
-  std::unique_ptr<gw::mock::server> embedded_mock;
+  std::unique_ptr<gw::mock::embedded_provider> embedded_mock;
   gw::config::load_result loaded;
   if (opts.config) {
     loaded = gw::config::load_file(*opts.config);
   } else {
     if (!opts.check_config && !opts.migrate) {
-      gw::mock::options mo;
-      mo.host = "127.0.0.1";
-      mo.port = 0;
-      mo.threads = 1;
-      embedded_mock = std::make_unique<gw::mock::server>(mo);
       try {
-        embedded_mock->start();
+        embedded_mock = gw::mock::embedded_provider::start();
       } catch (const std::exception& e) {
         std::cerr << "llm-gateway: cannot start the embedded mock provider: " << e.what() << "\n";
         return 1;

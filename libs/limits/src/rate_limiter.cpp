@@ -7,8 +7,8 @@
 namespace gw::limits {
 
 namespace {
-limits::window_settings window_of(const config::gateway_config& cfg) {
-  limits::window_settings w;
+window_settings window_of(const config::gateway_config& cfg) {
+  window_settings w;
   w.window_ms = std::max<std::int64_t>(1, std::llround(cfg.gateway.rate_limit_window * 1000.0));
   w.buckets = std::max(1, cfg.gateway.rate_limit_buckets);
   return w;
@@ -21,7 +21,7 @@ rate_limiter::rate_limiter(const config::gateway_config& cfg, const std::vector<
   const auto& r = cfg.router.redis;
   if (!r.configured()) return;
   for (std::size_t i = 0; i < ios.size(); ++i) {
-    limits::redis_settings s;
+    redis_settings s;
     s.host = r.host;
     s.port = r.port;
     s.username = r.username;
@@ -35,7 +35,7 @@ rate_limiter::rate_limiter(const config::gateway_config& cfg, const std::vector<
     s.thread = i;
     s.window = window_;
     s.precheck = cfg.gateway.rate_limit_precheck;
-    redis_.push_back(std::make_unique<limits::redis_limiter>(*ios[i], std::move(s)));
+    redis_.push_back(std::make_unique<redis_limiter>(*ios[i], std::move(s)));
   }
 }
 
@@ -55,7 +55,7 @@ double rate_limiter::local_share() const {
   return 1.0 / static_cast<double>(std::max<std::size_t>(1, live_nodes()));
 }
 
-void rate_limiter::acquire(std::size_t i, const std::vector<limits::scope>& scopes, done_fn done) {
+void rate_limiter::acquire(std::size_t i, const std::vector<scope>& scopes, done_fn done) {
   auto local = [this, &scopes, &done](bool fallback) {
     if (fallback) fallback_decisions.fetch_add(1, std::memory_order_relaxed);
     auto d = local_.acquire(scopes, local_share());
@@ -71,7 +71,7 @@ void rate_limiter::acquire(std::size_t i, const std::vector<limits::scope>& scop
   if (!r.up()) return local(true);
   // The scopes belong to an auth entry or a deployment that outlives the request (the
   // caller holds them), so the callback may refer to them.
-  r.acquire(scopes, [this, &scopes, done = std::move(done)](std::optional<limits::decision> d) mutable {
+  r.acquire(scopes, [this, &scopes, done = std::move(done)](std::optional<decision> d) mutable {
     if (!d) {
       fallback_decisions.fetch_add(1, std::memory_order_relaxed);
       auto ld = local_.acquire(scopes, local_share());
@@ -83,12 +83,12 @@ void rate_limiter::acquire(std::size_t i, const std::vector<limits::scope>& scop
   });
 }
 
-void rate_limiter::release(std::size_t i, const std::vector<limits::scope>& scopes, const limits::token_usage& usage,
+void rate_limiter::release(std::size_t i, const std::vector<scope>& scopes, const token_usage& usage,
                            bool via_redis) {
   if (!via_redis) return local_.release(scopes, usage);
   if (i < redis_.size() && redis_[i]->release(scopes, usage)) return;
   // Admitted by Redis, which is away now: keep the tokens in the local view at least.
-  local_.add_tokens_at(scopes, usage, limits::local_limiter::now_ms());
+  local_.add_tokens_at(scopes, usage, local_limiter::now_ms());
 }
 
 bool rate_limiter::redis_up() const {

@@ -1,18 +1,15 @@
-// Cluster-wide limits on Redis: hiredis' async API driven by an Asio io_context, one Lua
-// script per request. See redis.hpp and docs/RATE_LIMITS.md.
+// Cluster-wide limits on Redis: one Lua script per request, on a gw::redis::connection
+// (io-thread owned: hiredis driven by the io thread's io_context, commands pipelined,
+// deadlines, reconnects; see gw/redis/connection.hpp). See redis.hpp and
+// docs/RATE_LIMITS.md.
 //
-// Connection: one hiredis async context per limiter, its socket watched by a
-// posix::stream_descriptor (hiredis owns and closes the fd; the descriptor only borrows
-// it and is released in hiredis' cleanup hook). Handshake AUTH, SELECT, SCRIPT LOAD is
-// pipelined; the limiter is up once the script is loaded. Every command then is an
-// EVALSHA, pipelined; replies come back in order, so the commands awaiting a reply are a
-// FIFO ring (slots reused, so their buffers keep their capacity) and one timer watches
-// the oldest deadline. A command not answered in time, an error on the connection or a
-// failed handshake drops the connection: every command still waiting fails (acquire
-// callbacks get std::nullopt, once), and the limiter reconnects with exponential backoff
-// until stop(). hiredis may call back while a context is being freed (pending commands
-// get a null reply, then the disconnect callback): a callback whose context is not the
-// current one is ignored, so nothing is failed twice and no freed state is touched.
+// The script is loaded as part of each connection's handshake (SCRIPT LOAD after AUTH
+// and SELECT, pipelined): the limiter is up once it is loaded. Every command then is an
+// EVALSHA, pipelined; the connection answers in order, so the limiter's commands awaiting
+// a reply are a FIFO too (slots reused, so their buffers keep their capacity). A command
+// not answered in time, an error on the connection or a failed handshake drops the
+// connection: every command still waiting fails (acquire callbacks get std::nullopt,
+// once), and the connection reconnects with exponential backoff until stop().
 //
 // In-flight counts: this thread's count per parallel-limited scope counts the requests
 // admitted and not released plus the acquires still waiting for Redis, so pipelined
@@ -25,23 +22,17 @@
 
 #include "gw/limits/redis.hpp"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <string_view>
 #include <unordered_map>
 
 #include "gw/core/log.hpp"
-#include "tls_bridge.hpp"
+#include "gw/redis/connection.hpp"
+#include "gw/redis/slot_fifo.hpp"
 
 namespace gw::limits {
 namespace {
@@ -294,11 +285,10 @@ template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
 /// What a command waiting for its reply is.
-enum class op : std::uint8_t { auth, select, load, reload, heartbeat, acquire, write };
+enum class op : std::uint8_t { reload, heartbeat, acquire, write };
 
 struct command {
   std::uint64_t seq = 0;
-  steady::time_point deadline{};
   op what = op::write;
   redis_limiter::callback cb;  ///< acquire
   std::size_t scopes = 0;      ///< acquire: the number of scopes passed
@@ -315,140 +305,66 @@ struct command {
     ids.append(id);
     ends.push_back(static_cast<std::uint32_t>(ids.size()));
   }
-};
-
-/// The commands awaiting a reply, oldest first. Slots are reused (their strings and
-/// vectors keep their capacity), so steady traffic allocates nothing here.
-class command_ring {
- public:
-  bool empty() const noexcept { return size_ == 0; }
-  command& front() noexcept { return slots_[head_]; }
-  /// A cleared slot at the back. Invalidates references to other slots when it grows.
-  command& push() {
-    if (size_ == slots_.size()) grow();
-    auto& c = slots_[(head_ + size_) % slots_.size()];
-    ++size_;
-    c.cb = nullptr;
-    c.scopes = 0;
-    c.ids.clear();
-    c.ends.clear();
-    c.parallel.clear();
-    return c;
-  }
-  void pop() noexcept {
-    slots_[head_].cb = nullptr;
-    head_ = (head_ + 1) % slots_.size();
-    --size_;
-  }
-  /// Drops every command without calling anything.
+  /// Made reusable (slot_fifo::pop): the buffers keep their capacity.
   void clear() noexcept {
-    while (!empty()) pop();
-  }
-
- private:
-  void grow() {
-    std::vector<command> bigger(std::max<std::size_t>(16, slots_.size() * 2));
-    for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(slots_[(head_ + i) % slots_.size()]);
-    slots_.swap(bigger);
-    head_ = 0;
-  }
-  std::vector<command> slots_;
-  std::size_t head_ = 0, size_ = 0;
-};
-
-/// hiredis' event hooks on an Asio descriptor. hiredis owns the socket and closes it:
-/// cleanup releases the descriptor, never closes it. The pending waits share the
-/// watcher, so it outlives its context until the last of them has run (or has been
-/// destroyed with the io_context).
-struct watcher : std::enable_shared_from_this<watcher> {
-  explicit watcher(asio::io_context& io) : sd(io) {}
-  asio::posix::stream_descriptor sd;
-  redisAsyncContext* ac = nullptr;            ///< null once hiredis has cleaned up
-  std::shared_ptr<watcher>* owner = nullptr;  ///< the limiter's reference, dropped in cleanup
-  bool want_read = false, want_write = false, reading = false, writing = false;
-
-  static void add_read(void* p) {
-    auto* w = static_cast<watcher*>(p);
-    w->want_read = true;
-    w->arm(true);
-  }
-  static void del_read(void* p) { static_cast<watcher*>(p)->want_read = false; }
-  static void add_write(void* p) {
-    auto* w = static_cast<watcher*>(p);
-    w->want_write = true;
-    w->arm(false);
-  }
-  static void del_write(void* p) { static_cast<watcher*>(p)->want_write = false; }
-  static void cleanup(void* p) {
-    auto* w = static_cast<watcher*>(p);
-    w->ac = nullptr;
-    w->want_read = w->want_write = false;
-    w->sd.release();  // cancels the waits; hiredis closes the fd
-    std::shared_ptr<watcher> keep;
-    if (w->owner && w->owner->get() == w) keep = std::move(*w->owner);
-    w->owner = nullptr;
-    // `keep` may delete the watcher here, the last thing done with it.
-  }
-
-  /// One wait per direction at a time; hiredis' hooks may be called any number of times.
-  void arm(bool read) {
-    bool& busy = read ? reading : writing;
-    if (busy || !(read ? want_read : want_write) || !ac) return;
-    busy = true;
-    sd.async_wait(read ? asio::posix::descriptor_base::wait_read : asio::posix::descriptor_base::wait_write,
-                  [self = shared_from_this(), read](error_code ec) {
-                    (read ? self->reading : self->writing) = false;
-                    if (ec || !self->ac || !(read ? self->want_read : self->want_write)) return;
-                    if (read)
-                      redisAsyncHandleRead(self->ac);  // may free the context (cleanup runs)
-                    else
-                      redisAsyncHandleWrite(self->ac);
-                    self->arm(read);
-                  });
+    cb = nullptr;
+    scopes = 0;
+    ids.clear();
+    ends.clear();
+    parallel.clear();
   }
 };
+
+redis::settings connection_settings(const redis_settings& s) {
+  redis::settings c = s;
+  c.outage_note = "limits are decided locally until it answers";
+  return c;
+}
 
 }  // namespace
 
 struct redis_limiter::impl {
   impl(asio::io_context& i, redis_settings st)
-      : io(i), s(std::move(st)), field(s.node_id + "/" + std::to_string(s.thread)) {
+      : io(i), s(std::move(st)), field(s.node_id + "/" + std::to_string(s.thread)), conn(i, connection_settings(s)) {
     s.window.buckets = std::max(1, s.window.buckets);
     s.window.window_ms = std::max<std::int64_t>(1, s.window.window_ms);
     // Other nodes drop the in-flight counts of a node silent for 10 s.
     s.heartbeat = std::clamp(s.heartbeat, milliseconds(10), milliseconds(5'000));
-    s.reconnect_min = std::max(s.reconnect_min, milliseconds(1));
-    s.reconnect_max = std::max(s.reconnect_max, s.reconnect_min);
+    // The script is part of every connection's handshake: up once it is loaded.
+    conn.on_connect([this] {
+      conn.send_setup(script.script_load(k_script), "SCRIPT LOAD", [this](const redis::reply& r) {
+        if (!r.is_string()) return false;
+        sha.assign(r.str());
+        return true;
+      });
+    });
+    conn.on_up([this] {
+      send_heartbeat();
+      if (rewrite_all) write_all();
+    });
+    // After the commands still waiting failed: everything is rewritten when it returns.
+    conn.on_down([this] {
+      reloading = false;
+      rewrite_all = true;
+      to_write.clear();
+    });
   }
 
   asio::io_context& io;
   redis_settings s;
   const std::string field;  ///< "<node>/<thread>"
-  /// Timer and resolver handlers hold it weakly: nothing of a destroyed limiter is touched.
+  /// Timer handlers hold it weakly: nothing of a destroyed limiter is touched.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
-  asio::ip::tcp::resolver resolver{io};
-  asio::steady_timer deadline_timer{io}, reconnect_timer{io}, heartbeat_timer{io};
-  steady::time_point deadline_at = steady::time_point::max();  ///< what deadline_timer waits for
+  asio::steady_timer heartbeat_timer{io};
 
-  redisAsyncContext* ac = nullptr;  ///< the current connection (null: none)
-  std::shared_ptr<watcher> w;
-  /// TLS: the bridge hiredis talks through (one per connection), the context (made once)
-  /// and why the bridge's TLS side failed, for the log line of the outage.
-  std::shared_ptr<asio::ssl::context> tls_ctx;
-  std::shared_ptr<detail::tls_bridge> bridge;
-  std::string bridge_error;
   bool stopped = true;
-  bool connecting = false;        ///< resolving
-  bool reconnect_pending = false;
-  bool reloading = false;         ///< SCRIPT LOAD after NOSCRIPT sent
-  bool rewrite_all = false;       ///< rewrite every in-flight field once up
-  bool outage_logged = false;
-  bool ever_up = false;
+  bool reloading = false;    ///< SCRIPT LOAD after NOSCRIPT sent
+  bool rewrite_all = false;  ///< rewrite every in-flight field once up
   std::string sha;
-  milliseconds backoff{0};
   steady::time_point last_error_log{};
 
-  command_ring ring;
+  /// This limiter's commands awaiting a reply, in the connection's order.
+  redis::slot_fifo<command> ring;
   std::uint64_t next_seq = 1;
 
   /// This thread's in-flight count of one parallel-limited scope.
@@ -471,325 +387,87 @@ struct redis_limiter::impl {
   };
   string_map<refusal> refused;
 
-  /// The command being built, already in RESP (hiredis only copies it): its header
-  /// "*<count>" goes into the reserved space in front once the count is known.
-  std::string buf;
-  std::size_t nargs = 0;
-  static constexpr std::size_t k_header_room = 24;
+  /// The command being built (hiredis only copies it), and the handshake's.
+  redis::command cmd, script;
   std::vector<flight_map::value_type*> scratch;
+  std::vector<long long> ints;  ///< a script reply's integers (scratch)
 
-  std::atomic<bool> is_up{false};
   std::atomic<std::size_t> live_nodes{1};
-  std::atomic<std::uint64_t> commands{0}, failures{0}, timeouts{0}, reconnects{0}, prechecked{0};
+  std::atomic<std::uint64_t> failures{0}, prechecked{0};  ///< the connection counts the rest
 
-  std::string where() const { return s.host + ":" + std::to_string(s.port); }
-  bool ready() const noexcept { return ac && is_up.load(std::memory_order_relaxed); }
+  /// Last: destroyed first, its callbacks (which refer to the members above) dropped.
+  redis::connection conn;
+
+  bool ready() const noexcept { return conn.up(); }
 
   // ------------------------------------------------------------------ argv
-  void begin() {
-    buf.assign(k_header_room, ' ');
-    nargs = 0;
-  }
-  void append_int(std::int64_t v) {
-    char tmp[24];
-    auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
-    buf.append(tmp, static_cast<std::size_t>(r.ptr - tmp));
-  }
-  /// "$<length>\r\n": the caller appends the bytes, then end_arg().
-  void begin_arg(std::size_t length) {
-    buf += '$';
-    append_int(static_cast<std::int64_t>(length));
-    buf += "\r\n";
-    ++nargs;
-  }
-  void end_arg() { buf += "\r\n"; }
-  void arg(std::string_view a) {
-    begin_arg(a.size());
-    buf.append(a);
-    end_arg();
-  }
-  void arg_int(std::int64_t v) {
-    char tmp[24];
-    auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
-    arg(std::string_view(tmp, static_cast<std::size_t>(r.ptr - tmp)));
-  }
-  void arg_key(std::string_view kind_part, std::string_view id) {
-    begin_arg(s.prefix.size() + kind_part.size() + id.size());
-    buf += s.prefix;
-    buf += kind_part;
-    buf += id;
-    end_arg();
-  }
+  void arg_int(std::int64_t v) { cmd.arg_int(v); }
+  void arg_key(std::string_view kind_part, std::string_view id) { cmd.arg_concat(s.prefix, kind_part, id); }
   /// EVALSHA sha numkeys: the caller adds the keys, then script_args().
-  void begin_script(std::size_t nscopes) {
-    begin();
-    arg("EVALSHA");
-    arg(sha);
-    arg_int(static_cast<std::int64_t>(nscopes * 2 + 1));
-  }
+  void begin_script(std::size_t nscopes) { cmd.evalsha(sha, nscopes * 2 + 1); }
   void script_args(char mode) {
     arg_key(":nodes", {});
-    arg(std::string_view(&mode, 1));
-    arg_int(s.window.window_ms);
-    arg_int(s.window.buckets);
-    arg(s.node_id);
-    arg(field);
+    cmd.arg(std::string_view(&mode, 1));
+    cmd.arg_int(s.window.window_ms);
+    cmd.arg_int(s.window.buckets);
+    cmd.arg(s.node_id);
+    cmd.arg(field);
   }
 
-  /// Sends the command built; the command's slot (valid until the next send), or null.
-  command* send(op what, steady::time_point deadline) {
-    if (!ac) return nullptr;
-    char head[k_header_room];
-    head[0] = '*';
-    auto r = std::to_chars(head + 1, head + sizeof head - 2, static_cast<std::int64_t>(nargs));
-    *r.ptr++ = '\r';
-    *r.ptr++ = '\n';
-    auto hlen = static_cast<std::size_t>(r.ptr - head);
-    auto at = k_header_room - hlen;
-    std::copy(head, head + hlen, buf.begin() + static_cast<std::ptrdiff_t>(at));
-    auto seq = next_seq++;
-    if (redisAsyncFormattedCommand(ac, on_reply, reinterpret_cast<void*>(static_cast<std::uintptr_t>(seq)),
-                                   buf.data() + at, buf.size() - at) != REDIS_OK) {
-      failures.fetch_add(1, std::memory_order_relaxed);
-      return nullptr;
-    }
-    commands.fetch_add(1, std::memory_order_relaxed);
+  /// Sends the command built; its slot (valid until the next send), or null.
+  command* send(op what) {
+    if (!conn.send(cmd, [this](std::optional<redis::reply> r) { answer(r); })) return nullptr;
     auto& c = ring.push();
-    c.seq = seq;
-    c.deadline = deadline;
+    c.seq = next_seq++;
     c.what = what;
-    arm_deadline(deadline);
     return &c;
   }
 
-  // ------------------------------------------------------------ connection
-  void connect() {
-    if (stopped || ac || connecting) return;
-    error_code ec;
-    auto addr = asio::ip::make_address(s.host, ec);
-    if (!ec) return open(addr.to_string());
-    connecting = true;
-    resolver.async_resolve(s.host, std::to_string(s.port),
-                           [this, a = std::weak_ptr<bool>(alive)](error_code e, asio::ip::tcp::resolver::results_type r) {
-                             if (a.expired() || e == asio::error::operation_aborted) return;
-                             connecting = false;
-                             if (stopped || ac) return;
-                             if (e || r.empty()) return attempt_failed("cannot resolve " + s.host + ": " + e.message());
-                             open(r.begin()->endpoint().address().to_string());
-                           });
-  }
-
-  void open(const std::string& ip) {
-    redisAsyncContext* c = nullptr;
-    if (s.tls) {
-      detail::tls_options o{s.tls_verify, s.tls_ca_file, s.host};
-      if (!tls_ctx) {
-        try {
-          tls_ctx = detail::make_tls_context(o);
-        } catch (const std::exception& e) {
-          return attempt_failed(e.what());
-        }
-      }
-      error_code ec;
-      auto addr = asio::ip::make_address(ip, ec);
-      if (ec) return attempt_failed("invalid Redis address " + ip);
-      std::string err;
-      auto b = detail::tls_bridge::open(io, tls_ctx, o, asio::ip::tcp::endpoint(addr, static_cast<unsigned short>(s.port)),
-                                        err);
-      if (!b) return attempt_failed(err);
-      bridge_error.clear();
-      b->start([this, a = std::weak_ptr<bool>(alive)](const std::string& why) {
-        if (!a.expired()) bridge_error = why;
-      });
-      bridge = b;
-      c = redisAsyncConnectUnix(b->path().c_str());
-    } else {
-      c = redisAsyncConnect(ip.c_str(), s.port);
-    }
-    if (!c) return attempt_failed("cannot connect to " + where() + ": out of memory");
-    if (c->err) {
-      std::string why = c->errstr ? c->errstr : "error";
-      redisAsyncFree(c);
-      return attempt_failed("cannot connect to " + where() + ": " + why);
-    }
-    auto wt = std::make_shared<watcher>(io);
-    error_code ec;
-    wt->sd.assign(c->c.fd, ec);
-    if (ec) {
-      redisAsyncFree(c);
-      return attempt_failed("cannot watch the Redis socket: " + ec.message());
-    }
-    wt->ac = c;
-    w = wt;
-    wt->owner = &w;
-    c->data = this;
-    c->ev.data = wt.get();
-    c->ev.addRead = watcher::add_read;
-    c->ev.delRead = watcher::del_read;
-    c->ev.addWrite = watcher::add_write;
-    c->ev.delWrite = watcher::del_write;
-    c->ev.cleanup = watcher::cleanup;
-    redisAsyncSetConnectCallback(c, on_connect);
-    redisAsyncSetDisconnectCallback(c, on_disconnect);
-    ac = c;
-    // The handshake, pipelined; the connect timeout covers it all.
-    auto deadline = steady::now() + s.connect_timeout;
-    if (!s.password.empty()) {
-      begin();
-      arg("AUTH");
-      if (!s.username.empty()) arg(s.username);
-      arg(s.password);
-      send(op::auth, deadline);
-    }
-    if (s.db != 0) {
-      begin();
-      arg("SELECT");
-      arg_int(s.db);
-      send(op::select, deadline);
-    }
-    begin();
-    arg("SCRIPT");
-    arg("LOAD");
-    arg(k_script);
-    if (!send(op::load, deadline)) teardown("cannot send to " + where());
-  }
-
-  static void on_connect(const redisAsyncContext* c, int status) {
-    auto* m = static_cast<impl*>(c->data);
-    if (c != m->ac || status == REDIS_OK) return;
-    // hiredis frees the context after this (pending commands get null replies, ignored).
-    m->ac = nullptr;
-    m->connection_down("cannot connect to " + m->where() + ": " + c->c.errstr, true);
-  }
-
-  static void on_disconnect(const redisAsyncContext* c, int) {
-    auto* m = static_cast<impl*>(c->data);
-    if (c != m->ac) return;  // given up by us already
-    m->ac = nullptr;
-    m->connection_down("connection to " + m->where() + " lost", false);
-  }
-
-  /// Gives the current connection up (outside or inside hiredis' callbacks: hiredis
-  /// defers the free until its callback returns).
-  void teardown(const std::string& why) {
-    auto* c = ac;
-    ac = nullptr;
-    if (c) redisAsyncFree(c);  // its pending commands call back with null: ignored (c != ac)
-    connection_down(why, false);
-  }
-
-  /// The connection is gone (ac already null): fail what waits, reconnect later.
-  void connection_down(const std::string& why_plain, bool attempt) {
-    std::string why = why_plain;
-    if (!bridge_error.empty()) why += " (TLS bridge: " + bridge_error + ")";
-    bridge_error.clear();
-    close_bridge();
-    bool was_up = is_up.exchange(false);
-    reloading = false;
-    rewrite_all = true;
-    if (attempt) failures.fetch_add(1, std::memory_order_relaxed);
-    if (!stopped && (was_up || !outage_logged)) {
-      log::warn("redis: " + why + "; limits are decided locally until it answers");
-      outage_logged = true;
-    }
-    fail_all();
-    schedule_reconnect();
-  }
-
-  void attempt_failed(const std::string& why) { connection_down(why, true); }
-
-  void close_bridge() {
-    if (!bridge) return;
-    bridge->close();
-    bridge.reset();
-  }
-
-  void schedule_reconnect() {
-    if (stopped || reconnect_pending) return;
-    reconnect_pending = true;
-    backoff = backoff.count() == 0 ? s.reconnect_min : std::min(backoff * 2, s.reconnect_max);
-    reconnect_timer.expires_after(backoff);
-    reconnect_timer.async_wait([this, a = std::weak_ptr<bool>(alive)](error_code ec) {
-      if (a.expired() || ec == asio::error::operation_aborted) return;
-      reconnect_pending = false;
-      if (stopped || ac || connecting) return;
-      reconnects.fetch_add(1, std::memory_order_relaxed);
-      connect();
-    });
-  }
-
-  void became_up() {
-    backoff = milliseconds(0);
-    outage_logged = false;
-    is_up = true;
-    log::info(std::string("redis: ") + (ever_up ? "reconnected to " : "connected to ") + where());
-    ever_up = true;
-    send_heartbeat();
-    if (rewrite_all) write_all();
-  }
-
   // ------------------------------------------------------------ replies
-  static void on_reply(redisAsyncContext* c, void* reply, void* privdata) {
-    auto* m = static_cast<impl*>(c->data);
-    if (c != m->ac) return;  // a connection given up: its commands were failed then
-    auto seq = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(privdata));
-    if (m->ring.empty() || m->ring.front().seq != seq) return;  // not ours (replies come in order)
-    if (!reply) {
-      // hiredis is freeing the context after an error: fail everything once, now.
-      m->ac = nullptr;
-      m->connection_down("connection to " + m->where() + " lost", false);
-      return;
-    }
-    m->answer(static_cast<redisReply*>(reply));
-  }
-
-  void log_error(std::string_view what, const redisReply* r) {
+  void log_error(std::string_view what, const redis::reply& r) {
     auto now = steady::now();
     if (now - last_error_log < k_error_log_every) return;
     last_error_log = now;
     std::string m = "redis: ";
     m += what;
     m += ": ";
-    if (r && r->type == REDIS_REPLY_ERROR)
-      m.append(r->str, r->len);
+    if (r.is_error())
+      m += r.str();
     else
       m += "unexpected reply";
     log::warn(m);
   }
 
-  /// The reply to the oldest command.
-  void answer(redisReply* r) {
+  /// The reply to the oldest command, or none (the connection is going down: every
+  /// command waiting fails, oldest first; re-entrant: a callback may stop() the limiter
+  /// or acquire again).
+  void answer(std::optional<redis::reply> reply) {
     command& c = ring.front();
-    const bool error = r->type == REDIS_REPLY_ERROR;
-    const bool noscript = error && std::string_view(r->str, r->len).substr(0, 8) == "NOSCRIPT";
-    switch (c.what) {
-      case op::auth:
-      case op::select:
-      case op::load: {
-        bool ok = !error && (c.what != op::load || r->type == REDIS_REPLY_STRING);
-        auto what = c.what;
-        if (ok && what == op::load) sha.assign(r->str, r->len);
-        ring.pop();
-        if (!ok) {
-          failures.fetch_add(1, std::memory_order_relaxed);
-          std::string why = what == op::auth ? "AUTH failed" : what == op::select ? "SELECT failed" : "SCRIPT LOAD failed";
-          if (error) why += std::string(": ") + std::string(r->str, r->len);
-          return teardown(why);
-        }
-        if (what == op::load) became_up();
-        return;
+    if (!reply) {
+      redis_limiter::callback cb;
+      if (c.what == op::acquire) {
+        settle(c, nullptr);
+        cb = std::move(c.cb);
       }
+      ring.pop();
+      if (cb) cb(std::nullopt);
+      return;
+    }
+    const redis::reply& r = *reply;
+    const bool error = r.is_error();
+    const bool noscript = r.is_noscript();
+    switch (c.what) {
       case op::reload: {
-        bool ok = r->type == REDIS_REPLY_STRING;
-        if (ok) sha.assign(r->str, r->len);
+        bool ok = r.is_string();
+        if (ok) sha.assign(r.str());
         ring.pop();
         reloading = false;
-        if (!ok) return teardown("SCRIPT LOAD failed");
+        if (!ok) return conn.reset("SCRIPT LOAD failed");
         return write_all();
       }
       case op::heartbeat: {
-        if (r->type == REDIS_REPLY_INTEGER)
-          live_nodes.store(static_cast<std::size_t>(std::max<long long>(1, r->integer)), std::memory_order_relaxed);
+        if (r.is_integer())
+          live_nodes.store(static_cast<std::size_t>(std::max<long long>(1, r.integer())), std::memory_order_relaxed);
         else {
           failures.fetch_add(1, std::memory_order_relaxed);
           log_error("heartbeat failed", r);
@@ -831,44 +509,24 @@ struct redis_limiter::impl {
     }
   }
 
-  /// Fails every command waiting (acquire callbacks get std::nullopt), oldest first.
-  /// Re-entrant: a callback may stop() the limiter or acquire again.
-  void fail_all() {
-    while (!ring.empty()) {
-      auto& c = ring.front();
-      failures.fetch_add(1, std::memory_order_relaxed);
-      redis_limiter::callback cb;
-      if (c.what == op::acquire) {
-        settle(c, nullptr);
-        cb = std::move(c.cb);
-      }
-      ring.pop();
-      if (cb) cb(std::nullopt);
-    }
-    to_write.clear();  // the connection is gone: everything is rewritten when it returns
-  }
-
   /// SCRIPT LOAD again after NOSCRIPT (Redis lost its scripts: SCRIPT FLUSH, failover).
   /// The commands already sent fail; the next ones run after it.
   void reload() {
     rewrite_all = true;
-    if (reloading || !ac) return;
-    begin();
-    arg("SCRIPT");
-    arg("LOAD");
-    arg(k_script);
-    if (send(op::reload, steady::now() + s.timeout)) reloading = true;
+    if (reloading) return;
+    cmd.script_load(k_script);
+    if (send(op::reload)) reloading = true;
   }
 
-  static bool parse(const redisReply* r, std::size_t nscopes, decision& d) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 6) return false;
-    for (std::size_t i = 0; i < r->elements; ++i)
-      if (!r->element[i] || r->element[i]->type != REDIS_REPLY_INTEGER) return false;
-    auto at = [r](std::size_t i) { return static_cast<std::int64_t>(r->element[i]->integer); };
+  bool parse(const redis::reply& r, std::size_t nscopes, decision& d) {
+    if (r.size() < 6) return false;
+    ints.resize(r.size());
+    if (!r.integers(ints.data(), ints.size())) return false;
+    auto at = [this](std::size_t i) { return static_cast<std::int64_t>(ints[i]); };
     d.admitted = at(0) == 1;
     d.states.assign(nscopes, scope_state{});
     if (d.admitted) {
-      if (r->elements != 6 + nscopes * 6) return false;
+      if (ints.size() != 6 + nscopes * 6) return false;
       for (std::size_t i = 0; i < nscopes; ++i) {
         auto& st = d.states[i];
         std::size_t b = 6 + i * 6;
@@ -963,7 +621,7 @@ struct redis_limiter::impl {
         arg_int(entries[i]->second.count);
         arg_int(0);
       }
-      auto* c = send(op::write, now + s.timeout);
+      auto* c = send(op::write);
       if (!c) {
         rewrite_all = true;
         return;
@@ -1007,35 +665,11 @@ struct redis_limiter::impl {
   }
 
   // ------------------------------------------------------------ timers
-  void arm_deadline(steady::time_point t) {
-    if (deadline_at <= t) return;
-    deadline_at = t;
-    deadline_timer.expires_at(t);
-    deadline_timer.async_wait([this, a = std::weak_ptr<bool>(alive)](error_code ec) {
-      if (a.expired() || ec) return;
-      deadline_at = steady::time_point::max();
-      check_deadline();
-    });
-  }
-
-  void check_deadline() {
-    if (ring.empty() || stopped) return;
-    auto& c = ring.front();
-    if (c.deadline > steady::now()) return arm_deadline(c.deadline);
-    bool handshake = c.what == op::auth || c.what == op::select || c.what == op::load;
-    if (handshake) {
-      failures.fetch_add(1, std::memory_order_relaxed);
-      return teardown("no connection to " + where() + " within " + std::to_string(s.connect_timeout.count()) + " ms");
-    }
-    timeouts.fetch_add(1, std::memory_order_relaxed);
-    teardown("no answer from " + where() + " within " + std::to_string(s.timeout.count()) + " ms");
-  }
-
   void send_heartbeat() {
     if (!ready()) return;
     begin_script(0);
     script_args('h');
-    send(op::heartbeat, steady::now() + s.timeout);
+    send(op::heartbeat);
   }
 
   void heartbeat_loop() {
@@ -1056,52 +690,36 @@ redis_limiter::redis_limiter(boost::asio::io_context& io, redis_settings s)
 
 /// Callbacks of commands still waiting are dropped (destroyed, never called): the
 /// io_context is stopped by then. stop() first to have them called with std::nullopt.
-redis_limiter::~redis_limiter() {
-  auto& m = *impl_;
-  m.stopped = true;
-  m.is_up = false;
-  m.ring.clear();
-  if (auto* c = m.ac) {
-    m.ac = nullptr;
-    redisAsyncFree(c);  // callbacks with null replies are ignored (c is not current)
-  }
-  m.close_bridge();
-}
+redis_limiter::~redis_limiter() { impl_->stopped = true; }
 
 void redis_limiter::start() {
   auto& m = *impl_;
   if (!m.stopped) return;
   m.stopped = false;
   m.heartbeat_loop();
-  m.connect();
+  m.conn.start();
 }
 
 void redis_limiter::stop() {
   auto& m = *impl_;
-  if (m.stopped && !m.ac && m.ring.empty()) return;
   m.stopped = true;
-  m.deadline_timer.cancel();
-  m.deadline_at = steady::time_point::max();
-  m.reconnect_timer.cancel();
-  m.reconnect_pending = false;
   m.heartbeat_timer.cancel();
-  m.resolver.cancel();
-  m.connecting = false;
   // Pending acquire callbacks are called here, with std::nullopt.
-  m.teardown("stopped");
+  m.conn.stop();
 }
 
-bool redis_limiter::up() const noexcept { return impl_->is_up.load(std::memory_order_relaxed); }
+bool redis_limiter::up() const noexcept { return impl_->conn.up(); }
 
 redis_status redis_limiter::status() const {
   auto& m = *impl_;
+  auto c = m.conn.status();
   redis_status st;
-  st.up = up();
+  st.up = c.up;
   st.live_nodes = std::max<std::size_t>(1, m.live_nodes.load(std::memory_order_relaxed));
-  st.commands = m.commands.load(std::memory_order_relaxed);
-  st.failures = m.failures.load(std::memory_order_relaxed);
-  st.timeouts = m.timeouts.load(std::memory_order_relaxed);
-  st.reconnects = m.reconnects.load(std::memory_order_relaxed);
+  st.commands = c.commands;
+  st.failures = c.failures + m.failures.load(std::memory_order_relaxed);
+  st.timeouts = c.timeouts;
+  st.reconnects = c.reconnects;
   st.prechecked = m.prechecked.load(std::memory_order_relaxed);
   return st;
 }
@@ -1169,7 +787,7 @@ void redis_limiter::acquire(const std::vector<scope>& scopes, callback cb) {
     m.arg_int(0);
   }
   auto now = steady::now();
-  auto* c = m.send(op::acquire, now + m.s.timeout);
+  auto* c = m.send(op::acquire);
   if (!c) {
     // Forget the entries made for it (once each: a scope may be passed twice).
     std::sort(entries.begin(), entries.end());
@@ -1238,7 +856,7 @@ bool redis_limiter::release(const std::vector<scope>& scopes, const token_usage&
     m.arg_int(tokens);
   }
   auto now = steady::now();
-  auto* c = m.send(op::write, now + m.s.timeout);
+  auto* c = m.send(op::write);
   if (!c) {
     m.rewrite_all = true;
     return false;

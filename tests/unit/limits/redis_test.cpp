@@ -1,19 +1,10 @@
 // redis_limiter against a real redis-server (Debian's) started per test on an ephemeral
-// port in a temporary directory.
+// port in a temporary directory (tests/unit/redis/redis_server.hpp).
 #include <gtest/gtest.h>
-
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <utility>  // before Asio (Boost 1.74 + GCC 12 in C++20)
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-
-#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,145 +15,18 @@
 
 #include "gw/core/log.hpp"
 #include "gw/limits/redis.hpp"
+#include "redis_server.hpp"
 
 using namespace gw::limits;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+using gw::redis::test::free_port;
+using gw::redis::test::raw_client;
+using gw::redis::test::redis_server;
+using gw::redis::test::run_for;
+using gw::redis::test::run_until;
 
 namespace {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-/// A redis-server child process (no persistence), killed with the object.
-class redis_server {
- public:
-  explicit redis_server(int port, std::string password = {}) : port_(port), password_(std::move(password)) {
-    char tmpl[] = "/tmp/gw-redis-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    start();
-  }
-  ~redis_server() {
-    kill();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  redis_server(const redis_server&) = delete;
-  redis_server& operator=(const redis_server&) = delete;
-
-  /// Starts it and waits until it answers PING (NOAUTH counts as an answer).
-  void start() {
-    std::string port = std::to_string(port_), log = (dir_ / "redis.log").string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::vector<const char*> argv{"redis-server", "--port",        port.c_str(), "--bind",     "127.0.0.1",
-                                    "--save",       "",              "--appendonly", "no",       "--dir",
-                                    dir_.c_str(),   "--daemonize",   "no",           "--loglevel", "warning"};
-      if (!password_.empty()) {
-        argv.push_back("--requirepass");
-        argv.push_back(password_.c_str());
-      }
-      argv.push_back(nullptr);
-      ::execvp("redis-server", const_cast<char* const*>(argv.data()));
-      ::_exit(127);
-    }
-    auto end = steady::now() + 5s;
-    while (steady::now() < end) {
-      if (ping()) return;
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "redis-server did not start on port " << port_;
-  }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGCONT);
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  void pause() { ::kill(pid_, SIGSTOP); }
-  void resume() { ::kill(pid_, SIGCONT); }
-  int port() const { return port_; }
-
- private:
-  bool ping() const {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = false;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::write(fd, "PING\r\n", 6) == 6) {
-      char buf[64];
-      auto n = ::read(fd, buf, sizeof buf);
-      ok = n > 0 && (buf[0] == '+' || buf[0] == '-');
-    }
-    ::close(fd);
-    return ok;
-  }
-  int port_;
-  std::string password_;
-  std::filesystem::path dir_;
-  pid_t pid_ = -1;
-};
-
-/// A blocking hiredis connection for looking at (and writing) keys directly.
-class raw_client {
- public:
-  explicit raw_client(int port, const char* password = nullptr) {
-    timeval tv{2, 0};
-    c_ = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (password) run({"AUTH", password});
-  }
-  ~raw_client() {
-    if (c_) redisFree(c_);
-  }
-  /// The reply as text (integers in decimal, nil as "(nil)", errors as "ERR: ...").
-  std::string run(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> argl;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-      argl.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), argl.data()));
-    if (!r) return "ERR: no reply";
-    std::string out;
-    switch (r->type) {
-      case REDIS_REPLY_INTEGER: out = std::to_string(r->integer); break;
-      case REDIS_REPLY_NIL: out = "(nil)"; break;
-      case REDIS_REPLY_ERROR: out = "ERR: " + std::string(r->str, r->len); break;
-      case REDIS_REPLY_ARRAY: out = std::to_string(r->elements) + " elements"; break;
-      default: out.assign(r->str, r->len);
-    }
-    freeReplyObject(r);
-    return out;
-  }
-  /// Redis's clock in ms.
-  std::int64_t now_ms() {
-    auto* r = static_cast<redisReply*>(redisCommand(c_, "TIME"));
-    std::int64_t ms = std::stoll(r->element[0]->str) * 1000 + std::stoll(r->element[1]->str) / 1000;
-    freeReplyObject(r);
-    return ms;
-  }
-
- private:
-  redisContext* c_ = nullptr;
-};
 
 redis_settings settings(int port, std::string node, std::size_t thread = 0) {
   redis_settings s;
@@ -177,20 +41,6 @@ redis_settings settings(int port, std::string node, std::size_t thread = 0) {
   s.window.window_ms = 60'000;
   s.window.buckets = 60;
   return s;
-}
-
-/// Runs `io` on this thread until `done()` or `limit` passed.
-template <class F>
-bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds limit = 5s) {
-  auto end = steady::now() + limit;
-  while (!done() && steady::now() < end) {
-    io.restart();
-    io.run_for(2ms);
-  }
-  return done();
-}
-void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
-  run_until(io, [] { return false; }, d);
 }
 
 struct outcome {

@@ -5,17 +5,17 @@
 
 #include <map>
 
-#include "../../../libs/trace_pipeline/src/internal.hpp"
 #include "gw/trace_pipeline/pipeline.hpp"
+#include "internal.hpp"  // libs/trace_pipeline/src
 
-namespace gg = gw::tracing;
+namespace tp = gw::tracing;
 namespace td = gw::tracing::trace_detail;
 
 namespace {
 
 struct env_map {
   std::map<std::string, std::string> v;
-  gg::env_lookup fn() const {
+  tp::env_lookup fn() const {
     return [this](const char* k) -> const char* {
       auto it = v.find(k);
       return it == v.end() ? nullptr : it->second.c_str();
@@ -23,9 +23,9 @@ struct env_map {
   }
 };
 
-gg::trace_settings settings(const gw::config::gateway_config& c, const env_map& e, std::vector<std::string>& w,
+tp::trace_settings settings(const gw::config::gateway_config& c, const env_map& e, std::vector<std::string>& w,
                             std::string db = "") {
-  return gg::make_trace_settings(c, db, e.fn(), w);
+  return tp::make_trace_settings(c, db, e.fn(), w);
 }
 
 }  // namespace
@@ -138,18 +138,18 @@ gw::tracing::trace_id id_with_low(std::uint64_t low) {
 }  // namespace
 
 TEST(TraceSampler, TraceIdRatioUsesTheLowerEightBytes) {
-  EXPECT_TRUE(gg::trace_id_ratio_sampled(id_with_low(0), 0.001));
-  EXPECT_FALSE(gg::trace_id_ratio_sampled(id_with_low(0), 0.0));
-  EXPECT_TRUE(gg::trace_id_ratio_sampled(id_with_low(~0ull), 1.0));
+  EXPECT_TRUE(tp::trace_id_ratio_sampled(id_with_low(0), 0.001));
+  EXPECT_FALSE(tp::trace_id_ratio_sampled(id_with_low(0), 0.0));
+  EXPECT_TRUE(tp::trace_id_ratio_sampled(id_with_low(~0ull), 1.0));
   // (low >> 1) < ratio * 2^63: the boundary for 0.5 is low = 2^63.
-  EXPECT_TRUE(gg::trace_id_ratio_sampled(id_with_low((1ull << 63) - 2), 0.5));
-  EXPECT_FALSE(gg::trace_id_ratio_sampled(id_with_low(1ull << 63), 0.5));
+  EXPECT_TRUE(tp::trace_id_ratio_sampled(id_with_low((1ull << 63) - 2), 0.5));
+  EXPECT_FALSE(tp::trace_id_ratio_sampled(id_with_low(1ull << 63), 0.5));
   // About the ratio over many ids.
   std::uint64_t x = 88172645463325252ull;
   int hits = 0;
   for (int i = 0; i < 20000; ++i) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    hits += gg::trace_id_ratio_sampled(id_with_low(x), 0.25) ? 1 : 0;
+    hits += tp::trace_id_ratio_sampled(id_with_low(x), 0.25) ? 1 : 0;
   }
   EXPECT_NEAR(hits / 20000.0, 0.25, 0.02);
 }
@@ -285,15 +285,15 @@ TEST(TraceRow, BodiesFollowTheMode) {
   r.status = 200;
   r.request_body = R"({"api_key":"sk-x","messages":[{"role":"user","content":"0123456789"}]})";
   r.response_body = "ok";
-  gg::trace_settings s;
-  s.store_bodies = gg::body_mode::truncated;
+  tp::trace_settings s;
+  s.store_bodies = tp::body_mode::truncated;
   s.store_body_bytes = 20;
   auto row = td::to_row(r, s);
   EXPECT_EQ(row.request_body.size(), 20u);
   EXPECT_TRUE(row.request_truncated);
   EXPECT_EQ(row.request_body.find("sk-x"), std::string::npos);
   EXPECT_EQ(row.status, "success");
-  s.store_bodies = gg::body_mode::off;
+  s.store_bodies = tp::body_mode::off;
   row = td::to_row(r, s);
   EXPECT_TRUE(row.request_body.empty());
   EXPECT_TRUE(row.response_body.empty());

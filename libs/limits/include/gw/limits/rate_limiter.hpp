@@ -35,17 +35,17 @@ class rate_limiter {
   void stop(std::size_t i);
 
   /// `done(decision, via_redis)` runs on io thread `i`, possibly before acquire returns.
-  using done_fn = std::function<void(const limits::decision&, bool via_redis)>;
-  void acquire(std::size_t i, const std::vector<limits::scope>& scopes, done_fn done);
+  using done_fn = std::function<void(const decision&, bool via_redis)>;
+  void acquire(std::size_t i, const std::vector<scope>& scopes, done_fn done);
   /// Releases what acquire admitted (the same scopes, and where it was decided).
-  void release(std::size_t i, const std::vector<limits::scope>& scopes, const limits::token_usage& usage,
+  void release(std::size_t i, const std::vector<scope>& scopes, const token_usage& usage,
                bool via_redis);
 
   bool redis_configured() const noexcept { return !redis_.empty(); }
   /// Every io thread's connection is up (false when not configured).
   bool redis_up() const;
   std::size_t live_nodes() const;
-  const limits::window_settings& window() const noexcept { return window_; }
+  const window_settings& window() const noexcept { return window_; }
   /// Prometheus text for the limiter's gauges and counters.
   std::string metrics_text() const;
 
@@ -56,10 +56,10 @@ class rate_limiter {
 
  private:
   double local_share() const;
-  limits::window_settings window_;
+  window_settings window_;
   double configured_share_ = 0;
-  limits::local_limiter local_;
-  std::vector<std::unique_ptr<limits::redis_limiter>> redis_;
+  local_limiter local_;
+  std::vector<std::unique_ptr<redis_limiter>> redis_;
 };
 
 }  // namespace gw::limits

@@ -2,7 +2,7 @@
 /// Cluster-wide limits in Redis: one Lua script per request checks and counts every
 /// scope atomically (all-or-nothing), on Redis's own clock (TIME), with the same
 /// conservative sliding window as local_limiter. One `redis_limiter` per io thread, on
-/// that thread's io_context (hiredis async + an Asio adapter, commands pipelined on one
+/// that thread's io_context (a gw::redis::connection: commands pipelined on one
 /// connection); every callback runs on that io thread. io-thread owned.
 ///
 /// Keys (one Redis hash slot, so the multi-key script also runs on Redis Cluster):
@@ -25,25 +25,14 @@
 #include <boost/asio/io_context.hpp>
 
 #include "gw/limits/limits.hpp"
+#include "gw/redis/settings.hpp"
 
 namespace gw::limits {
 
-struct redis_settings {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string username;  ///< Redis 6 ACL user; empty: AUTH <password> only
-  std::string password;  ///< empty: no AUTH
-  int db = 0;
-  /// TLS through an in-process bridge (hiredis 0.14 has none; src/tls_bridge.hpp):
-  /// the certificate chain and `host` verified unless tls_verify is false.
-  bool tls = false;
-  bool tls_verify = true;
-  std::string tls_ca_file;  ///< PEM CA bundle; empty: the system's
-  /// A command not answered within this fails (the caller falls back to local limits)
-  /// and marks the connection down until it answers again.
-  std::chrono::milliseconds timeout{100};
-  std::chrono::milliseconds connect_timeout{500};
-  std::chrono::milliseconds reconnect_min{100}, reconnect_max{5'000};  ///< backoff
+/// The connection (host, port, AUTH, db, TLS, timeouts, backoff: gw::redis::settings;
+/// `timeout`: a command not answered within it fails, the caller falls back to local
+/// limits, and the connection is down until it answers again) and the limiter's own.
+struct redis_settings : redis::settings {
   std::chrono::milliseconds heartbeat{1'000};
   std::string node_id;      ///< unique per process (required)
   std::size_t thread = 0;   ///< io thread index (the parallel field is "<node>/<thread>")

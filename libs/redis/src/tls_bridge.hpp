@@ -17,7 +17,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 
-namespace gw::limits::detail {
+namespace gw::redis::detail {
 
 namespace asio = boost::asio;
 
@@ -27,7 +27,7 @@ struct tls_options {
   std::string server_name;   ///< SNI and the name verified (the configured host)
 };
 
-/// An SSL context for `o` (one per limiter: the CA file is read once). Throws
+/// An SSL context for `o` (one per connection: the CA file is read once). Throws
 /// std::runtime_error when the CA file cannot be loaded.
 std::shared_ptr<asio::ssl::context> make_tls_context(const tls_options& o);
 
@@ -71,4 +71,4 @@ class tls_bridge : public std::enable_shared_from_this<tls_bridge> {
   bool local_ready_ = false, tls_ready_ = false;
 };
 
-}  // namespace gw::limits::detail
+}  // namespace gw::redis::detail

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-namespace gw::limits::detail {
+namespace gw::redis::detail {
 
 using error_code = boost::system::error_code;
 
@@ -142,7 +142,7 @@ void tls_bridge::pump(From& from, To& to, std::array<char, 16384>& buf) {
                                                                                                std::size_t n) {
     if (closed_) return;
     // hiredis closing its side ends the bridge quietly; Redis closing or a TLS error
-    // is reported (the limiter logs why the connection went).
+    // is reported (the connection logs why it went).
     if (ec) {
       if (static_cast<void*>(&from) == static_cast<void*>(&local_)) return close();
       return fail("TLS connection: " + ec.message());
@@ -155,4 +155,4 @@ void tls_bridge::pump(From& from, To& to, std::array<char, 16384>& buf) {
   });
 }
 
-}  // namespace gw::limits::detail
+}  // namespace gw::redis::detail
