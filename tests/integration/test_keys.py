@@ -31,6 +31,7 @@ general_settings:
   master_key: {MASTER}
 {general_extra}gateway_settings:
   spend_flush_interval: 0.2
+  budget_enforcement: strict  # these tests pin today's worst-case rule; test_budgets.py the default
 """
 
 

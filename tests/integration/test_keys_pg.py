@@ -55,6 +55,7 @@ general_settings:
 gateway_settings:
   spend_flush_interval: 0.2
   spend_spool_path: {self.tmp.path}/{name}.spool
+  budget_enforcement: strict  # the hard ceiling these tests pin; test_budgets.py tests the default
 """
 
     def node(self, name):

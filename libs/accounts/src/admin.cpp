@@ -202,6 +202,9 @@ class admin_ops {
     append_json_string(o, it->second);
     o += ",\"info\":";
     o += keys::to_json(*k);
+    // How this gateway admits requests against the budgets below.
+    o += ",\"budget_enforcement\":";
+    append_json_string(o, svc_.config().mode == budget_mode::strict ? "strict" : "spend");
     o += ",\"budgets\":[";
     bool first = true;
     auto budget_row = [&](std::string_view scope, const std::string& id, const keys::budget& b) {

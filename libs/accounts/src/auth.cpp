@@ -157,23 +157,6 @@ void io_accounts::remember_miss(const std::string& token) {
   }
 }
 
-void io_accounts::flush() {
-  if (charges_.empty()) {
-    if (charges_.capacity()) charges_ = {};  // idle: give back the room kept for a busy tick
-    return;
-  }
-  if (!svc_.ledger_actor()) {
-    charges_.clear();  // stopped: the final batch has been cut already
-    return;
-  }
-  auto n = charges_.size();
-  caf::anon_send(svc_.ledger_actor(), charges_atom::value, std::move(charges_));
-  // Room for as many as last time: growing by doubling would move every charge (and
-  // its strings) again on each step.
-  charges_ = {};
-  charges_.reserve(n + n / 4);
-}
-
 auth_entry_ptr io_accounts::local(const auth_entry_ptr& e) {
   // Aliasing constructor: points at the shared entry, counts references in a control
   // block that only this thread touches (it owns one reference to the shared entry).

@@ -11,7 +11,7 @@ using changed_atom = caf::atom_constant<caf::atom("changed")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
 using all_atom = caf::atom_constant<caf::atom("all")>;
 using ask_atom = caf::atom_constant<caf::atom("ask")>;
-using reserve_atom = caf::atom_constant<caf::atom("reserve")>;
+using grant_atom = caf::atom_constant<caf::atom("grant")>;
 using charges_atom = caf::atom_constant<caf::atom("charges")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using lease_atom = caf::atom_constant<caf::atom("lease")>;
@@ -36,11 +36,24 @@ struct lookup_request {
   std::function<void(auth_entry_ptr)> cb;
 };
 
-struct reserve_request {
-  auth_entry_ptr entry;
-  std::string model_group;
-  keys::money amount = 0;
-  reserve_callback cb;
+/// An io thread asks for more of one budget for its slice.
+struct grant_request {
+  std::size_t io = 0;
+  entity_ref entity;
+  keys::money need = 0;  ///< at least this much would let the waiting request in
+  std::string name;      ///< for messages ("key 'x'")
+};
+
+/// What an io thread reports each tick: finished requests' charges, and per budget slice
+/// what its requests consumed and what it gives back.
+struct io_report {
+  std::size_t io = 0;
+  std::vector<charge> charges;
+  struct slice_change {
+    entity_ref entity;
+    keys::money consumed = 0, returned = 0;
+  };
+  std::vector<slice_change> slices;
 };
 
 struct admin_request {
@@ -68,6 +81,9 @@ struct apply_reply {
   std::string failure;
 };
 
+/// Money for messages: "$0.000123" (up to 6 decimals, trailing zeros removed).
+std::string money_text(keys::money m);
+
 /// Builds the auth entry of a key from its record and its user's and team's.
 auth_entry_ptr derive_entry(const keys::key_record& k, const keys::user_record* u, const keys::team_record* t);
 
@@ -86,7 +102,8 @@ bool rewrite_spool(const std::string& path, const std::deque<pending_batch>& bat
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::record_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<gw::accounts::record_change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::lookup_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::reserve_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::grant_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::io_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::admin_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::pending_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const gw::accounts::pending_batch>)

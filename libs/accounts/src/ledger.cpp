@@ -3,20 +3,22 @@
 //
 // Each budgeted entity (key, user, team, key x model) has an account here. The node
 // leases slices of the entity's budget from the backend (which never grants more than
-// max_budget - spend - every node's unexpired leases), reserves each request's
-// worst-case cost from its lease, and on completion replaces the reservation with the
-// actual cost. Spend is written in batches (one transaction per flush interval) that
-// also shrink this node's lease by what was spent, so spend + all leases never exceeds
-// max_budget. A batch the database cannot take is appended to a spool file and
-// re-sent (idempotently, by batch id) until it is applied.
+// max_budget - spend - every node's unexpired leases) and hands each io thread a part of
+// its lease; the io threads admit requests from their parts without a hop here
+// (slices.cpp) and report what their requests cost and what they give back. Spend is
+// written in batches (one transaction per flush interval) that also shrink this node's
+// lease by what was spent, so spend + all leases never exceeds max_budget. A batch the
+// database cannot take is appended to a spool file and re-sent (idempotently, by batch
+// id) until it is applied.
 //
 // Local bookkeeping per account:
 //   own_lease  what the backend holds for this node (as of the last reply)
-//   reserved   worst-case cost of requests in flight
+//   io[i]      what io thread i holds of it: granted - consumed - given back (negative
+//              when its requests cost more than it was given; that cost is in unflushed)
 //   unflushed  actual cost spent since the last batch
 //   flushing   spent, in batches not yet applied
 //   returning  unused lease being given back, in batches not yet applied
-//   available = own_lease - reserved - unflushed - flushing - returning
+//   available = own_lease - sum(max(io[i], 0)) - unflushed - flushing - returning
 
 #include <malloc.h>
 
@@ -36,7 +38,11 @@ using keys::money;
 
 struct account {
   std::optional<money> max;
-  money own_lease = 0, reserved = 0, unflushed = 0, flushing = 0, returning = 0;
+  money own_lease = 0, unflushed = 0, flushing = 0, returning = 0;
+  std::vector<money> io;  ///< held by each io thread
+  /// What each io thread's requests reserved or spent that it has not reported yet
+  /// (slice_grant::used): a thread holding less than that is in debt.
+  std::vector<std::shared_ptr<std::atomic<money>>> used;
   money spend_seen = 0, leased_by_others = 0;
   std::optional<keys::sys_time> reset_at;
   std::optional<money> soft;
@@ -49,16 +55,27 @@ struct account {
   steady::time_point last_used{};
   std::string name;
 
+  money held_by(std::size_t i) const {
+    money held = i < io.size() ? io[i] : 0;
+    if (i < used.size() && used[i]) held = std::max(held, used[i]->load(std::memory_order_relaxed));
+    return std::max<money>(held, 0);
+  }
+  money held_by_io() const {
+    money t = 0;
+    for (std::size_t i = 0; i < std::max(io.size(), used.size()); ++i) t += held_by(i);
+    return t;
+  }
   money available(steady::time_point now) const {
     money lease = now < valid_until ? own_lease : 0;
-    return lease - reserved - unflushed - flushing - returning;
+    return lease - held_by_io() - unflushed - flushing - returning;
   }
-  bool idle() const { return reserved == 0 && unflushed == 0 && flushing == 0 && returning == 0; }
-};
-
-struct reservation {
-  std::vector<entity_ref> entities;
-  money amount = 0;
+  /// The most io thread i can be given now. A thread in debt (it holds less than its
+  /// requests used) gets its debt back for nothing new: that spend is counted already.
+  money grantable(std::size_t i, steady::time_point now) const {
+    money g = i < io.size() ? io[i] : 0;
+    return held_by(i) + available(now) - g;
+  }
+  bool idle() const { return held_by_io() == 0 && unflushed == 0 && flushing == 0 && returning == 0; }
 };
 
 struct batch_effect {
@@ -73,9 +90,7 @@ struct ledger_state {
   int trim_ticks = 0;  // flush ticks left to give freed memory back
   caf::actor db;
   std::map<entity_ref, account> accounts;
-  std::unordered_map<std::uint64_t, reservation> reservations;
-  std::uint64_t next_reservation = 1;
-  std::deque<reserve_request> waiting;
+  std::deque<grant_request> waiting;  ///< io threads waiting for a lease reply
   // spend not yet in a batch
   spend_batch current;
   // batches not yet applied, oldest first; the head may be in flight
@@ -93,25 +108,7 @@ struct ledger_state {
 
 using ledger_actor = caf::stateful_actor<ledger_state>;
 
-std::string usd(money m) {
-  // Short, human form for messages: up to 6 decimals, trailing zeros removed.
-  std::string s = keys::to_decimal(m);
-  auto dot = s.find('.');
-  s.resize(std::min(s.size(), dot + 7));
-  while (!s.empty() && s.back() == '0') s.pop_back();
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return "$" + s;
-}
 
-std::string when(const std::optional<keys::sys_time>& t) {
-  if (!t) return "never (no budget_duration)";
-  auto tt = std::chrono::system_clock::to_time_t(*t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 money slice_for(const ledger_state& st, const account& a, money need) {
   const auto& cfg = st.svc->config();
@@ -120,86 +117,94 @@ money slice_for(const ledger_state& st, const account& a, money need) {
   return std::max(need, slice);
 }
 
-error budget_error(const account& a, money amount) {
-  money spent = a.spend_seen + a.unflushed + a.flushing;
-  std::string msg = "Budget has been exceeded! " + a.name + ": Current cost: " + usd(spent) +
-                    ", Max budget: " + usd(a.max.value_or(0));
-  money in_flight = a.reserved + a.leased_by_others;
-  if (in_flight > 0) msg += ", reserved by requests in flight: " + usd(in_flight);
-  msg += "; this request may cost up to " + usd(amount) + ". The budget resets at " + when(a.reset_at) + ".";
-  return error{errc::budget_exceeded, std::move(msg), ""};
-}
-
 void request_lease(ledger_actor* self, const entity_ref& e, account& a, money want) {
   a.refilling = true;
   self->send(self->state.db, lease_atom::value, e, want);
 }
 
-enum class try_result { reserved, waiting, refused };
+/// What an io thread gets at a time: a share of a node slice, at least what it needs.
+money io_share(const ledger_state& st, const account& a, money need) {
+  money share = slice_for(st, a, 0) / static_cast<money>(std::max<std::size_t>(1, st.svc->io_count()));
+  return std::max(need, share);
+}
 
-try_result try_reserve(ledger_actor* self, reserve_request& r, bool may_ask) {
+/// Hands io thread r.io `amount` of the account (posted to it).
+void give(ledger_actor* self, const grant_request& r, account& a, money amount, bool exhausted) {
+  auto& st = self->state;
+  amount = std::max<money>(amount, 0);
+  std::size_t n = std::max(st.svc->io_count(), r.io + 1);
+  if (a.io.size() < n) a.io.resize(n, 0);
+  if (a.used.size() < n) a.used.resize(n);
+  if (!a.used[r.io]) a.used[r.io] = std::make_shared<std::atomic<money>>(0);
+  a.io[r.io] += amount;
+  slice_grant g;
+  g.entity = r.entity;
+  g.granted = amount;
+  g.unlimited = a.known && !a.max;
+  g.exhausted = exhausted;
+  g.valid_until = a.valid_until;
+  g.name = a.name;
+  g.max = a.max.value_or(0);
+  g.spent = a.spend_seen + a.unflushed + a.flushing;
+  g.used = a.used[r.io];
+  g.in_flight_elsewhere = a.leased_by_others;
+  for (std::size_t i = 0; i < a.io.size(); ++i)
+    if (i != r.io) g.in_flight_elsewhere += a.held_by(i);
+  auto* svc = st.svc;
+  svc->post(r.io, [svc, io = r.io, g = std::move(g)] { svc->io(io).on_grant(g); });
+}
+
+void fail_grant(ledger_actor* self, const grant_request& r) {
+  auto* svc = self->state.svc;
+  slice_grant g;
+  g.entity = r.entity;
+  g.failed = true;
+  svc->post(r.io, [svc, io = r.io, g = std::move(g)] { svc->io(io).on_grant(g); });
+}
+
+enum class try_result { done, waiting };
+
+/// An io thread asks for more of one budget: from the node's lease when it has enough,
+/// else after asking the database for a bigger lease.
+try_result try_grant(ledger_actor* self, grant_request& r) {
   auto& st = self->state;
   auto now = steady::now();
-  const auto& entry = *r.entry;
-  std::vector<account*> accts;
-  std::vector<entity_ref> refs;
-  bool wait = false;
-  for (std::size_t i = 0; i < entry.budgets.size(); ++i) {
-    const auto& e = entry.budgets[i];
-    if (e.kind == entity_kind::key_model && e.model != r.model_group) continue;
-    auto& a = st.accounts[e];
-    if (a.name.empty()) a.name = entry.budget_names[i];
-    a.soft = entry.soft_budgets[i];
-    a.last_used = now;
-    refs.push_back(e);
-    accts.push_back(&a);
-    if (!entry.hard[i]) continue;  // soft only: followed, never refused
-    if (a.known && !a.max) continue;  // the backend says: no cap (any more)
-    money avail = a.available(now);
-    if (a.known && avail >= r.amount) continue;
-    // Short of budget here.
-    if (a.refilling) {
-      wait = true;
-      continue;
-    }
-    if (a.known && now < a.exhausted_until) {
-      ++st.svc->state().budget_refusals;
-      r.cb(reserve_result{0, budget_error(a, r.amount)});
-      return try_result::refused;
-    }
-    if (now < a.failed_until || !may_ask) {
-      if (now < a.failed_until) {
-        r.cb(reserve_result{0, error{errc::service_unavailable,
-                                     "The budget of " + a.name +
-                                         " cannot be checked: the database is unavailable and this node holds no "
-                                         "unused part of it. Try again shortly.",
-                                     ""}});
-        return try_result::refused;
-      }
-      ++st.svc->state().budget_refusals;
-      r.cb(reserve_result{0, budget_error(a, r.amount)});
-      return try_result::refused;
-    }
-    request_lease(self, e, a, slice_for(st, a, r.amount - std::max<money>(avail, 0)));
-    wait = true;
+  auto& a = st.accounts[r.entity];
+  if (a.name.empty()) a.name = r.name;
+  a.last_used = now;
+  if (a.known && !a.max) {
+    give(self, r, a, 0, false);  // no cap (any more): the thread admits freely
+    return try_result::done;
   }
-  if (wait) return try_result::waiting;
-  for (auto* a : accts) a->reserved += r.amount;
-  auto id = st.next_reservation++;
-  st.reservations.emplace(id, reservation{std::move(refs), r.amount});
-  r.cb(reserve_result{id, std::nullopt});
-  return try_result::reserved;
+  money avail = a.grantable(r.io, now);
+  if (a.known && avail >= r.need) {
+    give(self, r, a, std::min(avail, io_share(st, a, r.need)), false);
+    return try_result::done;
+  }
+  if (a.refilling) return try_result::waiting;
+  if (now < a.failed_until) {
+    fail_grant(self, r);
+    return try_result::done;
+  }
+  if (a.known && now < a.exhausted_until) {
+    // The database had less than the node asked for: what is left (perhaps nothing) is
+    // all there is; the thread admits or refuses with it.
+    give(self, r, a, avail, true);
+    return try_result::done;
+  }
+  // A bigger lease: what this thread needs, a share to go on with, and whatever the
+  // node's threads overspent meanwhile (avail below zero).
+  request_lease(self, r.entity, a, slice_for(st, a, r.need + io_share(st, a, r.need) - avail));
+  return try_result::waiting;
 }
 
 void retry_waiting(ledger_actor* self) {
   auto& st = self->state;
-  std::deque<reserve_request> still;
+  std::deque<grant_request> still;
   auto w = std::move(st.waiting);
   st.waiting.clear();
-  for (auto& r : w) {
-    // A lease reply came: ask again only for accounts not refused just now.
-    if (try_reserve(self, r, true) == try_result::waiting) still.push_back(std::move(r));
-  }
+  for (auto& r : w)
+    if (try_grant(self, r) == try_result::waiting) still.push_back(std::move(r));
   for (auto& r : still) st.waiting.push_back(std::move(r));
 }
 
@@ -209,19 +214,32 @@ void check_soft(ledger_state& st, account& a) {
   if (spent < *a.soft) return;
   a.soft_logged = true;
   ++st.svc->state().soft_budget_crossings;
-  log::warn("soft budget crossed: " + a.name + " has spent " + usd(spent) + " of a soft budget of " + usd(*a.soft));
+  log::warn("soft budget crossed: " + a.name + " has spent " + money_text(spent) + " of a soft budget of " + money_text(*a.soft));
 }
 
-void on_charges(ledger_actor* self, std::vector<charge>& cs) {
+void on_charges(ledger_actor* self, io_report& r) {
   auto& st = self->state;
+  for (auto& sc : r.slices) {
+    auto a = st.accounts.find(sc.entity);
+    if (a == st.accounts.end() || r.io >= a->second.io.size()) continue;
+    a->second.io[r.io] -= sc.consumed + sc.returned;
+    if (a->second.used[r.io]) a->second.used[r.io]->fetch_sub(sc.consumed, std::memory_order_relaxed);
+  }
+  auto& cs = r.charges;
   for (auto& c : cs) {
-    if (c.reservation != 0) {
-      if (auto it = st.reservations.find(c.reservation); it != st.reservations.end()) {
-        for (auto& e : it->second.entities)
-          if (auto a = st.accounts.find(e); a != st.accounts.end())
-            a->second.reserved = std::max<money>(a->second.reserved - it->second.amount, 0);
-        st.reservations.erase(it);
+    if (c.soft) {
+      // Soft budgets are followed here (no request waits for them).
+      const auto& e = *c.soft;
+      for (std::size_t i = 0; i < e.budgets.size(); ++i) {
+        if (!e.soft_budgets[i]) continue;
+        const auto& ref = e.budgets[i];
+        if (ref.kind == entity_kind::key_model && ref.model != c.log.model_group) continue;
+        auto& a = st.accounts[ref];
+        if (a.name.empty()) a.name = e.budget_names[i];
+        a.soft = e.soft_budgets[i];
+        a.last_used = steady::now();
       }
+      c.soft.reset();
     }
     if (c.cost != 0) {
       for (auto& e : c.entities) {
@@ -233,8 +251,6 @@ void on_charges(ledger_actor* self, std::vector<charge>& cs) {
       }
       if (!c.log.api_key.empty()) st.current.key_model_spend[{c.log.api_key, c.log.model_group}] += c.cost;
     }
-    // A charge without a request id only gives a reservation back (a fallback to
-    // another model group reserves anew): no spend-log row.
     if (!c.log.request_id.empty()) st.current.logs.push_back(std::move(c.log));
   }
   // Without a database only the newest rows are kept anyway (memory_backend): do not
@@ -243,7 +259,6 @@ void on_charges(ledger_actor* self, std::vector<charge>& cs) {
     auto& logs = st.current.logs;
     logs.erase(logs.begin(), logs.end() - static_cast<std::ptrdiff_t>(k_memory_log_rows));
   }
-  if (!st.waiting.empty()) retry_waiting(self);
 }
 
 void send_head(ledger_actor* self) {
@@ -261,7 +276,7 @@ void cut_batch(ledger_actor* self, bool return_all) {
   for (auto it = st.accounts.begin(); it != st.accounts.end();) {
     auto& a = it->second;
     bool idle_long = now - a.last_used > std::chrono::seconds(10);
-    if ((return_all || idle_long) && a.reserved == 0) {
+    if ((return_all || idle_long) && a.held_by_io() == 0) {
       money free = a.own_lease - a.unflushed - a.flushing - a.returning;
       if (free > 0) {
         st.current.lease_returns[it->first] += free;
@@ -350,9 +365,11 @@ void on_applied(ledger_actor* self, apply_reply& r) {
       }
     st.effects.erase(e);
   }
-  // Every lease of this node was renewed by the apply.
+  // Every lease of this node was renewed by the apply, and with them the io threads' parts.
   for (auto& [_, a] : st.accounts)
     if (a.known) a.valid_until = lease_valid;
+  for (std::size_t i = 0; i < st.svc->io_count(); ++i)
+    st.svc->post(i, [svc = st.svc, i, lease_valid] { svc->io(i).extend(lease_valid); });
   bool was_spooled = st.spooled.erase(r.id) > 0;
   st.pending.pop_front();
   if (was_spooled) {
@@ -413,10 +430,10 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
   send_head(self);
   self->delayed_send(self, svc->config().flush_interval, flush_atom::value);
   return {
-      [=](reserve_atom, reserve_request& r) {
-        if (try_reserve(self, r, true) == try_result::waiting) self->state.waiting.push_back(std::move(r));
+      [=](grant_atom, grant_request& r) {
+        if (try_grant(self, r) == try_result::waiting) self->state.waiting.push_back(std::move(r));
       },
-      [=](charges_atom, std::vector<charge>& cs) { on_charges(self, cs); },
+      [=](charges_atom, io_report& r) { on_charges(self, r); },
       [=](flush_atom) {
         auto& s = self->state;
         // Trim while busy and for a few ticks after (rows are freed once applied).
@@ -436,6 +453,9 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
       [=](budget_atom, entity_ref& e) {
         // The entity's budget changed: forget what we knew; the next request re-leases.
         auto& s = self->state;
+        // The io threads give their parts back and ask again.
+        for (std::size_t i = 0; i < s.svc->io_count(); ++i)
+          s.svc->post(i, [svc = s.svc, i, e] { svc->io(i).invalidate(e); });
         auto it = s.accounts.find(e);
         if (it == s.accounts.end()) return;
         it->second.known = false;

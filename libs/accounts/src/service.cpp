@@ -160,12 +160,6 @@ void service::stop_actors() {
   admin_workers_.clear();
 }
 
-void service::reserve(const auth_entry_ptr& e, const std::string& model_group, keys::money amount,
-                      reserve_callback cb) {
-  if (!ledger_) return cb(reserve_result{0, error{errc::service_unavailable, "shutting down", ""}});
-  caf::anon_send(ledger_, reserve_atom::value, reserve_request{e, model_group, amount, std::move(cb)});
-}
-
 void service::admin(std::string route, std::string body, std::string query, admin_callback cb) {
   if (admin_workers_.empty()) return cb(503, to_openai_json(error{errc::service_unavailable, "shutting down", ""}));
   auto& w = admin_workers_[next_admin_++ % admin_workers_.size()];

@@ -176,8 +176,8 @@ struct app::impl {
                                                                                : 2;
     ctx.routing = &routing;
     ctx.allow_mock_params = cfg.gateway.allow_client_mock_params;
-    ctx.budgets = cfg.gateway.budget_enforcement == "strict" ? pipeline::budget_enforcement::strict
-                                                              : pipeline::budget_enforcement::spend;
+    ctx.budgets = cfg.gateway.budget_enforcement == "strict" ? accounts::budget_mode::strict
+                                                              : accounts::budget_mode::spend;
 
     accounts::settings as;
     as.database_url = opts.offline ? std::string() : cfg.general.database_url;
@@ -191,6 +191,7 @@ struct app::impl {
                       std::to_string(opts.port) + ".jsonl";
     }
     as.spend_log_retention_days = cfg.general.spend_logs_retention_days;
+    as.mode = cfg.gateway.budget_enforcement == "strict" ? accounts::budget_mode::strict : accounts::budget_mode::spend;
     as.db_pool_size = static_cast<std::size_t>(std::max(1, cfg.general.database_connection_pool_limit));
     auto* th = &threads;
     accounts = std::make_unique<accounts::service>(

@@ -164,7 +164,8 @@ void request_context::finish() {
 }
 
 void request_context::reroute(const routing::model_group* g, std::function<void(bool)> done) {
-  reroute_to_ = g;
+  reroute_from_ = group;
+  group = g;
   reroute_done_ = std::move(done);
   reroute_refusal.reset();
   reroute_headers.clear();
@@ -174,9 +175,7 @@ void request_context::reroute(const routing::model_group* g, std::function<void(
 
 void request_context::run_reroute() {
   // The group the request moves to is `group` while the stages check it; a refusal
-  // puts it back.
-  const auto* previous = group;
-  group = reroute_to_;
+  // puts the one it came from back.
   while (reroute_next_ < ran_) {
     auto& s = ch[reroute_next_++];
     switch (s.on_reroute(*this)) {
@@ -185,7 +184,7 @@ void request_context::run_reroute() {
       case flow::pending:
         return;
       case flow::answered: {
-        group = previous;
+        group = reroute_from_;
         auto done = std::move(reroute_done_);
         return done(false);
       }
@@ -197,9 +196,15 @@ void request_context::run_reroute() {
 
 void request_context::resume_reroute() { run_reroute(); }
 
+void request_context::rerun_reroute() {
+  if (reroute_next_ > 0) --reroute_next_;
+  run_reroute();
+}
+
 void request_context::refuse_reroute(error e, std::string headers) {
   reroute_refusal = std::move(e);
   reroute_headers = std::move(headers);
+  group = reroute_from_;
   auto done = std::move(reroute_done_);
   if (done) done(false);
 }

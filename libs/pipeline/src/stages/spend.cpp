@@ -1,14 +1,16 @@
 // The spend stage: budget admission before the call, and the charge after it.
 //
 // Admission: a virtual key with a budget (its own, its user's, its team's, or a model
-// budget) reserves the request's cost against each of them; without room the request is
-// refused with 429 naming the budget. How much is reserved is the enforcement mode's
-// choice (services::budgets): the estimate (spend mode, LiteLLM's rule made exact
-// across nodes) or the worst case (strict). A fallback to another group reserves anew.
+// budget) reserves the request's cost from its io thread's slice of each of them, on the
+// thread (accounts/slices.cpp); without room the request is refused with 429 naming the
+// budget. How much is reserved is the enforcement mode's choice (services::budgets): the
+// estimate, admitted while anything is left (spend mode, LiteLLM's rule made exact
+// across nodes), or the worst case, which must fit (strict). A fallback to another
+// group reserves anew.
 //
 // Settle (before the answer's last byte): the request's cost from the usage read and
-// the deployment's price goes to the ledger with the reservation it replaces and a
-// spend-log row; every request is charged, the master key's too (spend logs).
+// the deployment's price comes off the slices instead of what was reserved, and goes to
+// the ledger with a spend-log row; every request is charged, the master key's too.
 
 #include <atomic>
 
@@ -18,16 +20,10 @@
 namespace gw::pipeline {
 namespace {
 
-/// Gives a reservation back (a charge of nothing, without a spend-log row).
-void release(request_context& ctx, std::uint64_t reservation) {
-  if (reservation == 0) return;
-  accounts::charge back;
-  back.reservation = reservation;
-  ctx.svc.accounts->io(ctx.shard).add_charge(std::move(back));
-}
-
 keys::money amount_for(const request_context& ctx, const routing::model_group& g) {
-  return worst_case_cost(g, ctx.view, ctx.op, ctx.svc.accounts->config().default_max_output_tokens);
+  if (ctx.svc.budgets == accounts::budget_mode::strict)
+    return worst_case_cost(g, ctx.view, ctx.op, ctx.svc.accounts->config().default_max_output_tokens);
+  return estimated_cost(g, ctx.view, ctx.op);
 }
 
 }  // namespace
@@ -72,24 +68,36 @@ keys::money estimated_cost(const routing::model_group& g, const providers::inspe
 
 namespace {
 
-/// Reserves the request's amount for group `g` against the key's budgets; the answer
-/// comes back on the request's io thread: `admitted()` or `refused(error)`.
-template <class Admitted, class Refused>
-void reserve(request_context& ctx, const routing::model_group& g, Admitted admitted, Refused refused) {
-  auto amount = amount_for(ctx, g);
-  ctx.svc.accounts->reserve(
-      ctx.entry, g.name, amount,
-      [c = ctx.shared_from_this(), amount, admitted, refused](accounts::reserve_result res) {
-        boost::asio::post(c->thread.io(), [c, amount, admitted, refused, res = std::move(res)]() mutable {
-          if (c->finished()) return release(*c, res.reservation);
-          if (res.refusal) return refused(*c, *res.refusal);
-          // A new reservation (a fallback's) replaces the old one.
-          release(*c, c->reservation);
-          c->reservation = res.reservation;
-          c->reserved = amount;
-          admitted(*c);
-        });
-      });
+/// Admission for group `g` from this io thread's budget slices. On a reroute the new
+/// reservation replaces the old one.
+flow admit(request_context& ctx, const routing::model_group& g, bool reroute) {
+  auto& io = ctx.svc.accounts->io(ctx.shard);
+  accounts::budget_hold hold;
+  error refusal;
+  auto wake = [c = ctx.shared_from_this(), reroute] {
+    if (c->finished()) return;
+    if (reroute)
+      c->rerun_reroute();
+    else
+      c->rerun();
+  };
+  switch (io.admit(*ctx.entry, g.name, amount_for(ctx, g), ctx.svc.budgets, hold, refusal, std::move(wake))) {
+    case accounts::admission::admitted:
+      io.settle(ctx.budget, 0);
+      ctx.budget = std::move(hold);
+      return flow::next;
+    case accounts::admission::waiting:
+      return flow::pending;
+    case accounts::admission::refused:
+      break;
+  }
+  if (reroute) {
+    ctx.reroute_refusal = std::move(refusal);
+    ctx.reroute_headers.clear();
+  } else {
+    ctx.fail(refusal);
+  }
+  return flow::answered;
 }
 
 }  // namespace
@@ -97,26 +105,21 @@ void reserve(request_context& ctx, const routing::model_group& g, Admitted admit
 flow spend_stage::on_request(request_context& ctx) const {
   const auto& g = *ctx.group;
   if (!ctx.entry || !ctx.svc.accounts || !ctx.entry->budgeted_for(g.name)) return flow::next;
-  reserve(
-      ctx, g, [](request_context& c) { c.resume(); }, [](request_context& c, const error& e) { c.fail(e); });
-  return flow::pending;
+  return admit(ctx, g, false);
 }
 
 flow spend_stage::on_reroute(request_context& ctx) const {
   const auto& g = *ctx.group;
   if (!ctx.entry || !ctx.svc.accounts || !ctx.entry->budgeted_for(g.name)) return flow::next;
-  reserve(
-      ctx, g, [](request_context& c) { c.resume_reroute(); },
-      [](request_context& c, const error& e) { c.refuse_reroute(e); });
-  return flow::pending;
+  return admit(ctx, g, true);
 }
 
 void spend_stage::on_settle(request_context& ctx) const {
   if (ctx.charged || !ctx.svc.accounts || !ctx.group) return;
+  auto& io = ctx.svc.accounts->io(ctx.shard);
   if (!ctx.passed(this)) {
-    // Refused here (no spend, no spend-log row); a reservation that came too late goes back.
-    release(ctx, ctx.reservation);
-    ctx.reservation = 0;
+    // Refused here: no spend, no spend-log row (and nothing reserved to give back).
+    io.settle(ctx.budget, 0);
     return;
   }
   ctx.charged = true;
@@ -134,10 +137,13 @@ void spend_stage::on_settle(request_context& ctx) const {
                 "' streamed without usage: its cost is estimated from the stream (once-only warning)");
   }
   accounts::charge c;
-  c.reservation = ctx.reservation;
-  ctx.reservation = 0;
   c.cost = ctx.cost = response_cost(ctx);
-  if (ctx.entry && c.cost != 0) c.entities = ctx.entry->spend_entities(ctx.group->name);
+  io.settle(ctx.budget, c.cost);
+  if (ctx.entry && c.cost != 0) {
+    c.entities = ctx.entry->spend_entities(ctx.group->name);
+    for (const auto& soft : ctx.entry->soft_budgets)
+      if (soft) c.soft = ctx.entry;
+  }
   auto& l = c.log;
   l.request_id = ctx.call_id;
   l.call_type = providers::operation_name(ctx.op);
@@ -164,7 +170,7 @@ void spend_stage::on_settle(request_context& ctx) const {
   if (out.first_byte != request_context::clock::time_point{}) l.completion_start_time = ctx.wall(out.first_byte);
   l.status = status / 100 == 2 ? "success" : "failure";
   l.http_status = status;
-  ctx.svc.accounts->io(ctx.shard).add_charge(std::move(c));
+  io.add_charge(std::move(c));
 }
 
 }  // namespace gw::pipeline

@@ -9,8 +9,10 @@
 ///   auth entries; changes come from the admin API, from other nodes (LISTEN/NOTIFY)
 ///   and from a periodic resync.
 /// - The ledger actor keeps the budgets: it leases slices of each budget from the
-///   backend, reserves a request's worst-case cost from them, settles the actual cost,
-///   and writes spend in batches (spooling to a local file when the database is away).
+///   backend and hands each io thread a slice of the node's lease; the io thread admits
+///   and reserves from its own slice without leaving the thread, and asks the ledger for
+///   more (in the background, or waiting only when it has nothing left). The ledger
+///   writes spend in batches (spooling to a local file when the database is away).
 /// - Blocking database work runs on detached actors and one listener thread.
 
 #include <caf/actor.hpp>
@@ -81,18 +83,61 @@ using auth_entry_ptr = std::shared_ptr<const auth_entry>;
 
 /// One finished request, as the io thread reports it.
 struct charge {
-  std::uint64_t reservation = 0;  ///< 0: none was made
   keys::money cost = 0;
   std::vector<entity_ref> entities;  ///< everything the spend accrues to
   spend_log_row log;
+  /// Set when the key (or its user or team) has a soft budget: the ledger follows it.
+  auth_entry_ptr soft;
 };
 
-/// Budget refusal or reservation, delivered on an actor thread.
-struct reserve_result {
-  std::uint64_t reservation = 0;
-  std::optional<error> refusal;
+struct entity_hash {
+  std::size_t operator()(const entity_ref& e) const noexcept {
+    auto h = std::hash<std::string>{}(e.id);
+    h ^= std::hash<std::string>{}(e.model) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h ^ static_cast<std::size_t>(e.kind);
+  }
 };
-using reserve_callback = std::function<void(reserve_result)>;
+
+/// What one request reserved from its io thread's slices of its budgets (a hard budget
+/// each); settle() gives it back and takes the actual cost instead.
+struct budget_hold {
+  struct part {
+    entity_ref entity;
+    keys::money amount = 0;
+  };
+  std::vector<part> parts;
+  bool empty() const noexcept { return parts.empty(); }
+};
+
+/// How budgets admit a request.
+enum class budget_mode {
+  /// Admitted while something of every budget is left after what is in flight (each
+  /// request in flight counts at its estimate): LiteLLM's rule, exact across the
+  /// cluster, overshooting by at most what is in flight when a budget runs out.
+  spend,
+  /// A hard ceiling: the request's worst case must fit in what is left.
+  strict,
+};
+
+enum class admission { admitted, refused, waiting };
+
+/// What the ledger tells an io thread about one of its budget slices (posted to it).
+struct slice_grant {
+  entity_ref entity;
+  keys::money granted = 0;  ///< added to the thread's slice
+  bool unlimited = false;   ///< the budget has no cap (any more)
+  bool exhausted = false;   ///< nothing more to give for now
+  bool failed = false;      ///< the database could not be asked
+  std::chrono::steady_clock::time_point valid_until{};  ///< the node's lease is good until then
+  /// What this thread's requests have reserved and spent that the ledger has not been
+  /// told yet: added to by the thread, taken from by the ledger as reports come, and read
+  /// by the ledger when it hands out more (so a thread's overspending is seen at once).
+  std::shared_ptr<std::atomic<keys::money>> used;
+  // For refusal messages.
+  std::string name;
+  keys::money max = 0, spent = 0, in_flight_elsewhere = 0;
+  std::optional<keys::sys_time> reset_at;
+};
 
 /// Admin response, delivered on an actor thread.
 using admin_callback = std::function<void(int status, std::string body)>;
@@ -112,6 +157,7 @@ struct settings {
   int spend_log_retention_days = 30;   ///< 0: keep
   std::size_t db_pool_size = 2;        ///< admin workers
   std::int64_t default_max_output_tokens = 4096;  ///< worst case when max_tokens is absent
+  budget_mode mode = budget_mode::spend;          ///< gateway_settings.budget_enforcement
 };
 
 /// Health of the backend, for readiness and metrics.
@@ -142,8 +188,28 @@ class io_accounts {
   void remember_miss(const std::string& token);
 
   void add_charge(charge c) { charges_.push_back(std::move(c)); }
-  /// Sends the buffered charges to the ledger (called each tick, and at drain).
-  void flush();
+  /// Sends the buffered charges (and budget slices given back) to the ledger: each tick,
+  /// and at drain with `final` (every slice goes back).
+  void flush(bool final = false);
+
+  /// Budget admission of a request by `e` for `model_group` from this thread's slices of
+  /// the node's leases, without leaving the thread: `amount` is reserved against each
+  /// hard budget when each has room (strict: for the whole amount; spend: for anything).
+  /// `waiting`: a slice is being refilled by the ledger; `wake` runs on this thread when
+  /// it is (admit again then). `refused`: `refusal` says why (429 budget exceeded, 503
+  /// when the database cannot be asked).
+  admission admit(const auth_entry& e, std::string_view model_group, keys::money amount, budget_mode mode,
+                  budget_hold& hold, error& refusal, std::function<void()> wake);
+  /// The request is over: what `hold` reserved goes back to the slices, `cost` comes off
+  /// them (the charge itself goes to the ledger with add_charge()). Empties `hold`.
+  void settle(budget_hold& hold, keys::money cost);
+
+  // Called (posted) by the ledger.
+  void on_grant(const slice_grant& g);
+  /// Every slice's lease was renewed (a spend batch was applied).
+  void extend(std::chrono::steady_clock::time_point valid_until);
+  /// The entity's budget changed: the slice goes back, the next request asks again.
+  void invalidate(const entity_ref& e);
 
   // Called (posted) by the key service.
   void upsert(auth_entry_ptr e);
@@ -165,6 +231,23 @@ class io_accounts {
   std::unordered_map<std::string, std::chrono::steady_clock::time_point, text_hash, std::equal_to<>> misses_;
   std::deque<std::string> miss_order_;
   std::vector<charge> charges_;
+
+  /// This thread's share of one budget: granted by the ledger, minus what requests in
+  /// flight reserved and what finished ones cost (negative when they cost more).
+  struct slice {
+    keys::money avail = 0;
+    keys::money reserved = 0;  ///< by requests in flight
+    bool known = false;        ///< the ledger has answered (a grant, or unlimited)
+    bool unlimited = false;
+    bool asking = false;       ///< a request for more is out
+    std::chrono::steady_clock::time_point valid_until{}, exhausted_until{}, failed_until{}, last_used{};
+    slice_grant view;          ///< the last answer, for refusal messages (and `used`)
+    std::vector<std::function<void()>> waiting;
+    keys::money consumed = 0, returned = 0;  ///< not yet reported to the ledger
+  };
+  void ask(const entity_ref& e, slice& s, const std::string& name, keys::money need);
+  std::unordered_map<entity_ref, slice, entity_hash> slices_;
+  std::chrono::steady_clock::time_point next_idle_check_{};
 };
 
 /// Posts a job to io thread `i`'s executor.
@@ -182,8 +265,6 @@ class service {
   health& state() noexcept { return health_; }
   bool persistent() const noexcept { return health_.persistent.load(); }
 
-  /// Reserves `amount` against every budget of `e` that applies to `model_group`.
-  void reserve(const auth_entry_ptr& e, const std::string& model_group, keys::money amount, reserve_callback cb);
   /// Runs an admin route ("/key/generate", ...). `query` is the URL query string.
   void admin(std::string route, std::string body, std::string query, admin_callback cb);
 
@@ -230,5 +311,4 @@ std::unique_ptr<backend> open_backend(const settings& s, const std::shared_ptr<m
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::auth_entry_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<gw::accounts::charge>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::reserve_callback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gw::accounts::admin_callback)

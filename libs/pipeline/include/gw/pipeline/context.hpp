@@ -111,8 +111,7 @@ class request_context final : public http::deadline_target, public std::enable_s
   // ---- where it goes and what it holds ------------------------------------------------
   const routing::model_group* group = nullptr;            ///< serving now (a fallback's after a reroute)
   const routing::model_group* requested_group = nullptr;  ///< what the client asked for
-  std::uint64_t reservation = 0;                          ///< budget reservation (0: none)
-  keys::money reserved = 0;                               ///< its amount
+  accounts::budget_hold budget;                           ///< what it reserved of its budgets
   limit_ticket client_limits;                             ///< key, user, team, key x model
   limits::decision client_decision;                       ///< for the x-ratelimit-* headers
   std::vector<limit_ticket> fallback_limits;              ///< key x model scopes of fallbacks
@@ -143,6 +142,7 @@ class request_context final : public http::deadline_target, public std::enable_s
   /// reroute_refusal says why.
   void reroute(const routing::model_group* g, std::function<void(bool)> done);
   void resume_reroute();           ///< a stage's asynchronous reroute check admitted
+  void rerun_reroute();            ///< ... or wants to check again (its wait is over)
   void refuse_reroute(error e, std::string headers = {});  ///< ... or refused
   std::optional<error> reroute_refusal;
   std::string reroute_headers;
@@ -209,7 +209,7 @@ class request_context final : public http::deadline_target, public std::enable_s
   std::size_t ran_ = 0;       ///< stages whose on_request was called
   std::size_t passed_ = 0;    ///< stages that let the request through
   std::size_t reroute_next_ = 0;
-  const routing::model_group* reroute_to_ = nullptr;
+  const routing::model_group* reroute_from_ = nullptr;
   std::function<void(bool)> reroute_done_;
   std::string events_out_[2];
   std::vector<std::pair<const stage*, std::unique_ptr<stage_state>>> states_;

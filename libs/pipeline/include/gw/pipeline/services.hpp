@@ -37,15 +37,6 @@ struct routing_counters {
   std::atomic<std::uint64_t> fallback_failures{0};  ///< every fallback failed too
 };
 
-/// How budgets admit a request (gateway_settings.budget_enforcement).
-enum class budget_enforcement {
-  /// LiteLLM's rule, exact across nodes: admitted while spend plus what the cluster has
-  /// in flight (each request at its estimate) is below the budget.
-  spend,
-  /// A hard ceiling: the request's worst case must fit in what is left.
-  strict,
-};
-
 struct services {
   const config::gateway_config* cfg = nullptr;
   routing::model_registry* registry = nullptr;
@@ -70,7 +61,8 @@ struct services {
   bool image_fetch_allow_private = false;  ///< gateway_settings.image_fetch_allow_private
   /// Clients may send the testing controls (mock_response, mock_testing_*, mock_timeout).
   bool allow_mock_params = true;
-  budget_enforcement budgets = budget_enforcement::spend;
+  /// How budgets admit a request (gateway_settings.budget_enforcement).
+  accounts::budget_mode budgets = accounts::budget_mode::spend;
   /// token_rate_limit_type for key, user and team tpm: 0 total, 1 input, 2 output.
   int token_rate_limit_type = 2;
   /// Traces (null: tracing off; no record is built).
