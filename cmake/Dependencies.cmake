@@ -37,3 +37,12 @@ pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 
 # hiredis 0.14 ships a pkg-config file only (and no Asio adapter: libs/redis has one).
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+
+# jemalloc (libjemalloc-dev) as llm-gateway's allocator: per-thread caches with cheap
+# frees on other threads (requests' records are made on io threads and freed by the
+# exporters and the ledger), where glibc's malloc spent 15% of a traced request's
+# instructions (docs/PERFORMANCE.md). Not with sanitizers (they bring their own).
+option(GW_JEMALLOC "Link llm-gateway with jemalloc" ON)
+if(GW_JEMALLOC AND NOT GW_SANITIZE)
+  pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)
+endif()

@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(g++ cmake ninja-build pkg-config make
   libcaf-dev libboost-dev libsimdjson-dev libyaml-cpp-dev libpqxx-dev libhiredis-dev
-  prometheus-cpp-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  prometheus-cpp-dev libssl-dev zlib1g-dev libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev)
 test_pkgs=(python3 python3-yaml openssl curl prometheus wrk nghttp2-client nginx-light valgrind
   postgresql redis-server nodejs npm
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)  # Go + Sprig: the Helm chart test

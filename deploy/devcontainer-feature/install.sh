@@ -119,7 +119,7 @@ shopt -u nullglob
 # Runtime libraries of the binary (readelf -d NEEDED, mapped with dpkg -S), CA certificates
 # for HTTPS upstreams, PostgreSQL (the .env's DATABASE_URL is a local server) and Redis.
 packages=(libprometheus-cpp-core1.0 libpqxx-6.4 libhiredis0.14 libcaf-core0.17 libyaml-cpp0.7
-  zlib1g libssl3 libsimdjson14 libstdc++6 libgcc-s1 ca-certificates postgresql)
+  libjemalloc2 zlib1g libssl3 libsimdjson14 libstdc++6 libgcc-s1 ca-certificates postgresql)
 if [[ $ENABLE_REDIS == true ]]; then packages+=(redis-server); fi
 
 skip_packages() { [[ ${LLM_GATEWAY_SKIP_PACKAGES:-} =~ ^(1|true|yes)$ ]]; }
