@@ -352,14 +352,16 @@ trace_settings make_trace_settings(const config::gateway_config& cfg, const std:
   t.export_timeout = milliseconds(static_cast<std::int64_t>(std::max(0.1, g.trace_export_timeout) * 1000));
   t.max_attempts = g.trace_export_max_attempts;
 
-  // The request path captures bodies when any consumer shows content, and also for
-  // the exporters' finish reasons and request parameters (OTLP without content).
+  // The request path captures bodies when any consumer shows content.
   bool content = t.request_log_content || (t.store && t.store_bodies != body_mode::off);
   for (const auto& e : t.otlp) content = content || e.otlp.capture_content;
   bool metadata_only = !t.otlp.empty();
   t.bodies_for_all = t.request_log_content || (t.store && t.store_bodies != body_mode::off);
-  t.capture_request = content || metadata_only;
-  t.capture_response = content || metadata_only;
+  // Without content the request path reads the few facts the spans show (parameters,
+  // ids, finish reasons) from the bodies it holds anyway, and copies no body.
+  t.capture_request = content;
+  t.capture_response = content;
+  t.facts = metadata_only && !content;
   t.capture_bytes = g.trace_capture_max_bytes;
   if (!content) t.capture_bytes = std::min<std::size_t>(t.capture_bytes, 64 * 1024);
   return t;

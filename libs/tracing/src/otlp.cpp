@@ -809,8 +809,9 @@ template <class F>
 bool encode_record(std::string& out, const trace_record& r, const otlp_options& opt, bool first) {
   if (is_zero(r.trace) || is_zero(r.span)) return false;
   parsed_record p;
-  p.req = detail::read_request(r.request_body, opt.capture_content);
-  p.resp = detail::read_response(r.response_body, r.stream, opt.capture_content, r.response_tail);
+  p.req = r.request_facts ? *r.request_facts : detail::read_request(r.request_body, opt.capture_content);
+  p.resp = r.response_facts ? *r.response_facts
+                            : detail::read_response(r.response_body, r.stream, opt.capture_content, r.response_tail);
   if (opt.langfuse && !r.metadata.empty()) p.meta = read_metadata(r.metadata);
 
   F::separator(out, first);

@@ -54,7 +54,9 @@ TEST(TraceSettings, OtlpFromEnvironment) {
   EXPECT_EQ(s.otlp[0].headers[1].second, "x=y");
   EXPECT_EQ(w.size(), 1u) << "the entry without '=' is reported";
   EXPECT_FALSE(s.otlp[0].otlp.capture_content);
-  EXPECT_TRUE(s.capture_request);
+  // No content shown: no body is copied; the request path reads the spans' facts.
+  EXPECT_FALSE(s.capture_request);
+  EXPECT_TRUE(s.facts);
   EXPECT_EQ(s.capture_bytes, 64u * 1024u) << "no content shown: only what finish reasons need";
 }
 

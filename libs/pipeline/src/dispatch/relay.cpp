@@ -141,18 +141,34 @@ std::string dispatch_call::timing_headers() {
 }
 
 void dispatch_call::capture(std::string_view bytes) {
-  if (!ctx_.trace) return;
+  if (!ctx_.trace || !ctx_.trace_bodies) return;
   const auto& s = svc_.tracing->settings();
-  if (!s.capture_response || !ctx_.trace_bodies) return;
-  auto& out = ctx_.trace->response_body;
-  std::size_t room = s.capture_bytes > out.size() ? s.capture_bytes - out.size() : 0;
-  out.append(bytes.data(), std::min(room, bytes.size()));
-  if (bytes.size() <= room) return;
-  ctx_.trace->response_truncated = true;
+  auto& t = *ctx_.trace;
+  std::size_t room = 0;
+  if (s.capture_response) {
+    auto& out = t.response_body;
+    room = s.capture_bytes > out.size() ? s.capture_bytes - out.size() : 0;
+    out.append(bytes.data(), std::min(room, bytes.size()));
+    if (bytes.size() <= room) return;
+    t.response_truncated = true;
+  } else if (!s.facts) {
+    return;
+  } else if (!ctx_.view.stream) {
+    // A whole answer: its id, model and finish reasons, read in place (padded).
+    auto& f = t.response_facts.emplace();
+    if (!tracing::read_answer_facts(bytes.data(), bytes.size(), a_->body.capacity(), f)) {
+      thread_local std::string padded;
+      padded.assign(bytes);
+      padded.reserve(bytes.size() + http::json_padding);
+      tracing::read_answer_facts(padded.data(), padded.size(), padded.capacity(), f);
+    }
+    return;
+  }
   if (!ctx_.view.stream) return;
-  // Past the limit a stream keeps its last events: the finish reasons come at the end.
+  // Past the limit (or without capture) a stream keeps its last events: the finish
+  // reasons and the id come at the end.
   constexpr std::size_t k_tail = 4096;
-  auto& tail = ctx_.trace->response_tail;
+  auto& tail = t.response_tail;
   tail.append(bytes.substr(room));
   if (tail.size() > 2 * k_tail) {
     auto cut = tail.find("\n\n", tail.size() - k_tail);

@@ -10,6 +10,7 @@
 #include "gw/core/strings.hpp"
 #include "gw/http/padded_body.hpp"
 #include "gw/pipeline/stages.hpp"
+#include "gw/trace_pipeline/pipeline.hpp"
 
 namespace gw::pipeline {
 namespace {
@@ -89,6 +90,12 @@ flow ingress_stage::on_request(request_context& ctx) const {
     ir.stream_timeout_s = kept.stream_timeout_s;
     ir.num_retries = kept.num_retries;
     ir.controls = std::move(kept.controls);
+  }
+  if (ctx.trace && ctx.trace_bodies && ctx.svc.tracing->settings().facts) {
+    // The span's request parameters, end user and metadata, read here: no copy of the body.
+    auto& facts = ctx.trace->request_facts.emplace();
+    tracing::read_request_facts(body.data(), body.size(), body.capacity(), facts, ctx.trace->end_user,
+                                ctx.trace->metadata);
   }
   auto& c = ctx.controls;
   c.timeout_s = ir.timeout_s;

@@ -88,6 +88,10 @@ struct trace_settings {
 
   /// What the request path captures for the exporters (bounded).
   bool capture_request = false, capture_response = false;
+  /// No consumer shows content but OTLP spans show parameters, ids and finish reasons:
+  /// the request path reads them into the record (trace_record::request_facts,
+  /// response_facts; a stream keeps its last events) instead of copying bodies.
+  bool facts = false;
   std::size_t capture_bytes = 0;
   /// Bodies are wanted for every record (the store keeps them, the log shows them);
   /// otherwise only for a record an OTLP exporter takes.

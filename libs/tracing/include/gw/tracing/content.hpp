@@ -5,6 +5,7 @@
 /// Pure functions over (possibly truncated) bytes: truncated or invalid JSON gives
 /// empty results, never an exception.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +43,14 @@ struct response_view {
   std::vector<std::string> finish_reasons;  ///< per choice, in order
 };
 response_view read_response(std::string_view body, bool stream);
+
+/// The request's parameters (no content), "user" and "metadata" (raw JSON), from an
+/// OpenAI request held with simdjson's padding past `size` (`capacity` bytes in all):
+/// read on the request path when no consumer wants the bodies.
+bool read_request_facts(const char* data, std::size_t size, std::size_t capacity, request_view& out,
+                        std::string& user, std::string& metadata);
+/// A whole answer's id, model and finish reasons (no content), likewise.
+bool read_answer_facts(const char* data, std::size_t size, std::size_t capacity, response_view& out);
 
 /// LiteLLM's request-metadata fields for Langfuse (metadata.trace_name, …). Absent
 /// fields are empty.

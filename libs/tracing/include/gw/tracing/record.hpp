@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gw/tracing/content.hpp"
+
 namespace gw::tracing {
 
 using sys_time = std::chrono::system_clock::time_point;
@@ -138,6 +140,11 @@ struct trace_record {
   /// trace_name, trace_id, session_id, trace_user_id, tags, generation_name, … as
   /// LiteLLM reads them for Langfuse.
   std::string metadata;
+
+  /// Read on the request path when no consumer wants the bodies (then the bodies are not
+  /// captured): the exporters use these instead of parsing bodies.
+  std::optional<request_view> request_facts;
+  std::optional<response_view> response_facts;
 
   std::vector<attempt_record> attempts;
   std::vector<step_record> steps;  ///< guardrail and cache steps, in the order they ran
