@@ -55,6 +55,15 @@ std::int64_t sliding_window::ms_until_at_most(std::int64_t now_ms, std::int64_t 
   if (total_ <= target) return 0;
   // Time went backwards: measure from the start of the newest bucket seen.
   const std::int64_t now = std::max(now_ms, head_ * bucket_ms_);
+  if (target == 0) {
+    // Until everything has left (every answer's x-ratelimit-reset-*): when the newest
+    // non-empty bucket leaves. Searched from the newest down: a busy window stops at once.
+    std::size_t slot = static_cast<std::size_t>(((head_ % n_) + n_) % n_);
+    for (std::int64_t b = head_; b > head_ - n_; --b) {
+      if (slots_[slot] != 0) return std::max<std::int64_t>(1, (b + n_) * bucket_ms_ - now);
+      slot = slot == 0 ? static_cast<std::size_t>(n_ - 1) : slot - 1;
+    }
+  }
   // Oldest first: bucket b leaves the counted range when bucket b + n_ begins.
   std::int64_t left = total_;
   for (std::int64_t b = head_ - n_ + 1; b <= head_; ++b) {

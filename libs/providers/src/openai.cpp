@@ -476,9 +476,10 @@ const char* padded_copy(std::string_view json, std::size_t& capacity) {
 /// Calls f(key, value) for each top-level field of the JSON object `json` until f
 /// returns false. False if `json` is not a well-formed JSON object (as far as read).
 template <class F>
-bool for_each_field(std::string_view json, F&& f) {
-  std::size_t cap = 0;
-  const char* data = padded_copy(json, cap);
+bool for_each_field(std::string_view json, F&& f, std::size_t capacity = 0) {
+  std::size_t cap = capacity;
+  // In place when the caller's buffer has the padding; else a padded copy.
+  const char* data = cap >= json.size() + simdjson::SIMDJSON_PADDING ? json.data() : padded_copy(json, cap);
   od::document doc;
   if (thread_parser().iterate(data, json.size(), cap).get(doc)) return false;
   od::object root;
@@ -494,44 +495,90 @@ bool for_each_field(std::string_view json, F&& f) {
 
 }  // namespace
 
+namespace {
+
+bool read_usage_object(od::value v, usage& out) {
+  od::object u;
+  if (v.get_object().get(u)) return true;  // "usage": null in stream chunks
+  usage got;
+  for (auto uf : u) {
+    std::string_view uk;
+    od::value uv;
+    std::int64_t n = 0;
+    if (uf.unescaped_key().get(uk) || uf.value().get(uv)) return false;
+    od::json_type t;
+    if (uv.type().get(t)) return false;
+    if (t == od::json_type::object && uk == "prompt_tokens_details") {
+      od::object details;
+      if (uv.get_object().get(details)) return false;
+      for (auto df : details) {
+        std::string_view dk;
+        od::value dv;
+        if (df.unescaped_key().get(dk) || df.value().get(dv)) return false;
+        if (dk == "cached_tokens" && !dv.get_int64().get(n) && n > 0) got.cached_tokens = n;
+      }
+      continue;
+    }
+    if (t != od::json_type::number || uv.get_int64().get(n)) continue;
+    if (uk == "prompt_tokens") got.prompt_tokens = n;
+    else if (uk == "completion_tokens") got.completion_tokens = n;
+    else if (uk == "total_tokens") got.total_tokens = n;
+    else if (uk == "cache_read_input_tokens" && n > 0 && got.cached_tokens == 0) got.cached_tokens = n;
+    else if (uk == "cache_creation_input_tokens" && n > 0) got.cache_creation_tokens = n;
+  }
+  out = got;
+  return true;
+}
+
+void read_finish_reasons(od::value v, std::vector<std::string>& out) {
+  od::array choices;
+  if (v.get_array().get(choices)) return;
+  for (auto c : choices) {
+    od::object o;
+    if (c.get_object().get(o)) continue;
+    std::string reason;
+    for (auto cf : o) {
+      std::string_view ck;
+      if (cf.unescaped_key().get(ck)) break;
+      if (ck != "finish_reason") continue;
+      od::value fv;
+      std::string_view s;
+      if (!cf.value().get(fv) && !fv.get_string().get(s)) reason.assign(s);
+    }
+    out.push_back(std::move(reason));
+  }
+}
+
+}  // namespace
+
 bool read_usage(std::string_view json, usage& out, std::string* response_model) {
   return for_each_field(json, [&](std::string_view key, od::value v) {
-    if (key == "usage") {
-      od::object u;
-      if (v.get_object().get(u)) return true;  // "usage": null in stream chunks
-      usage got;
-      for (auto uf : u) {
-        std::string_view uk;
-        od::value uv;
-        std::int64_t n = 0;
-        if (uf.unescaped_key().get(uk) || uf.value().get(uv)) return false;
-        od::json_type t;
-        if (uv.type().get(t)) return false;
-        if (t == od::json_type::object && uk == "prompt_tokens_details") {
-          od::object details;
-          if (uv.get_object().get(details)) return false;
-          for (auto df : details) {
-            std::string_view dk;
-            od::value dv;
-            if (df.unescaped_key().get(dk) || df.value().get(dv)) return false;
-            if (dk == "cached_tokens" && !dv.get_int64().get(n) && n > 0) got.cached_tokens = n;
-          }
-          continue;
-        }
-        if (t != od::json_type::number || uv.get_int64().get(n)) continue;
-        if (uk == "prompt_tokens") got.prompt_tokens = n;
-        else if (uk == "completion_tokens") got.completion_tokens = n;
-        else if (uk == "total_tokens") got.total_tokens = n;
-        else if (uk == "cache_read_input_tokens" && n > 0 && got.cached_tokens == 0) got.cached_tokens = n;
-        else if (uk == "cache_creation_input_tokens" && n > 0) got.cache_creation_tokens = n;
-      }
-      out = got;
-    } else if (key == "model" && response_model) {
+    if (key == "usage") return read_usage_object(v, out);
+    if (key == "model" && response_model) {
       std::string_view m;
       if (!v.get_string().get(m)) response_model->assign(m);
     }
     return true;
   });
+}
+
+bool read_answer(std::string_view json, std::size_t capacity, usage& out, answer_info* info) {
+  return for_each_field(
+      json,
+      [&](std::string_view key, od::value v) {
+        if (key == "usage") return read_usage_object(v, out);
+        if (!info) return true;
+        std::string_view s;
+        if (key == "id") {
+          if (!v.get_string().get(s)) info->id.assign(s);
+        } else if (key == "model") {
+          if (!v.get_string().get(s)) info->model.assign(s);
+        } else if (key == "choices") {
+          read_finish_reasons(v, info->finish_reasons);
+        }
+        return true;
+      },
+      capacity);
 }
 
 bool may_carry_usage(std::string_view text) noexcept {

@@ -102,6 +102,7 @@ void dispatch_call::begin_attempt() {
   ctx_.out.usage = providers::usage{};
   ctx_.out.stream_events = 0;
   ctx_.out.first_byte = {};
+  if (ctx_.trace) ctx_.trace->response_facts.reset();  // an earlier attempt's answer is not this one's
   error_.reset();
   error_headers_.clear();
   t_upstream_done_ = {};

@@ -154,6 +154,7 @@ void dispatch_call::capture(std::string_view bytes) {
   } else if (!s.facts) {
     return;
   } else if (!ctx_.view.stream) {
+    if (t.response_facts) return;  // read with the usage already
     // A whole answer: its id, model and finish reasons, read in place (padded).
     auto& f = t.response_facts.emplace();
     if (!tracing::read_answer_facts(bytes.data(), bytes.size(), a_->body.capacity(), f)) {
@@ -279,7 +280,12 @@ void dispatch_call::respond_buffered() {
     auto h = a.conn->response().get()["x-amzn-errortype"];
     error_type = std::string_view(h.data(), h.size());
   }
-  if (!a.ex->on_answer(a.status, a.body, error_type, ctx_.out.usage)) {
+  // A trace without content wants the answer's id, model and finish reasons: read in
+  // the same pass as the usage when the adapter reads the body anyway.
+  bool facts = ctx_.trace && ctx_.trace_bodies && svc_.tracing->settings().facts;
+  providers::answer_info info;
+  bool info_read = false;
+  if (!a.ex->on_answer(a.status, a.body, error_type, ctx_.out.usage, facts ? &info : nullptr, &info_read)) {
     // Another call on this attempt (Titan embeds one input per call): the answer was
     // read whole, so its connection can carry the next call.
     if (a.conn) {
@@ -293,6 +299,12 @@ void dispatch_call::respond_buffered() {
     a.body.clear();
     a.t_call_start = clock::now();
     return build_call();
+  }
+  if (info_read) {
+    auto& f = ctx_.trace->response_facts.emplace();
+    f.id = std::move(info.id);
+    f.model = std::move(info.model);
+    f.finish_reasons = std::move(info.finish_reasons);
   }
   if (a.status / 100 != 2) {
     // Nothing reached the client yet: a retry or a fallback may still answer.

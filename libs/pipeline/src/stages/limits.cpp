@@ -4,7 +4,7 @@
 // that the client's next request sees them. A fallback acquires the key x model scope of
 // its group too.
 
-#include <cstdio>
+#include <charconv>
 
 #include "gw/limits/rate_limiter.hpp"
 #include "gw/pipeline/stages.hpp"
@@ -12,27 +12,34 @@
 namespace gw::pipeline {
 namespace {
 
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
+}
+
 /// OpenAI's reset format: "20ms", "1s", "6m0s", "1.5s".
 void append_reset(std::string& out, std::int64_t ms) {
   if (ms < 0) ms = 0;
   if (ms < 1000) {
-    out += std::to_string(ms);
+    append_int(out, ms);
     out += "ms";
     return;
   }
   std::int64_t minutes = ms / 60000;
   std::int64_t rest = ms % 60000;
   if (minutes > 0) {
-    out += std::to_string(minutes);
+    append_int(out, minutes);
     out += 'm';
   }
-  out += std::to_string(rest / 1000);
-  if (rest % 1000) {
-    char f[8];
-    std::snprintf(f, sizeof f, ".%03d", static_cast<int>(rest % 1000));
-    std::string frac(f);
-    while (frac.back() == '0') frac.pop_back();
-    out += frac;
+  append_int(out, rest / 1000);
+  if (int frac = static_cast<int>(rest % 1000)) {
+    char f[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                 static_cast<char>('0' + frac % 10)};
+    std::size_t n = 4;
+    while (f[n - 1] == '0') --n;
+    out.append(f, n);
   }
   out += 's';
 }
@@ -51,16 +58,20 @@ void append_ratelimit_headers(std::string& out, const limits::decision& d) {
     if (st.limit_tokens >= 0 && (!tok || st.remaining_tokens < tok->remaining_tokens)) tok = &st;
   }
   if (req) {
-    out += "x-ratelimit-limit-requests: " + std::to_string(req->limit_requests) +
-           "\r\nx-ratelimit-remaining-requests: " + std::to_string(std::max<std::int64_t>(0, req->remaining_requests)) +
-           "\r\nx-ratelimit-reset-requests: ";
+    out += "x-ratelimit-limit-requests: ";
+    append_int(out, req->limit_requests);
+    out += "\r\nx-ratelimit-remaining-requests: ";
+    append_int(out, std::max<std::int64_t>(0, req->remaining_requests));
+    out += "\r\nx-ratelimit-reset-requests: ";
     append_reset(out, req->reset_requests_ms);
     out += "\r\n";
   }
   if (tok) {
-    out += "x-ratelimit-limit-tokens: " + std::to_string(tok->limit_tokens) +
-           "\r\nx-ratelimit-remaining-tokens: " + std::to_string(std::max<std::int64_t>(0, tok->remaining_tokens)) +
-           "\r\nx-ratelimit-reset-tokens: ";
+    out += "x-ratelimit-limit-tokens: ";
+    append_int(out, tok->limit_tokens);
+    out += "\r\nx-ratelimit-remaining-tokens: ";
+    append_int(out, std::max<std::int64_t>(0, tok->remaining_tokens));
+    out += "\r\nx-ratelimit-reset-tokens: ";
     append_reset(out, tok->reset_tokens_ms);
     out += "\r\n";
   }

@@ -36,7 +36,7 @@ class anthropic_exchange final : public translating_exchange {
     return std::nullopt;
   }
   std::string authorize(const credentials_view&, std::chrono::system_clock::time_point) override { return {}; }
-  bool on_answer(int& status, std::string& body, std::string_view, usage& u) override {
+  bool on_answer(int& status, std::string& body, std::string_view, usage& u, answer_info*, bool*) override {
     answer(from_anthropic(ctx_, status, body), status, body, u);
     return true;
   }

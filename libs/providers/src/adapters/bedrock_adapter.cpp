@@ -92,7 +92,8 @@ class bedrock_exchange final : public translating_exchange {
     return auth;
   }
 
-  bool on_answer(int& status, std::string& body, std::string_view error_type, usage& u) override {
+  bool on_answer(int& status, std::string& body, std::string_view error_type, usage& u, answer_info*,
+                 bool*) override {
     if (titan_ && status / 100 == 2) {
       // A failing Titan call fails the attempt with its error; a retry starts again
       // from input 0 (a new exchange).

@@ -27,8 +27,11 @@ class openai_exchange final : public exchange {
     h += "\r\n";
     return h;
   }
-  bool on_answer(int&, std::string& body, std::string_view, usage& u) override {
-    if (!body.empty()) read_usage(body, u);
+  bool on_answer(int&, std::string& body, std::string_view, usage& u, answer_info* info, bool* info_read) override {
+    if (body.empty()) return true;
+    // One pass for the usage and, when a trace wants them, the id, model and finish reasons.
+    read_answer(body, body.capacity(), u, info);
+    if (info_read) *info_read = info != nullptr;
     return true;
   }
   bool drop_event(std::string_view event, std::int64_t index) const noexcept override;

@@ -115,6 +115,16 @@ struct usage {
 /// Returns false if the text is not a JSON object; `out` is untouched if no usage.
 bool read_usage(std::string_view json, usage& out, std::string* response_model = nullptr);
 
+/// What a trace shows of a whole answer: its id, model and per-choice finish reasons.
+struct answer_info {
+  std::string id, model;
+  std::vector<std::string> finish_reasons;
+};
+
+/// read_usage() for a whole answer, and with `info` its id, model and finish reasons, in
+/// one pass; in place when `capacity` leaves simdjson's padding past the body.
+bool read_answer(std::string_view json, std::size_t capacity, usage& out, answer_info* info);
+
 /// Cheap pre-check for stream chunks: true if the text has a "usage" key whose value
 /// is an object (not null), so that only those chunks are parsed.
 bool may_carry_usage(std::string_view text) noexcept;

@@ -106,8 +106,11 @@ class exchange {
   /// The provider's whole answer to the request just sent, translated in place into
   /// OpenAI's shape (status, body; `u` the usage reported). Returns false when the
   /// attempt needs another call (then `next_request` again; the answer is kept inside).
-  /// `error_type`: the x-amzn-errortype header (Bedrock), else empty.
-  virtual bool on_answer(int& status, std::string& body, std::string_view error_type, usage& u) = 0;
+  /// `error_type`: the x-amzn-errortype header (Bedrock), else empty. `info`, when not
+  /// null, may be filled with the answer's id, model and finish reasons if the adapter
+  /// reads them anyway (`info_read` set then); the caller reads them otherwise.
+  virtual bool on_answer(int& status, std::string& body, std::string_view error_type, usage& u,
+                         answer_info* info = nullptr, bool* info_read = nullptr) = 0;
 
   /// For a streamed answer: the translator of the provider's stream into OpenAI events,
   /// or null when the provider streams OpenAI's events already (relayed as they are).
