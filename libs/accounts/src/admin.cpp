@@ -690,7 +690,8 @@ class admin_ops {
            ",\"metadata\":{\"user_api_key\":" + json_quote(l.api_key) + ",\"user_api_key_alias\":" +
            json_quote(l.key_alias) + ",\"user_api_key_user_id\":" + json_quote(l.user_id) +
            ",\"user_api_key_team_id\":" + json_quote(l.team_id) + ",\"request_metadata\":" +
-           (l.metadata.empty() ? std::string("{}") : l.metadata) + "}}";
+           (l.metadata.empty() ? std::string("{}") : l.metadata) + "},\"route\":" + json_quote(l.route) +
+           ",\"proxy_server_request\":" + (l.request_body.empty() ? std::string("null") : l.request_body) + "}";
     }
     o += "]";
     return reply{200, std::move(o)};

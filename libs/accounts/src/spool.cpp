@@ -103,6 +103,8 @@ std::string serialize(const pending_batch& p) {
     put(o, "http_status", l.http_status);
     put(o, "cache_hit", l.cache_hit ? 1 : 0);
     put(o, "metadata", l.metadata);
+    put(o, "route", l.route);
+    put(o, "request_body", l.request_body);
     o += '}';
   }
   o += "]}";
@@ -179,6 +181,8 @@ bool parse(std::string_view line, pending_batch& p) {
     l.cache_hit = n("cache_hit") != 0;
     l.metadata = s("metadata");
     if (l.metadata.empty()) l.metadata = "{}";
+    l.route = s("route");
+    l.request_body = s("request_body");
     p.batch.logs.push_back(std::move(l));
   }
   p.from_spool_only = true;

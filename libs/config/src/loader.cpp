@@ -51,7 +51,8 @@ const key_set k_litellm_implemented{"request_timeout", "num_retries", "drop_para
 
 const key_set k_general_implemented{"master_key", "database_url", "max_request_size_mb",
                                     "database_connection_pool_limit", "maximum_spend_logs_retention_period",
-                                    "token_rate_limit_type", "dangerously_allow_mock_testing_request_params"};
+                                    "token_rate_limit_type", "dangerously_allow_mock_testing_request_params",
+                                    "store_prompts_in_spend_logs"};
 const key_set k_general_later{
     "completion_model", "disable_spend_logs", "disable_master_key_return",
     "disable_retry_on_max_parallel_request_limit_error", "disable_reset_budget",
@@ -62,7 +63,7 @@ const key_set k_general_later{
     "health_check_interval", "health_check_details", "alerting", "alerting_threshold", "alert_types",
     "alert_to_webhook_url", "alerting_args", "spend_report_frequency", "ui_access_mode", "litellm_jwtauth",
     "litellm_license", "oauth2_config_mappings", "outlier_threshold", "pass_through_endpoints",
-    "store_model_in_db", "store_prompts_in_spend_logs", "max_response_size_mb",
+    "store_model_in_db", "max_response_size_mb",
     "proxy_budget_rescheduler_min_time", "proxy_budget_rescheduler_max_time", "proxy_batch_write_at",
     "custom_key_generate", "custom_sso", "public_routes", "admin_only_routes", "use_redis_transaction_buffer",
     "maximum_spend_logs_retention_interval", "litellm_key_header_name",
@@ -463,6 +464,8 @@ class loader {
           if (!ok || days <= 0) fail(v, kp, "expected a retention such as '30d' or '12h', got '" + t + "'");
           g.spend_logs_retention_days = days;
         }
+      } else if (k == "store_prompts_in_spend_logs") {
+        if (auto x = boolean(v, kp)) g.store_prompts_in_spend_logs = *x;
       } else if (k == "dangerously_allow_mock_testing_request_params") {
         if (auto x = boolean(v, kp)) cfg_.gateway.allow_client_mock_params = *x;
       } else if (k == "token_rate_limit_type") {

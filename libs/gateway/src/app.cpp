@@ -176,6 +176,7 @@ struct app::impl {
                                                                                : 2;
     ctx.routing = &routing;
     ctx.allow_mock_params = cfg.gateway.allow_client_mock_params;
+    ctx.store_prompts = cfg.general.store_prompts_in_spend_logs;
     ctx.budgets = cfg.gateway.budget_enforcement == "strict" ? accounts::budget_mode::strict
                                                               : accounts::budget_mode::spend;
 

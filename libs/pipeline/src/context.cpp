@@ -67,6 +67,11 @@ std::string_view request_context::client_body() noexcept {
   return req_->body();
 }
 
+std::string_view request_context::route() noexcept {
+  std::string_view target(req_->target().data(), req_->target().size());
+  return target.substr(0, target.find('?'));
+}
+
 void request_context::start() {
   next_ = 0;
   run();

@@ -20,8 +20,8 @@ void insert_spend_logs(pqxx::work& tx, const std::vector<spend_log_row>& logs) {
   // One array per column, unnest()ed into rows: a single statement for any batch size.
   std::vector<std::string> request_id, call_type, api_key, key_alias, user_id, team_id, model_group, model_id, model,
       api_base, prompt_tokens, completion_tokens, total_tokens, spend, start_time, end_time, status, http_status,
-      cache_hit, metadata;
-  std::vector<std::optional<std::string>> completion_start_time;
+      cache_hit, metadata, route;
+  std::vector<std::optional<std::string>> completion_start_time, request_body;
   for (const auto& l : logs) {
     request_id.push_back(l.request_id);
     call_type.push_back(l.call_type);
@@ -45,16 +45,18 @@ void insert_spend_logs(pqxx::work& tx, const std::vector<spend_log_row>& logs) {
     http_status.push_back(std::to_string(l.http_status));
     cache_hit.push_back(l.cache_hit ? "true" : "false");
     metadata.push_back(l.metadata.empty() ? "{}" : l.metadata);
+    route.push_back(l.route);
+    request_body.push_back(l.request_body.empty() ? std::nullopt : std::optional(l.request_body));
   }
   tx.exec_params(
       "WITH inserted AS ("
       " INSERT INTO llm_spend_logs (request_id, call_type, api_key, key_alias, user_id, team_id, model_group,"
       "  model_id, model, api_base, prompt_tokens, completion_tokens, total_tokens, spend, start_time, end_time,"
-      "  completion_start_time, status, http_status, cache_hit, metadata)"
+      "  completion_start_time, status, http_status, cache_hit, metadata, route, proxy_server_request)"
       " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
       "  $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::numeric[],"
       "  $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::text[], $19::integer[], $20::boolean[],"
-      "  $21::jsonb[])"
+      "  $21::jsonb[], $22::text[], $23::jsonb[])"
       " ON CONFLICT DO NOTHING"
       " RETURNING model_group, spend, prompt_tokens, completion_tokens)"
       " INSERT INTO llm_model_spend AS m (model_group, spend, requests, prompt_tokens, completion_tokens)"
@@ -68,7 +70,7 @@ void insert_spend_logs(pqxx::work& tx, const std::vector<spend_log_row>& logs) {
       array_literal(model), array_literal(api_base), array_literal(prompt_tokens), array_literal(completion_tokens),
       array_literal(total_tokens), array_literal(spend), array_literal(start_time), array_literal(end_time),
       array_literal(completion_start_time), array_literal(status), array_literal(http_status), array_literal(cache_hit),
-      array_literal(metadata));
+      array_literal(metadata), array_literal(route), array_literal(request_body));
 }
 
 }  // namespace detail
@@ -98,6 +100,8 @@ spend_log_row read_spend_log(const pqxx::row& r) {
   l.http_status = static_cast<int>(int_of(r["http_status"]));
   l.cache_hit = bool_of(r["cache_hit"]);
   l.metadata = text_of(r["metadata"]);
+  l.route = text_of(r["route"]);
+  l.request_body = text_of(r["proxy_server_request"]);
   return l;
 }
 

@@ -170,6 +170,10 @@ void spend_stage::on_settle(request_context& ctx) const {
   if (out.first_byte != request_context::clock::time_point{}) l.completion_start_time = ctx.wall(out.first_byte);
   l.status = status / 100 == 2 ? "success" : "failure";
   l.http_status = status;
+  // What the client sent, as it sent it (before a dialect was translated or the
+  // gateway's own fields were removed): a request can be replayed from its row.
+  l.route = ctx.route();
+  if (ctx.svc.store_prompts) l.request_body = ctx.client_body();
   io.add_charge(std::move(c));
 }
 

@@ -57,6 +57,9 @@ struct general_settings {
   /// token_rate_limit_type: which tokens count against tpm limits of keys, users and
   /// teams: "output" (LiteLLM's default when unset), "input" or "total".
   std::string token_rate_limit_type = "output";
+  /// store_prompts_in_spend_logs: each spend-log row keeps the client's body as sent
+  /// (LiteLLM's proxy_server_request).
+  bool store_prompts_in_spend_logs = false;
 };
 
 /// Where the shared Redis is (rate-limit counters; later the cache). Taken from, in

@@ -98,6 +98,8 @@ class request_context final : public http::deadline_target, public std::enable_s
   std::string original_body;
   /// The body as it came: original_body when a stage rewrote it, else req().body().
   std::string_view client_body() noexcept;
+  /// The path the client called, without its query (its dialect: /v1/messages, Azure's...).
+  std::string_view route() noexcept;
   /// The request in OpenAI's shape, with spans into req().body().
   providers::inspected_request view;
   routing_controls controls;

@@ -61,6 +61,8 @@ struct services {
   bool image_fetch_allow_private = false;  ///< gateway_settings.image_fetch_allow_private
   /// Clients may send the testing controls (mock_response, mock_testing_*, mock_timeout).
   bool allow_mock_params = true;
+  /// Spend-log rows keep the client's body as sent (store_prompts_in_spend_logs).
+  bool store_prompts = false;
   /// How budgets admit a request (gateway_settings.budget_enforcement).
   accounts::budget_mode budgets = accounts::budget_mode::spend;
   /// token_rate_limit_type for key, user and team tpm: 0 total, 1 input, 2 output.

@@ -73,6 +73,10 @@ struct spend_log_row {
   int http_status = 0;
   bool cache_hit = false;
   std::string metadata = "{}";  ///< JSON object
+  std::string route;             ///< the path the client called (its dialect)
+  /// The client's body as sent (JSON), with general_settings.store_prompts_in_spend_logs;
+  /// empty otherwise.
+  std::string request_body;
 };
 
 /// Spend deltas from one node for one flush: applied in one transaction.
