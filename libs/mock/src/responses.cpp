@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "gw/core/error.hpp"
@@ -86,7 +87,9 @@ bool read_x_mock(od::value v, mock_request& r, std::string& err) {
         r.retry_after.assign(s);
       } else {
         MOCK_TRY(x.get_double().get(d));
-        r.retry_after = std::to_string(static_cast<long long>(d));
+        char buf[32];  // 0.3 stays 0.3, 2 stays 2
+        std::snprintf(buf, sizeof buf, "%g", d);
+        r.retry_after = buf;
       }
     } else if (k == "raw_body") {
       MOCK_TRY(x.get_string().get(s));
