@@ -42,6 +42,7 @@ struct grant_request {
   entity_ref entity;
   keys::money need = 0;  ///< at least this much would let the waiting request in
   std::string name;      ///< for messages ("key 'x'")
+  bool reclaimed = false;  ///< other io threads' idle slices were asked back for it (once)
 };
 
 /// What an io thread reports each tick: finished requests' charges, and per budget slice

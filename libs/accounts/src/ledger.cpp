@@ -49,31 +49,37 @@ struct account {
   bool soft_logged = false;
   bool known = false;      // a lease reply has been seen
   bool refilling = false;  // a lease request is out
+  steady::time_point reclaim_until{};    // idle slices of other io threads asked back
   steady::time_point valid_until{};      // lease usable until (renewed by DB contact)
   steady::time_point exhausted_until{};  // the backend had nothing more to give
   steady::time_point failed_until{};     // the backend failed; do not ask again yet
   steady::time_point last_used{};
   std::string name;
 
-  money held_by(std::size_t i) const {
-    money held = i < io.size() ? io[i] : 0;
+  /// What io thread i holds: its slice, or what its requests used if more (a debt).
+  /// `in_use_only` (spend mode): only what its requests reserved or spent, so a slice
+  /// one thread holds idle does not refuse another thread's requests; two threads may
+  /// then admit from the same money, which spend mode allows (the overshoot is bounded
+  /// by the requests in flight).
+  money held_by(std::size_t i, bool in_use_only = false) const {
+    money held = in_use_only || i >= io.size() ? 0 : io[i];
     if (i < used.size() && used[i]) held = std::max(held, used[i]->load(std::memory_order_relaxed));
     return std::max<money>(held, 0);
   }
-  money held_by_io() const {
+  money held_by_io(bool in_use_only = false) const {
     money t = 0;
-    for (std::size_t i = 0; i < std::max(io.size(), used.size()); ++i) t += held_by(i);
+    for (std::size_t i = 0; i < std::max(io.size(), used.size()); ++i) t += held_by(i, in_use_only);
     return t;
   }
-  money available(steady::time_point now) const {
+  money available(steady::time_point now, bool in_use_only = false) const {
     money lease = now < valid_until ? own_lease : 0;
-    return lease - held_by_io() - unflushed - flushing - returning;
+    return lease - held_by_io(in_use_only) - unflushed - flushing - returning;
   }
   /// The most io thread i can be given now. A thread in debt (it holds less than its
   /// requests used) gets its debt back for nothing new: that spend is counted already.
-  money grantable(std::size_t i, steady::time_point now) const {
+  money grantable(std::size_t i, steady::time_point now, bool in_use_only = false) const {
     money g = i < io.size() ? io[i] : 0;
-    return held_by(i) + available(now) - g;
+    return held_by(i, in_use_only) + available(now, in_use_only) - g;
   }
   bool idle() const { return held_by_io() == 0 && unflushed == 0 && flushing == 0 && returning == 0; }
 };
@@ -148,8 +154,9 @@ void give(ledger_actor* self, const grant_request& r, account& a, money amount, 
   g.spent = a.spend_seen + a.unflushed + a.flushing;
   g.used = a.used[r.io];
   g.in_flight_elsewhere = a.leased_by_others;
+  bool in_use_only = st.svc->config().mode == budget_mode::spend;
   for (std::size_t i = 0; i < a.io.size(); ++i)
-    if (i != r.io) g.in_flight_elsewhere += a.held_by(i);
+    if (i != r.io) g.in_flight_elsewhere += a.held_by(i, in_use_only);
   auto* svc = st.svc;
   svc->post(r.io, [svc, io = r.io, g = std::move(g)] { svc->io(io).on_grant(g); });
 }
@@ -176,10 +183,32 @@ try_result try_grant(ledger_actor* self, grant_request& r) {
     give(self, r, a, 0, false);  // no cap (any more): the thread admits freely
     return try_result::done;
   }
-  money avail = a.grantable(r.io, now);
+  bool in_use_only = st.svc->config().mode == budget_mode::spend;
+  money avail = a.grantable(r.io, now, in_use_only);
   if (a.known && avail >= r.need) {
     give(self, r, a, std::min(avail, io_share(st, a, r.need)), false);
     return try_result::done;
+  }
+  // Strict: other io threads may hold parts of the budget that no request of theirs
+  // uses (a slice kept for their next request). Asked back (once per grant, so that
+  // threads cannot take it from each other for ever) before the database is asked or
+  // the request refused; their returns (or 300 ms) retry this grant.
+  if (a.known && !in_use_only && now < a.reclaim_until) return try_result::waiting;
+  if (a.known && !in_use_only && !r.reclaimed) {
+    bool asked = false;
+    for (std::size_t i = 0; i < a.io.size(); ++i) {
+      if (i == r.io) continue;
+      money in_use = i < a.used.size() && a.used[i] ? a.used[i]->load(std::memory_order_relaxed) : 0;
+      if (a.io[i] - std::max<money>(in_use, 0) <= 0) continue;
+      auto* svc = st.svc;
+      svc->post(i, [svc, i, e = r.entity] { svc->io(i).invalidate(e); });
+      asked = true;
+    }
+    r.reclaimed = true;
+    if (asked) {
+      a.reclaim_until = now + std::chrono::milliseconds(300);
+      return try_result::waiting;
+    }
   }
   if (a.refilling) return try_result::waiting;
   if (now < a.failed_until) {
@@ -219,10 +248,15 @@ void check_soft(ledger_state& st, account& a) {
 
 void on_charges(ledger_actor* self, io_report& r) {
   auto& st = self->state;
+  bool returned = false;
   for (auto& sc : r.slices) {
     auto a = st.accounts.find(sc.entity);
     if (a == st.accounts.end() || r.io >= a->second.io.size()) continue;
     a->second.io[r.io] -= sc.consumed + sc.returned;
+    if (sc.returned > 0) {
+      returned = true;
+      a->second.reclaim_until = {};
+    }
     if (a->second.used[r.io]) a->second.used[r.io]->fetch_sub(sc.consumed, std::memory_order_relaxed);
   }
   auto& cs = r.charges;
@@ -259,6 +293,7 @@ void on_charges(ledger_actor* self, io_report& r) {
     auto& logs = st.current.logs;
     logs.erase(logs.begin(), logs.end() - static_cast<std::ptrdiff_t>(k_memory_log_rows));
   }
+  if (returned && !st.waiting.empty()) retry_waiting(self);  // slices asked back have come
 }
 
 void send_head(ledger_actor* self) {
@@ -442,6 +477,7 @@ caf::behavior ledger_fn(ledger_actor* self, service* svc, caf::actor db, std::ve
         if (big) --s.trim_ticks;
         cut_batch(self, false);
         if (!s.in_flight) send_head(self);
+        if (!s.waiting.empty()) retry_waiting(self);  // e.g. slices asked back that had nothing left
         // Batches of spend-log rows are allocated on the io threads and freed here or
         // on the database thread: give the freed pages back to the OS instead of
         // keeping every arena at its high-water mark.

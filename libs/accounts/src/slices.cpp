@@ -53,6 +53,10 @@ error budget_exceeded(const slice_grant& v, keys::money in_flight_here, keys::mo
 
 admission io_accounts::admit(const auth_entry& e, std::string_view model_group, keys::money amount, budget_mode mode,
                              budget_hold& hold, error& refusal, std::function<void()> wake) {
+  // A reservation is at most k_max_reservation, so the sums of slices, of what is in
+  // flight and of the io threads' `used` stay in range (a saturated worst case from
+  // max_tokens near 2^63 is still refused in strict mode by any budget below it).
+  amount = std::clamp<keys::money>(amount, 0, k_max_reservation);
   auto now = steady::now();
   hold.parts.clear();
   bool wait = false;

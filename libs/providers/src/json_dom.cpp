@@ -1,3 +1,4 @@
+#include "gw/core/json_parsers.hpp"
 #include "gw/providers/json_dom.hpp"
 
 #include <algorithm>
@@ -22,6 +23,8 @@ dom::parser& inner_parser() {
 
 simdjson::error_code parse_json(dom::parser& p, std::string_view json, dom::element& out) {
   thread_local std::vector<char> buf;
+  fit_buffer(buf, json.size() + simdjson::SIMDJSON_PADDING);
+  fit_parser(p, json.size());
   if (buf.size() < json.size() + simdjson::SIMDJSON_PADDING) buf.resize(json.size() + simdjson::SIMDJSON_PADDING);
   if (!json.empty()) std::memcpy(buf.data(), json.data(), json.size());
   return p.parse(buf.data(), json.size(), false).get(out);

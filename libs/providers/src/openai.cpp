@@ -1,3 +1,4 @@
+#include "gw/core/json_parsers.hpp"
 #include "gw/providers/openai.hpp"
 
 #include <simdjson.h>
@@ -31,9 +32,9 @@ std::string_view operation_path(operation op) noexcept {
 
 namespace {
 
-od::parser& thread_parser() {
+od::parser& thread_parser(std::size_t size) {
   thread_local od::parser p;
-  return p;
+  return fit_parser(p, size);
 }
 
 error type_error(std::string_view param, std::string_view expected) {
@@ -114,8 +115,8 @@ check check_messages(od::value v, std::size_t& text_bytes) {
     od::value m;
     if (auto ec = el.get(m)) return json_error(ec);
     od::object o;
-    std::string param = "messages[" + std::to_string(index) + "]";
-    if (m.get_object().get(o)) return type_error(param, "an object");
+    auto param = [index] { return "messages[" + std::to_string(index) + "]"; };  // only for errors
+    if (m.get_object().get(o)) return type_error(param(), "an object");
     bool has_role = false;
     for (auto field : o) {
       std::string_view key;
@@ -124,7 +125,7 @@ check check_messages(od::value v, std::size_t& text_bytes) {
       if (auto ec = field.value().get(fv)) return json_error(ec);
       if (key == "role") {
         std::string_view role;
-        if (fv.get_string().get(role)) return type_error(param + ".role", "a string");
+        if (fv.get_string().get(role)) return type_error(param() + ".role", "a string");
         has_role = true;
       } else if (key == "content") {
         if (auto ec = walk(fv, 2, &text_bytes)) return json_error(ec);
@@ -133,8 +134,8 @@ check check_messages(od::value v, std::size_t& text_bytes) {
       }
     }
     if (!has_role)
-      return error{errc::missing_parameter, "Missing required parameter: '" + param + ".role'.",
-                   param + ".role"};
+      return error{errc::missing_parameter, "Missing required parameter: '" + param() + ".role'.",
+                   param() + ".role"};
     ++count;
     ++index;
   }
@@ -226,7 +227,14 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
       return error{errc::invalid_request, "The request body must be a JSON object.", ""};
     if (auto ec = doc.get_object().get(root)) return json_error(ec);
   }
-  bool has_model = false, has_main = false;
+  bool has_model = false, has_main = false, has_stream = false, has_user = false, has_n = false;
+  bool has_max_tokens = false, has_max_completion_tokens = false;
+  // A routing field given twice: the gateway would act on one while the provider may
+  // read the other (which one is undefined by RFC 8259). Refused.
+  auto duplicate = [](std::string_view key) {
+    return error{errc::invalid_request, "Duplicate key '" + std::string(key) + "' in the request body.",
+                 std::string(key)};
+  };
   std::shared_ptr<request_controls> controls;
   std::string_view main_field = op == operation::chat         ? "messages"
                                 : op == operation::completion ? "prompt"
@@ -237,6 +245,7 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
     od::value v;
     if (auto ec = field.value().get(v)) return json_error(ec);
     if (key == "model") {
+      if (has_model) return duplicate(key);
       std::string_view raw = v.raw_json_token();
       std::string_view s;
       if (v.get_string().get(s)) return type_error("model", "a string");
@@ -248,11 +257,14 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
       out.model_token_end = out.model_token_begin + close + 1;
       has_model = true;
     } else if (key == main_field) {
+      if (has_main) return duplicate(key);
       has_main = true;
       check c = op == operation::chat ? check_messages(v, out.text_bytes)
                                       : check_prompt_like(v, main_field, out.text_bytes);
       if (c) return c;
     } else if (key == "stream") {
+      if (has_stream) return duplicate(key);
+      has_stream = true;
       od::json_type t;
       if (auto ec = v.type().get(t)) return json_error(ec);
       if (t != od::json_type::null) {
@@ -262,6 +274,7 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
       }
     } else if (key == "stream_options") {
       // Present even when null: the gateway must not add a second "stream_options".
+      if (out.has_stream_options) return duplicate(key);
       out.has_stream_options = true;
       od::json_type t;
       if (auto ec = v.type().get(t)) return json_error(ec);
@@ -282,6 +295,9 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
         }
       }
     } else if (key == "max_tokens" || key == "max_completion_tokens") {
+      bool& seen = key == "max_tokens" ? has_max_tokens : has_max_completion_tokens;
+      if (seen) return duplicate(key);
+      seen = true;
       od::json_type t;
       if (auto ec = v.type().get(t)) return json_error(ec);
       if (t != od::json_type::null) {
@@ -292,6 +308,8 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
         out.max_tokens = std::max(out.max_tokens, n);
       }
     } else if (key == "n") {
+      if (has_n) return duplicate(key);
+      has_n = true;
       od::json_type t;
       if (auto ec = v.type().get(t)) return json_error(ec);
       if (t != od::json_type::null) {
@@ -300,6 +318,10 @@ std::optional<error> inspect_document(operation op, const std::string& body, od:
           return error{errc::invalid_request, "Invalid 'n': expected an integer >= 1.", "n"};
         out.n = n;
       }
+    } else if (key == "user") {
+      if (has_user) return duplicate(key);
+      has_user = true;
+      if (auto ec = walk(v, 1, nullptr)) return json_error(ec);
     } else if (key == "timeout" || key == "stream_timeout") {
       double x = 0;
       if (v.get_double().get(x) || !(x > 0) || x > 86400)
@@ -366,10 +388,15 @@ std::optional<error> inspect_request(operation op, const std::string& body, insp
   if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
     return error{errc::internal_error, "request body is not padded", ""};
   }
-  auto& parser = thread_parser();
+  auto& parser = thread_parser(body.size());
   od::document doc;
   if (auto ec = parser.iterate(body.data(), body.size(), body.capacity()).get(doc)) return json_error(ec);
   auto e = inspect_document(op, body, doc, out);
+  out.body_bytes = body.size();
+  // Images are billed in tokens their URL does not show (OpenAI: up to ~1,100 each).
+  static constexpr std::string_view image = "\"image_url\"";
+  for (std::size_t at = body.find(image); at != std::string::npos; at = body.find(image, at + image.size()))
+    ++out.image_parts;
   // A semantic complaint about a body that is not even valid JSON would mislead:
   // on the (rare) error path, check the whole document first.
   if (e && e->code != errc::invalid_json && !well_formed(doc))
@@ -386,7 +413,7 @@ std::string strip_gateway_fields(std::string_view body) {
   const char* data = padded_copy(body, cap);
   od::document doc;
   od::object root;
-  if (thread_parser().iterate(data, body.size(), cap).get(doc) || doc.get_object().get(root)) return std::string(body);
+  if (thread_parser(body.size()).iterate(data, body.size(), cap).get(doc) || doc.get_object().get(root)) return std::string(body);
   struct member {
     std::size_t key_start;
     bool drop;
@@ -434,7 +461,7 @@ std::string with_model(std::string_view body, std::string_view model) {
   od::document doc;
   od::object root;
   std::string quoted = json_quote(model);
-  if (thread_parser().iterate(data, body.size(), cap).get(doc) || doc.get_object().get(root)) return std::string(body);
+  if (thread_parser(body.size()).iterate(data, body.size(), cap).get(doc) || doc.get_object().get(root)) return std::string(body);
   for (auto field : root) {
     std::string_view key;
     od::value v;
@@ -481,7 +508,7 @@ bool for_each_field(std::string_view json, F&& f, std::size_t capacity = 0) {
   // In place when the caller's buffer has the padding; else a padded copy.
   const char* data = cap >= json.size() + simdjson::SIMDJSON_PADDING ? json.data() : padded_copy(json, cap);
   od::document doc;
-  if (thread_parser().iterate(data, json.size(), cap).get(doc)) return false;
+  if (thread_parser(json.size()).iterate(data, json.size(), cap).get(doc)) return false;
   od::object root;
   if (doc.get_object().get(root)) return false;
   for (auto field : root) {
@@ -626,7 +653,7 @@ std::string normalize_error_body(std::string_view body, int status) {
   // The rare error path: the DOM parser, which can re-serialise members as they are.
   thread_local simdjson::dom::parser dp;
   simdjson::dom::element root;
-  if (dp.parse(body.data(), body.size()).get(root)) return std::string(body);
+  if (fit_parser(dp, body.size()).parse(body.data(), body.size()).get(root)) return std::string(body);
   simdjson::dom::object err;
   if (root["error"].get_object().get(err)) return std::string(body);
   std::string_view type, message;

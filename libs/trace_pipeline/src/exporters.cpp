@@ -10,6 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "gw/core/json_parsers.hpp"
 #include "gw/core/error.hpp"
 #include "gw/core/json_writer.hpp"
 #include "gw/core/log.hpp"
@@ -295,6 +296,8 @@ void enrich(tracing::trace_record& r) {
   // allocated its index buffers (several times the body's size) every time.
   thread_local simdjson::ondemand::parser parser;
   thread_local std::string padded;
+  fit_buffer(padded, r.request_body.size() + simdjson::SIMDJSON_PADDING);
+  fit_parser(parser, r.request_body.size());
   padded.assign(r.request_body);
   padded.reserve(padded.size() + simdjson::SIMDJSON_PADDING);
   simdjson::ondemand::document doc;

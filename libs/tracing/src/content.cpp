@@ -1,3 +1,4 @@
+#include "gw/core/json_parsers.hpp"
 #include "gw/tracing/content.hpp"
 
 #include <simdjson.h>
@@ -430,6 +431,8 @@ bool parse_padded(std::string_view json, simdjson::dom::element& out) {
   thread_local simdjson::dom::parser parser;
   thread_local std::vector<char> buf;  // the bodies are not padded
   if (json.empty()) return false;
+  fit_buffer(buf, json.size() + simdjson::SIMDJSON_PADDING);
+  fit_parser(parser, json.size());
   if (buf.size() < json.size() + simdjson::SIMDJSON_PADDING) buf.resize(json.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(buf.data(), json.data(), json.size());
   return !parser.parse(buf.data(), json.size(), false).get(out);

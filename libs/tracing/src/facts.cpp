@@ -5,6 +5,7 @@
 
 #include <simdjson.h>
 
+#include "gw/core/json_parsers.hpp"
 #include "gw/tracing/content.hpp"
 
 namespace gw::tracing {
@@ -12,9 +13,9 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-od::parser& thread_parser() {
+od::parser& thread_parser(std::size_t size) {
   thread_local od::parser p;
-  return p;
+  return fit_parser(p, size);
 }
 
 std::optional<double> as_double(od::value v) {
@@ -36,7 +37,7 @@ bool read_request_facts(const char* data, std::size_t size, std::size_t capacity
   if (capacity < size + simdjson::SIMDJSON_PADDING) return false;
   od::document doc;
   od::object root;
-  if (thread_parser().iterate(data, size, capacity).get(doc) || doc.get_object().get(root)) return false;
+  if (thread_parser(size).iterate(data, size, capacity).get(doc) || doc.get_object().get(root)) return false;
   for (auto field : root) {
     std::string_view key;
     od::value v;
@@ -74,7 +75,7 @@ bool read_answer_facts(const char* data, std::size_t size, std::size_t capacity,
   if (capacity < size + simdjson::SIMDJSON_PADDING) return false;
   od::document doc;
   od::object root;
-  if (thread_parser().iterate(data, size, capacity).get(doc) || doc.get_object().get(root)) return false;
+  if (thread_parser(size).iterate(data, size, capacity).get(doc) || doc.get_object().get(root)) return false;
   for (auto field : root) {
     std::string_view key;
     od::value v;

@@ -13,6 +13,7 @@
 // the ledger with a spend-log row; every request is charged, the master key's too.
 
 #include <atomic>
+#include <limits>
 
 #include "gw/core/log.hpp"
 #include "gw/pipeline/stages.hpp"
@@ -41,28 +42,45 @@ keys::money response_cost(const request_context& ctx) {
   return pricing::cost_of(*d->price, t);
 }
 
+namespace {
+
+constexpr std::int64_t k_tokens_per_image = 1500;  ///< more than OpenAI's largest (high detail)
+
+std::int64_t mul_sat(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
+}
+
+/// The prompt's tokens, generously: every byte of the body counts (tools, response
+/// formats, images and audio included), a token per 3 bytes, plus what images cost.
+std::int64_t prompt_tokens(const providers::inspected_request& r) noexcept {
+  auto bytes = static_cast<std::int64_t>(std::max(r.text_bytes, r.body_bytes));
+  return bytes / 3 + 16 + mul_sat(static_cast<std::int64_t>(r.image_parts), k_tokens_per_image);
+}
+
+}  // namespace
+
 keys::money worst_case_cost(const routing::model_group& g, const providers::inspected_request& r,
                             providers::operation op, std::int64_t default_max_output) {
   const auto& p = g.worst_price;
-  std::int64_t in_tokens = static_cast<std::int64_t>(r.text_bytes / 3) + 16;
   std::int64_t out_tokens = 0;
   if (op != providers::operation::embedding) {
     out_tokens = r.max_tokens >= 0 ? r.max_tokens : (p.max_output_tokens > 0 ? p.max_output_tokens : default_max_output);
-    out_tokens *= std::max<std::int64_t>(1, r.n);
+    out_tokens = mul_sat(out_tokens, std::max<std::int64_t>(1, r.n));  // max_tokens near 2^63 with n: 2
   }
   pricing::token_usage u;
-  u.prompt_tokens = in_tokens;
+  u.prompt_tokens = prompt_tokens(r);
   u.completion_tokens = out_tokens;
-  return pricing::cost_of(p, u);
+  return pricing::cost_of(p, u);  // saturating
 }
 
 keys::money estimated_cost(const routing::model_group& g, const providers::inspected_request& r,
                            providers::operation op) {
   const auto& p = g.worst_price;
   pricing::token_usage u;
-  u.prompt_tokens = static_cast<std::int64_t>(r.text_bytes / 3) + 16;
+  u.prompt_tokens = prompt_tokens(r);
   if (op != providers::operation::embedding && r.max_tokens >= 0)
-    u.completion_tokens = r.max_tokens * std::max<std::int64_t>(1, r.n);
+    u.completion_tokens = mul_sat(r.max_tokens, std::max<std::int64_t>(1, r.n));
   return pricing::cost_of(p, u);
 }
 
@@ -125,14 +143,15 @@ void spend_stage::on_settle(request_context& ctx) const {
   ctx.charged = true;
   auto& out = ctx.out;
   int status = out.status;
-  if (ctx.view.stream && !out.usage.known() && out.stream_events > 0 && status / 100 == 2) {
-    // A provider that ignored stream_options: estimate rather than charge nothing
-    // (prompt from its size, one token per content chunk; the role chunk and [DONE]
-    // are not tokens).
+  if (ctx.view.stream && !out.usage.known() && out.stream_events > 0) {
+    // No usage seen: a provider that ignored stream_options, or a stream that ended
+    // early (the client hung up: 499; the provider broke it: 502). Charge what was
+    // delivered rather than nothing: the prompt from its size, one token per content
+    // chunk relayed (the role chunk and [DONE] are not tokens).
     out.usage.prompt_tokens = ctx.view.estimated_input_tokens();
     out.usage.completion_tokens = std::max<std::int64_t>(0, out.stream_events - 2);
     static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
+    if (status / 100 == 2 && !warned.exchange(true))
       log::warn("deployment '" + (out.deployment ? out.deployment->cfg->model_name : std::string("?")) +
                 "' streamed without usage: its cost is estimated from the stream (once-only warning)");
   }

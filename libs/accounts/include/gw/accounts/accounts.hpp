@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -118,6 +119,11 @@ enum class budget_mode {
   /// A hard ceiling: the request's worst case must fit in what is left.
   strict,
 };
+
+/// The most one request reserves (about $144,000): a request whose estimate saturates
+/// (max_tokens near 2^63) reserves this, so sums over requests in flight and io threads
+/// stay within int64.
+inline constexpr keys::money k_max_reservation = std::numeric_limits<keys::money>::max() / 64;
 
 enum class admission { admitted, refused, waiting };
 

@@ -62,6 +62,8 @@ struct inspected_request {
   bool include_usage = false;        ///< stream_options.include_usage
   bool has_stream_options = false;   ///< "stream_options" present (null included)
   std::size_t text_bytes = 0;        ///< bytes of prompt text (messages/prompt/input)
+  std::size_t body_bytes = 0;        ///< the whole body (tools, response_format, images, audio included)
+  std::size_t image_parts = 0;       ///< "image_url" parts (billed beyond their URL's bytes)
   std::int64_t max_tokens = -1;      ///< max_tokens / max_completion_tokens; -1 = not given
   std::int64_t n = 1;                ///< choices asked for
   /// Per-request gateway controls (LiteLLM's): seconds, 0 = not given; num_retries -1 =
