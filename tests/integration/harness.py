@@ -95,11 +95,12 @@ class Mock(Process):
 
 
 class Gateway(Process):
-    def __init__(self, workdir, config_text=None, args=(), env=None, name="gateway", cwd=None, expect_start=True):
+    def __init__(self, workdir, config_text=None, args=(), env=None, name="gateway", cwd=None, expect_start=True,
+                 prefix=()):
         port_file = os.path.join(workdir, name + ".port")
         if os.path.exists(port_file):
             os.remove(port_file)
-        argv = [GATEWAY_BIN, "--host", "127.0.0.1", "--port", "0", "--port-file", port_file]
+        argv = list(prefix) + [GATEWAY_BIN, "--host", "127.0.0.1", "--port", "0", "--port-file", port_file]
         if config_text is not None:
             cfg = os.path.join(workdir, name + ".yaml")
             with open(cfg, "w") as f:

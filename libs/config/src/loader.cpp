@@ -90,7 +90,7 @@ const key_set k_gateway_keys{"io_threads",        "actor_threads",           "ma
                              "redis_timeout", "rate_limit_local_share", "rate_limit_precheck",
                              "retry_backoff_base", "retry_backoff_max", "retry_after_max",
                              "fetch_image_urls", "image_fetch_allow_private", "budget_enforcement",
-                             "allow_client_mock_params"};
+                             "allow_client_mock_params", "header_read_timeout", "max_request_bytes_in_flight"};
 
 const std::set<std::string> k_routing_strategies{"simple-shuffle",        "least-busy",
                                                  "usage-based-routing",   "usage-based-routing-v2",
@@ -608,6 +608,8 @@ class loader {
       else if (k == "upstream_max_idle_per_host") size(g.upstream_max_idle_per_host, 0);
       else if (k == "keepalive_timeout") seconds(g.keepalive_timeout);
       else if (k == "request_read_timeout") seconds(g.request_read_timeout);
+      else if (k == "header_read_timeout") seconds(g.header_read_timeout);
+      else if (k == "max_request_bytes_in_flight") size(g.max_request_bytes_in_flight, 1 << 20);
       else if (k == "connect_timeout") seconds(g.connect_timeout);
       else if (k == "drain_timeout") seconds(g.drain_timeout);
       else if (k == "upstream_idle_timeout") seconds(g.upstream_idle_timeout);

@@ -4,6 +4,8 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/all.hpp>
 
+#include <sys/resource.h>
+
 #include <functional>
 #include <future>
 #include <thread>
@@ -31,6 +33,29 @@ namespace gw::gateway {
 namespace {
 
 namespace asio = boost::asio;
+
+/// max_connections within the open-file limit: the soft limit is raised to the hard one,
+/// and each client connection may need an upstream connection too, with some
+/// descriptors kept for listeners, the database, Redis, files and the spare one the
+/// acceptor keeps. Over it, new clients would hang in the backlog (EMFILE).
+std::size_t connections_within_fd_limit(std::size_t wanted) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY) return wanted;
+  constexpr rlim_t reserved = 128;
+  std::size_t fit = rl.rlim_cur > 2 * reserved ? static_cast<std::size_t>((rl.rlim_cur - reserved) / 2) : 64;
+  if (wanted <= fit) return wanted;
+  log::warn("max_connections " + std::to_string(wanted) + " lowered to " + std::to_string(fit) +
+            ": the open-file limit is " + std::to_string(rl.rlim_cur) +
+            " (a client connection and its upstream connection take one each); raise it (ulimit -n, "
+            "LimitNOFILE=) to allow more");
+  return fit;
+}
 
 std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
@@ -243,11 +268,13 @@ struct app::impl {
     http::server_options so;
     so.host = opts.host;
     so.port = opts.port;
-    so.max_connections = cfg.gateway.max_connections;
+    so.max_connections = connections_within_fd_limit(cfg.gateway.max_connections);
     so.max_header_bytes = cfg.gateway.max_header_bytes;
     so.max_body_bytes = cfg.general.max_request_size_bytes;
     so.keepalive_timeout = ms(cfg.gateway.keepalive_timeout);
     so.request_read_timeout = ms(cfg.gateway.request_read_timeout);
+    so.header_read_timeout = ms(cfg.gateway.header_read_timeout);
+    so.max_body_bytes_in_flight = cfg.gateway.max_request_bytes_in_flight;
     server = std::make_unique<http::server>(threads, so, *handler);
     ctx.server = server.get();
 
@@ -262,6 +289,15 @@ struct app::impl {
     });
     metrics.add_callback_gauge("llm_gateway_rejected_connections", "Connections refused over max_connections (since start)", [srv] {
       return static_cast<double>(srv->stats().rejected_over_cap.load(std::memory_order_relaxed));
+    });
+    metrics.add_callback_gauge("llm_gateway_request_body_bytes_in_flight", "Request body bytes held now (declared lengths)", [srv] {
+      return static_cast<double>(srv->stats().body_bytes_in_flight.load(std::memory_order_relaxed));
+    });
+    metrics.add_callback_gauge("llm_gateway_rejected_request_bodies", "Request bodies refused over max_request_bytes_in_flight (since start)", [srv] {
+      return static_cast<double>(srv->stats().rejected_over_body_memory.load(std::memory_order_relaxed));
+    });
+    metrics.add_callback_gauge("llm_gateway_refused_before_body", "Requests refused on their headers, body unread (since start)", [srv] {
+      return static_cast<double>(srv->stats().refused_at_head.load(std::memory_order_relaxed));
     });
   }
 

@@ -22,6 +22,17 @@ bool is_admin_path(std::string_view p) {
          starts("/global/spend/");
 }
 
+bool is_traces_path(std::string_view p) { return p == "/traces" || p.rfind("/traces/", 0) == 0; }
+
+/// Admin routes without a master key: refused, not open to whoever reaches the port.
+error no_master_key(std::string_view path) {
+  return error{errc::auth_error,
+               "The admin API (" + std::string(path) +
+                   ") needs a master key: set general_settings.master_key in the config, or LITELLM_MASTER_KEY, "
+                   "and send it as 'Authorization: Bearer <master key>'.",
+               ""};
+}
+
 }  // namespace
 
 route match_route(std::string_view path, std::string_view& model_id) {
@@ -59,6 +70,61 @@ route match_route(std::string_view path, std::string_view& model_id) {
 model_routes::model_routes()
     : openai_({&auth_, &ingress_, &model_, &spend_, &limits_, &dispatch_}),
       anthropic_({&egress_, &auth_, &ingress_, &model_, &spend_, &limits_, &dispatch_}) {}
+
+http::head_verdict gateway_handler::on_head(const http::session_ptr& s) {
+  auto& req = s->req();
+  std::string_view target = sv(req.target());
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view model_id;
+  route r = match_route(path, model_id);
+  auto refuse = [&](const error& e) {
+    svc_.metrics->count_unrouted(s->thread().index(), http_status(e.code));
+    s->respond_error(static_cast<unsigned>(http_status(e.code)), to_openai_json(e));
+    return http::head_verdict::answered;
+  };
+  bool admin = r == route::unknown && (is_admin_path(path) || is_traces_path(path));
+  bool model_route = r == route::chat || r == route::completions || r == route::embeddings || r == route::messages;
+  switch (r) {
+    case route::chat:
+    case route::completions:
+    case route::embeddings:
+    case route::messages:
+    case route::models:
+    case route::model_by_id:
+      break;
+    case route::unknown:
+      if (admin) break;
+      // Nothing here takes a body: the 404 goes out without reading it.
+      return refuse(error{errc::route_not_found,
+                          "Unknown route: " + std::string(sv(req.method_string())) + " " + std::string(path), ""});
+    default:
+      return http::head_verdict::read_body;  // health, metrics: small, answered at once
+  }
+  if (admin && svc_.master_key.empty()) return refuse(no_master_key(path));
+  bool master = false;
+  accounts::auth_entry_ptr entry;
+  error refusal;
+  switch (pipeline::authenticate(svc_, *s, master, entry, refusal, [this, s] { resume_head(s); })) {
+    case pipeline::auth_outcome::ok:
+      if (admin && !master) break;  // a virtual key on an admin route: 403 below
+      return http::head_verdict::read_body;
+    case pipeline::auth_outcome::pending:
+      return http::head_verdict::pending;
+    case pipeline::auth_outcome::refused:
+      if (model_route) {
+        // The route's chain answers (its dialect, its metrics, its trace): its auth
+        // stage refuses again, from the cache, before anything reads the body.
+        on_request(s);
+        return http::head_verdict::answered;
+      }
+      return refuse(refusal);
+  }
+  return refuse(error{errc::forbidden, "Only the master key may call " + std::string(path) + ".", ""});
+}
+
+void gateway_handler::resume_head(const http::session_ptr& s) {
+  if (on_head(s) == http::head_verdict::read_body) s->continue_body();
+}
 
 void gateway_handler::on_request(const http::session_ptr& s) {
   auto& req = s->req();
@@ -119,7 +185,10 @@ void gateway_handler::on_request(const http::session_ptr& s) {
     return false;
   };
 
-  if (r == route::unknown && (path == "/traces" || path.rfind("/traces/", 0) == 0)) {
+  if (r == route::unknown && (is_admin_path(path) || is_traces_path(path)) && svc_.master_key.empty())
+    return fail(no_master_key(path));
+
+  if (r == route::unknown && is_traces_path(path)) {
     if (method != bhttp::verb::get) return wrong_method("GET");
     if (!authenticate()) return;
     if (!master) return fail(error{errc::forbidden, "Only the master key may read traces.", ""});

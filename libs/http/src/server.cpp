@@ -2,6 +2,9 @@
 
 #include <boost/asio/write.hpp>
 #include <charconv>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <cstring>  // explicit_bzero
 #include <stdexcept>
 
@@ -36,8 +39,34 @@ struct server::listener {
   io_thread& thread;
   acceptor_type acceptor;
   asio::steady_timer retry_timer;
-  explicit listener(io_thread& t) : thread(t), acceptor(t.io().get_executor()), retry_timer(t.io()) {}
+  /// A descriptor kept in reserve: when the process is out of them (EMFILE), it is
+  /// closed to accept the waiting client, answer it 503 and close it, then taken again,
+  /// so clients get an answer instead of hanging in the backlog.
+  int spare_fd = -1;
+  std::chrono::steady_clock::time_point last_log{};
+  std::uint64_t unlogged = 0;
+  explicit listener(io_thread& t) : thread(t), acceptor(t.io().get_executor()), retry_timer(t.io()) {
+    spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  ~listener() {
+    if (spare_fd >= 0) ::close(spare_fd);
+  }
 };
+
+namespace {
+
+constexpr std::string_view k_busy_body =
+    R"({"error":{"message":"too many connections: the gateway is out of file descriptors","type":"service_unavailable","param":null,"code":"service_unavailable"}})";
+
+const std::string& busy_response() {
+  static const std::string r =
+      "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+      "retry-after: 1\r\ncontent-length: " +
+      std::to_string(k_busy_body.size()) + "\r\n\r\n" + std::string(k_busy_body);
+  return r;
+}
+
+}  // namespace
 
 server::server(io_threads& threads, server_options opts, request_handler& handler)
     : threads_(threads), opts_(std::move(opts)), handler_(handler) {}
@@ -61,8 +90,32 @@ void server::accept(listener& l) {
   l.acceptor.async_accept(l.thread.io(), [this, &l](error_code ec, socket_type sock) {
     if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;
     if (ec) {
-      // EMFILE and friends: back off instead of spinning.
-      log::warn("accept failed: " + ec.message());
+      bool out_of_fds = ec == asio::error::no_descriptors || ec.value() == ENFILE;
+      if (out_of_fds && l.spare_fd >= 0) {
+        // Answer the waiting clients with the reserved descriptor, one at a time.
+        ::close(l.spare_fd);
+        l.spare_fd = -1;
+        int fd = ::accept4(l.acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+          stats_->rejected_over_cap.fetch_add(1, std::memory_order_relaxed);
+          [[maybe_unused]] auto n = ::send(fd, busy_response().data(), busy_response().size(), MSG_NOSIGNAL);
+          ::shutdown(fd, SHUT_RDWR);
+          ::close(fd);
+        }
+        l.spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      }
+      // Logged at most once a second (a flood of clients would fill the log).
+      ++l.unlogged;
+      auto now = std::chrono::steady_clock::now();
+      if (now - l.last_log >= std::chrono::seconds(1)) {
+        log::warn("accept failed: " + ec.message() + " (" + std::to_string(l.unlogged) +
+                  " time(s) in the last second" +
+                  (out_of_fds ? "; clients are answered 503: raise the open-file limit or lower max_connections" : "") +
+                  ")");
+        l.last_log = now;
+        l.unlogged = 0;
+      }
+      if (out_of_fds && l.spare_fd >= 0) return accept(l);  // answered one; keep going
       l.retry_timer.expires_after(std::chrono::milliseconds(50));
       l.retry_timer.async_wait([this, &l](error_code e) {
         if (!e) accept(l);
@@ -125,6 +178,7 @@ void session::credential_memo::wipe() noexcept {
 
 session::~session() {
   memo_.wipe();
+  release_body();
   if (in_request_) stats_->active_requests.fetch_sub(1, std::memory_order_relaxed);
   stats_->open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -141,7 +195,10 @@ void session::read_request() {
   parser_->header_limit(static_cast<std::uint32_t>(server_.opts_.max_header_bytes));
   parser_->body_limit(server_.opts_.max_body_bytes);
   waiting_for_request_ = true;
-  set_timeout(server_.opts_.keepalive_timeout);
+  head_partial_ = false;
+  idle_since_ = clock::now();
+  set_timeout(std::min<std::chrono::milliseconds>(server_.opts_.keepalive_timeout,
+                                                  server_.opts_.header_read_timeout / 2));
   bhttp::async_read_header(socket_, buffer_, *parser_,
                            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
 }
@@ -150,7 +207,9 @@ void session::on_header(error_code ec) {
   waiting_for_request_ = false;
   received_at_ = clock::now();
   if (ec) {
-    if (ec == bhttp::error::header_limit) {
+    if (timed_out_ && head_partial_) {
+      fail_request(408, to_openai_json({errc::request_timeout, "request headers not received in time", ""}));
+    } else if (ec == bhttp::error::header_limit) {
       fail_request(431, to_openai_json({errc::headers_too_large, "request headers too large", ""}));
     } else if (ec == bhttp::error::body_limit) {  // Content-Length over the limit
       keep_alive_ = false;
@@ -171,12 +230,83 @@ void session::on_header(error_code ec) {
   }
   auto& r = parser_->get();
   keep_alive_ = r.keep_alive() && !server_.draining();
-  // Beast reads at most the buffer's free space: make room for the whole body so it
-  // arrives in one or two reads, not a dozen small ones.
-  if (auto cl = parser_->content_length(); cl && *cl > buffer_.capacity() - buffer_.size())
-    buffer_.reserve(buffer_.size() + static_cast<std::size_t>(*cl));
+  // HTTP/1.1 requires Host (RFC 9112 3.2); a Transfer-Encoding that is not chunked
+  // leaves the body's end unknown (RFC 9112 6.3): refused, or what follows would be
+  // read as the next request (smuggling behind a lenient proxy).
+  if (r.version() >= 11 && r.find(bhttp::field::host) == r.end()) {
+    keep_alive_ = false;
+    return fail_request(400, to_openai_json({errc::invalid_request, "HTTP/1.1 request without a Host header", ""}));
+  }
+  if (r.find(bhttp::field::transfer_encoding) != r.end() && !parser_->chunked()) {
+    keep_alive_ = false;
+    return fail_request(400, to_openai_json({errc::invalid_request,
+                                             "unsupported Transfer-Encoding: only chunked is accepted", ""}));
+  }
+  if (parser_->is_done()) return dispatch();  // no body, or all of it came with the head
+  switch (server_.handler_.on_head(shared_from_this())) {
+    case head_verdict::read_body:
+      return after_head();
+    case head_verdict::answered:
+      return;
+    case head_verdict::pending:
+      set_timeout(server_.opts_.request_read_timeout);  // a look-up the handler waits for
+      return;
+  }
+}
+
+void session::continue_body() {
+  if (!open_ || in_request_) return;
+  after_head();
+}
+
+bool session::reserve_body(std::size_t bytes) {
+  auto cap = static_cast<std::int64_t>(server_.opts_.max_body_bytes_in_flight);
+  auto n = static_cast<std::int64_t>(bytes);
+  auto before = stats_->body_bytes_in_flight.fetch_add(n, std::memory_order_relaxed);
+  if (before + n > cap && before > 0) {  // one body alone may always use the per-request limit
+    stats_->body_bytes_in_flight.fetch_sub(n, std::memory_order_relaxed);
+    return false;
+  }
+  body_reserved_ += bytes;
+  return true;
+}
+
+void session::release_body() noexcept {
+  if (body_reserved_) {
+    stats_->body_bytes_in_flight.fetch_sub(static_cast<std::int64_t>(body_reserved_), std::memory_order_relaxed);
+    body_reserved_ = 0;
+  }
+}
+
+void session::refuse_body_over_memory() {
+  stats_->rejected_over_body_memory.fetch_add(1, std::memory_order_relaxed);
+  fail_request(503, to_openai_json({errc::service_unavailable,
+                                    "The gateway is receiving too many request bodies at once; try again shortly.", ""}),
+               "retry-after: 1\r\n");
+}
+
+void session::after_head() {
+  if (auto cl = parser_->content_length()) {
+    if (!reserve_body(static_cast<std::size_t>(*cl))) return refuse_body_over_memory();
+    // Beast reads at most the buffer's free space: make room for the body (up to
+    // 1 MiB) so it arrives in a few reads; the body's own storage is reserved once.
+    auto room = std::min<std::size_t>(static_cast<std::size_t>(*cl), std::size_t{1} << 20);
+    if (room > buffer_.capacity() - buffer_.size()) buffer_.reserve(buffer_.size() + room);
+  } else if (parser_->chunked()) {
+    // Chunked: the body's memory is reserved as its chunks announce themselves.
+    on_chunk_ = [this](std::uint64_t size, beast::string_view, error_code& ec) {
+      auto want = parser_->get().body().size() + static_cast<std::size_t>(size) + json_padding;
+      if (want <= body_reserved_) return;
+      if (!reserve_body(std::max(want - body_reserved_, body_reserved_))) {
+        over_body_memory_ = true;
+        ec = bhttp::error::body_limit;
+      }
+    };
+    parser_->on_chunk_header(on_chunk_);
+  }
+  auto& r = parser_->get();
   auto expect = r[bhttp::field::expect];
-  if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+  if (!expect.empty() && beast::iequals(expect, "100-continue")) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     set_timeout(server_.opts_.write_timeout);
     asio::async_write(socket_, asio::buffer(cont.data(), cont.size()),
@@ -201,7 +331,9 @@ void session::read_body() {
 
 void session::on_body(error_code ec) {
   if (ec) {
-    if (ec == bhttp::error::body_limit) {
+    if (over_body_memory_) {
+      refuse_body_over_memory();
+    } else if (ec == bhttp::error::body_limit) {
       keep_alive_ = false;
       fail_request(413, to_openai_json({errc::payload_too_large,
                                         "request body exceeds the limit of " +
@@ -229,12 +361,12 @@ void session::dispatch() {
   server_.handler_.on_request(shared_from_this());
 }
 
-void session::fail_request(unsigned status, std::string body) {
+void session::fail_request(unsigned status, std::string body, std::string_view extra_headers) {
   // An error found by the session itself, before the handler saw the request.
   keep_alive_ = false;
   in_request_ = true;
   stats_->active_requests.fetch_add(1, std::memory_order_relaxed);
-  respond(status, "application/json", std::move(body));
+  respond(status, "application/json", std::move(body), extra_headers);
 }
 
 void session::write_head(unsigned status, std::string_view content_type, std::size_t content_length,
@@ -265,6 +397,14 @@ void session::write_head(unsigned status, std::string_view content_type, std::si
 
 void session::respond(unsigned status, std::string_view content_type, std::string body,
                       std::string_view extra_headers) {
+  if (!in_request_) {
+    // Answered from on_head(), before the body was read: what the client still sends
+    // is not read as a next request; the connection closes after the answer.
+    in_request_ = true;
+    keep_alive_ = false;
+    stats_->active_requests.fetch_add(1, std::memory_order_relaxed);
+    stats_->refused_at_head.fetch_add(1, std::memory_order_relaxed);
+  }
   if (!open_) return finish_request();
   write_head(status, content_type, body.size(), false, extra_headers);
   body_ = std::move(body);
@@ -315,6 +455,9 @@ void session::finish_request() {
     in_request_ = false;
     stats_->active_requests.fetch_sub(1, std::memory_order_relaxed);
   }
+  release_body();
+  on_chunk_ = nullptr;
+  over_body_memory_ = false;
   body_.clear();
   if (!open_) return;
   if (keep_alive_ && !server_.draining()) {
@@ -355,6 +498,32 @@ void session::close() {
 }
 
 void session::on_deadline() {
+  if (waiting_for_request_) {
+    // Waiting for a head: idle keep-alive connections close after keepalive_timeout;
+    // a head begun (bytes in the buffer) must be complete within header_read_timeout
+    // of being seen, give or take half of it, or 408.
+    auto now = clock::now();
+    auto step = server_.opts_.header_read_timeout / 2;
+    if (buffer_.size() > 0) {
+      if (!head_partial_) {
+        head_partial_ = true;
+        set_timeout(server_.opts_.header_read_timeout);
+        return;
+      }
+      timed_out_ = true;
+      error_code ignored;
+      socket_.cancel(ignored);  // on_header answers 408
+      return;
+    }
+    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - idle_since_);
+    if (idle < server_.opts_.keepalive_timeout) {
+      set_timeout(std::min<std::chrono::milliseconds>(step, server_.opts_.keepalive_timeout - idle));
+      return;
+    }
+    timed_out_ = true;
+    close();
+    return;
+  }
   timed_out_ = true;
   if (reading_body_) {
     // The client is too slow sending its body: cancel the read so that its handler

@@ -176,6 +176,9 @@ struct gateway_settings {
   std::size_t max_header_bytes = 64 * 1024;
   double keepalive_timeout = 75;           ///< idle keep-alive connection, seconds
   double request_read_timeout = 60;        ///< whole request (headers + body), seconds
+  double header_read_timeout = 30;         ///< a request's head, once begun, seconds (then 408)
+  /// Request bodies all connections may hold at once (then 503), bytes.
+  std::size_t max_request_bytes_in_flight = std::size_t{1} << 30;
   double connect_timeout = 10;             ///< upstream TCP + TLS connect, seconds
   double drain_timeout = 30;               ///< SIGTERM: wait this long for in-flight work
   std::size_t upstream_max_idle_per_host = 256;  ///< per io thread

@@ -45,9 +45,13 @@ class gateway_handler : public http::request_handler {
  public:
   explicit gateway_handler(const pipeline::services& svc) : svc_(svc) {}
   void on_request(const http::session_ptr& s) override;
+  /// A request whose body has not arrived: the caller is authenticated on its headers
+  /// first, so nobody without a valid key makes the gateway hold a body.
+  http::head_verdict on_head(const http::session_ptr& s) override;
   const model_routes& routes() const noexcept { return routes_; }
 
  private:
+  void resume_head(const http::session_ptr& s);
   void respond_status(const http::session_ptr& s, route r);
   const pipeline::services& svc_;
   model_routes routes_;

@@ -26,6 +26,13 @@ struct server_options {
   std::size_t max_connections = 20000;
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_body_bytes = 32 * 1024 * 1024;
+  /// The request bodies all connections may hold at once (declared Content-Lengths, and
+  /// chunked bodies as they grow): past it, a new body is refused with 503 before it is
+  /// read, so clients cannot take the gateway's memory by sending large bodies at once.
+  std::size_t max_body_bytes_in_flight = std::size_t{1} << 30;
+  /// Reading a request's head (from its first byte, or from when a keep-alive
+  /// connection has one waiting): past it, 408 and the connection closes.
+  std::chrono::milliseconds header_read_timeout{30'000};
   std::chrono::milliseconds keepalive_timeout{75'000};
   std::chrono::milliseconds request_read_timeout{60'000};
   std::chrono::milliseconds write_timeout{60'000};
@@ -34,10 +41,22 @@ struct server_options {
 class session;
 using session_ptr = std::shared_ptr<session>;
 
+/// What the handler decides once a request's head is read, before its body is.
+enum class head_verdict {
+  read_body,  ///< read the body, then on_request()
+  answered,   ///< the handler responded (refused); the body is not read, the connection closes
+  pending,    ///< the handler will call session::continue_body() or respond, on the io thread
+};
+
 /// Receives complete requests, on the io thread of their connection.
 class request_handler {
  public:
   virtual ~request_handler() = default;
+  /// Called with the head of a request whose body has not arrived yet (a body that
+  /// came with its head is in memory already: on_request() follows directly). A handler
+  /// authenticates here so that a caller without a valid key never makes the gateway
+  /// hold its body.
+  virtual head_verdict on_head(const session_ptr&) { return head_verdict::read_body; }
   /// The handler must eventually answer with respond(), or begin_stream() ... end_stream(),
   /// or abort(), on the session's io thread.
   virtual void on_request(const session_ptr& s) = 0;
@@ -49,6 +68,9 @@ struct server_stats {
   std::atomic<std::int64_t> active_requests{0};
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> rejected_over_cap{0};
+  std::atomic<std::int64_t> body_bytes_in_flight{0};       ///< reserved by request bodies
+  std::atomic<std::uint64_t> rejected_over_body_memory{0};  ///< bodies refused with 503
+  std::atomic<std::uint64_t> refused_at_head{0};             ///< answered before the body was read
 };
 
 class server;
@@ -63,6 +85,8 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   ~session() override;
 
   void start();
+  /// After on_head() returned pending: reads the body, then on_request(). io thread.
+  void continue_body();
 
   request& req() noexcept { return parser_->get(); }
   io_thread& thread() noexcept { return thread_; }
@@ -113,7 +137,11 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   void read_body();
   void on_body(error_code ec);
   void dispatch();
-  void fail_request(unsigned status, std::string body);
+  void fail_request(unsigned status, std::string body, std::string_view extra_headers = {});
+  void after_head();
+  void refuse_body_over_memory();
+  bool reserve_body(std::size_t bytes);
+  void release_body() noexcept;
   void write_head(unsigned status, std::string_view content_type, std::size_t content_length,
                   bool chunked, std::string_view extra_headers);
   std::size_t format_chunk_head(std::size_t size) noexcept;
@@ -141,6 +169,11 @@ class session : public deadline_target, public std::enable_shared_from_this<sess
   bool waiting_for_request_ = false;
   bool timed_out_ = false;
   bool reading_body_ = false;
+  bool head_partial_ = false;      ///< a head's first bytes were seen at a deadline check
+  clock::time_point idle_since_{};
+  bool over_body_memory_ = false;  ///< a chunked body outgrew max_body_bytes_in_flight
+  std::size_t body_reserved_ = 0;  ///< this request's part of body_bytes_in_flight
+  std::function<void(std::uint64_t, beast::string_view, error_code&)> on_chunk_;
   clock::time_point received_at_{};
   credential_memo memo_;
 };
